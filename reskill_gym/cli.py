@@ -38,6 +38,9 @@ def version() -> None:
 
 # --- sub-command groups (one line each; keep this section sorted) ---
 # (attached below as their modules land)
+from reskill_gym.skills.commands import skills_app  # noqa: E402
+
+app.add_typer(skills_app, name="skills")
 
 
 def main() -> None:

@@ -1,0 +1,353 @@
+"""``reskill skills ...``: inspect, validate, import/export and move a skill library.
+
+Exports: ``skills_app`` (a Typer app attached to ``reskill`` as ``skills``).
+
+Every listing command prints a rich table, or JSON with ``--json`` (for scripts).
+``--library/-L`` is the library folder (default: the current folder); commands that
+read a plain folder of skills without a ``.reskill`` store show it read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+__all__ = ["skills_app"]
+
+skills_app = typer.Typer(
+    help="Skill libraries: ls, show, log, diff, validate, import, export, checkout.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_LIB = typer.Option(Path("."), "--library", "-L", help="Library folder.")
+_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(soft_wrap=True)
+
+
+def _fail(msg: str) -> typer.Exit:
+    typer.echo(f"error: {msg}", err=True)
+    return typer.Exit(code=1)
+
+
+def _emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _open(library: Path, create: bool = False) -> Any:
+    from reskill_gym.skills.errors import LibraryError, SkillError
+    from reskill_gym.skills.library import SkillLibrary
+
+    try:
+        return SkillLibrary.open(library, create=create)
+    except (LibraryError, SkillError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _view(library: Path, version: str | None) -> Any:
+    """A library's view, or a read-only view of a plain folder of skills."""
+    from reskill_gym.skills.errors import LibraryError, SkillError
+    from reskill_gym.skills.library import STORE, LibraryView
+
+    try:
+        if not (library / STORE / "HEAD").is_file():
+            if version is not None:
+                raise _fail(f"{library} is a plain folder (no {STORE}); it has no versions")
+            return LibraryView.from_folder(library)
+        return _open(library).view(version)
+    except (LibraryError, SkillError, KeyError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@skills_app.command("ls")
+def ls_cmd(
+    library: Path = _LIB,
+    version: str = typer.Option(None, "--version", "-V", help="Version (default HEAD)."),
+    as_json: bool = _JSON,
+) -> None:
+    """List the skills of a version."""
+    view = _view(library, version)
+    rows = [
+        {
+            "name": s.name,
+            "version": s.version,
+            "trigger": s.trigger.type,
+            "pattern": s.trigger.pattern,
+            "content_chars": len(s.content),
+            "description": s.description,
+        }
+        for s in view.skills
+    ]
+    if as_json:
+        _emit_json({"library_version": view.version, "skills": rows})
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{library} @ {view.version} ({len(rows)} skills)")
+    for col in ("name", "v", "trigger", "pattern", "chars", "description"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(
+            r["name"],
+            str(r["version"]),
+            r["trigger"],
+            r["pattern"] or "",
+            str(r["content_chars"]),
+            r["description"],
+        )
+    _console().print(t)
+
+
+@skills_app.command("show")
+def show_cmd(
+    name: str = typer.Argument(..., help="Skill name."),
+    library: Path = _LIB,
+    version: str = typer.Option(None, "--version", "-V", help="Version (default HEAD)."),
+    as_json: bool = _JSON,
+) -> None:
+    """Print one skill's SKILL.md (or its parsed fields with --json)."""
+    view = _view(library, version)
+    try:
+        skill = view.get(name)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
+    if as_json:
+        _emit_json({"library_version": view.version, **skill.model_dump(mode="json")})
+    else:
+        typer.echo(view.text(name), nl=False)
+
+
+@skills_app.command("log")
+def log_cmd(
+    library: Path = _LIB,
+    last: int = typer.Option(None, "-n", help="Only the newest N entries."),
+    as_json: bool = _JSON,
+) -> None:
+    """Show the version history (newest last)."""
+    lib = _open(library)
+    entries = lib.history(last=last)
+    if as_json:
+        _emit_json({"head": lib.head, "history": [e.model_dump(mode="json") for e in entries]})
+        return
+    from rich.table import Table
+
+    head = lib.head
+    t = Table(title=f"{library} history (HEAD {head})")
+    for col in ("time", "kind", "version", "parent", "step", "by", "operations", "reason"):
+        t.add_column(col, overflow="fold", no_wrap=col in ("version", "parent", "kind"))
+    for e in entries:
+        ops = ", ".join(f"{o.op} {o.name}" for o in e.operations[:6])
+        if len(e.operations) > 6:
+            ops += f", ... (+{len(e.operations) - 6})"
+        if e.kind == "event":
+            ops = json.dumps(e.extra, default=str)[:80]
+        mark = "*" if e.version == head and e.head_moved else ""
+        t.add_row(
+            e.time[:16].replace("T", " "),
+            e.kind,
+            (e.version or "") + mark,
+            e.parent or "",
+            "" if e.step is None else str(e.step),
+            e.proposed_by or "",
+            ops,
+            e.reason,
+        )
+    _console().print(t)
+
+
+@skills_app.command("diff")
+def diff_cmd(
+    v1: str = typer.Argument(..., help="Old version (id, prefix, HEAD, HEAD~N)."),
+    v2: str = typer.Argument("HEAD", help="New version."),
+    library: Path = _LIB,
+    as_json: bool = _JSON,
+) -> None:
+    """What changed between two versions (added, removed, modified, with patches)."""
+    from reskill_gym.skills.errors import LibraryError
+
+    lib = _open(library)
+    try:
+        d = lib.diff(v1, v2)
+    except LibraryError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _emit_json(d.model_dump(mode="json"))
+        return
+    con = _console()
+    con.print(f"{d.old} -> {d.new}: +{len(d.added)} -{len(d.removed)} ~{len(d.modified)}")
+    for name in d.added + d.removed + d.modified:
+        typer.echo(d.patches[name], nl=False)
+
+
+def _skill_folders(path: Path) -> list[Path]:
+    from reskill_gym.skills.skillmd import is_skill_dir
+
+    if is_skill_dir(path):
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [path]
+
+
+@skills_app.command("validate")
+def validate_cmd(
+    paths: list[Path] = typer.Argument(..., help="Skill folders or folders of skill folders."),
+    as_json: bool = _JSON,
+) -> None:
+    """Check skill folders against the Agent Skills spec (skills-ref) and ReSkill rules."""
+    from reskill_gym.skills.skillmd import validate_skill_dir
+
+    results = []
+    for p in paths:
+        folders = _skill_folders(p)
+        if not folders:
+            results.append({"path": str(p), "errors": ["no skill folders here"]})
+        for f in folders:
+            results.append({"path": str(f), "errors": validate_skill_dir(f)})
+    bad = [r for r in results if r["errors"]]
+    if as_json:
+        _emit_json({"ok": not bad, "checked": len(results), "results": results})
+    else:
+        from rich.table import Table
+
+        t = Table(title=f"{len(results)} skill folders, {len(bad)} with errors")
+        t.add_column("path", overflow="fold")
+        t.add_column("result", overflow="fold")
+        for r in results:
+            t.add_row(r["path"], "ok" if not r["errors"] else "\n".join(r["errors"]))
+        _console().print(t)
+    if bad:
+        raise typer.Exit(code=1)
+
+
+@skills_app.command("export")
+def export_cmd(
+    dest: Path = typer.Argument(..., help="Folder to write the skill folders into."),
+    fmt: str = typer.Option("anthropic", "--format", help="Only 'anthropic' (SKILL.md folders)."),
+    library: Path = _LIB,
+    version: str = typer.Option(None, "--version", "-V", help="Version (default HEAD)."),
+    as_json: bool = _JSON,
+) -> None:
+    """Write a version's skills as plain Agent Skills folders (readable by Claude tools)."""
+    from reskill_gym.skills.errors import LibraryError
+
+    if fmt != "anthropic":
+        raise _fail(f"unknown --format {fmt!r}; supported: anthropic")
+    lib = _open(library)
+    try:
+        written = lib.export(dest, version)
+    except LibraryError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _emit_json({"exported": [str(p) for p in written]})
+    else:
+        typer.echo(f"exported {len(written)} skills to {dest}")
+
+
+@skills_app.command("import")
+def import_cmd(
+    source: Path = typer.Argument(..., help="A skill folder or a folder of skill folders."),
+    library: Path = _LIB,
+    reason: str = typer.Option("", "--reason", "-m", help="Why (recorded in history)."),
+    step: int = typer.Option(None, "--step", help="Training step to record."),
+    max_content_chars: int = typer.Option(
+        500, help="Reject skills whose injected text is longer (0: no limit)."
+    ),
+    as_json: bool = _JSON,
+) -> None:
+    """Add or update skills from folders (any spec-valid skill; trigger defaults to retrieval)."""
+    from reskill_gym.skills.errors import LibraryError, SkillError
+    from reskill_gym.skills.skillmd import read_skill
+
+    limit = max_content_chars or None
+    try:
+        skills = [read_skill(f, max_content_chars=limit) for f in _skill_folders(source)]
+        lib = _open(library, create=True)
+        lib.max_content_chars = limit
+        vid = lib.commit(skills, reason=reason or f"import {source}", step=step, proposed_by="cli")
+    except (LibraryError, SkillError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _emit_json({"version": vid, "imported": [s.name for s in skills]})
+    else:
+        typer.echo(f"imported {len(skills)} skills; HEAD is {vid}")
+
+
+@skills_app.command("checkout")
+def checkout_cmd(
+    version: str = typer.Argument(..., help="Version (id, prefix, HEAD~N)."),
+    library: Path = _LIB,
+    as_json: bool = _JSON,
+) -> None:
+    """Move HEAD to an existing version and rewrite the working copy."""
+    from reskill_gym.skills.errors import LibraryError
+
+    lib = _open(library)
+    try:
+        vid = lib.checkout(version)
+    except LibraryError as exc:
+        raise _fail(str(exc)) from None
+    _emit_json({"head": vid}) if as_json else typer.echo(f"HEAD is {vid}")
+
+
+@skills_app.command("rollback")
+def rollback_cmd(library: Path = _LIB, as_json: bool = _JSON) -> None:
+    """Move HEAD back to the parent of the current version."""
+    from reskill_gym.skills.errors import LibraryError
+
+    lib = _open(library)
+    try:
+        vid = lib.rollback()
+    except LibraryError as exc:
+        raise _fail(str(exc)) from None
+    _emit_json({"head": vid}) if as_json else typer.echo(f"HEAD is {vid}")
+
+
+@skills_app.command("init")
+def init_cmd(library: Path = _LIB, as_json: bool = _JSON) -> None:
+    """Make a folder (e.g. a seed library) a versioned library; its skills become version 1."""
+    lib = _open(library, create=True)
+    _emit_json({"head": lib.head}) if as_json else typer.echo(
+        f"library at {library}, HEAD {lib.head}"
+    )
+
+
+@skills_app.command("snapshot")
+def snapshot_cmd(
+    library: Path = _LIB,
+    reason: str = typer.Option("hand edits", "--reason", "-m", help="Why."),
+    as_json: bool = _JSON,
+) -> None:
+    """Record hand edits of the working copy as a new version."""
+    from reskill_gym.skills.errors import LibraryError, SkillError
+
+    lib = _open(library)
+    try:
+        vid = lib.snapshot(reason=reason, proposed_by="cli")
+    except (LibraryError, SkillError) as exc:
+        raise _fail(str(exc)) from None
+    _emit_json({"head": vid}) if as_json else typer.echo(f"HEAD is {vid}")
+
+
+@skills_app.command("prune")
+def prune_cmd(
+    library: Path = _LIB,
+    keep: int = typer.Option(5, help="Keep the N newest versions (plus HEAD)."),
+    as_json: bool = _JSON,
+) -> None:
+    """Delete old stored versions (history lines stay)."""
+    removed = _open(library).prune(keep=keep)
+    _emit_json({"removed": removed}) if as_json else typer.echo(f"removed {len(removed)} versions")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(skills_app())
