@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import logging
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -58,6 +59,60 @@ class FreeText(spaces.Text):
 
     def __eq__(self, other: Any) -> bool:
         return isinstance(other, FreeText) and other.max_length == self.max_length
+
+
+class _SharedTextBatch(Sequence[str]):
+    """Strings of a vector env's shared int32 buffer (Unicode code points, 0-terminated)."""
+
+    def __init__(self, shared_memory: Any, n: int, max_length: int) -> None:
+        self._data = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape((n, max_length))
+
+    def __len__(self) -> int:
+        return self._data.shape[0]
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return tuple(self[j] for j in range(len(self))[i])
+        row = self._data[i]
+        end = np.flatnonzero(row == 0)
+        return "".join(map(chr, (row[: end[0]] if end.size else row).tolist()))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> tuple[str, ...]:
+        return tuple(self)
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+def _register_shared_memory() -> None:
+    """Let ``AsyncVectorEnv`` (shared memory on, its default) carry any ``FreeText`` string.
+
+    Gymnasium stores ``Text`` as indices into the space's charset, which fails on the
+    punctuation of real observations; ``FreeText`` stores Unicode code points instead
+    (0 = end of string) in the same int32 buffer layout.
+    """
+    from gymnasium.vector.utils import shared_memory as sm
+
+    @sm.read_from_shared_memory.register(FreeText)
+    def _read(space: FreeText, shared_memory: Any, n: int = 1) -> _SharedTextBatch:
+        # Gymnasium reads shared memory once, at construction, and hands out that object
+        # after every step; a tuple of str would freeze at the first value, so this is a
+        # live view that decodes on access (and deep-copies into a plain tuple).
+        return _SharedTextBatch(shared_memory, n, space.max_length)
+
+    @sm.write_to_shared_memory.register(FreeText)
+    def _write(space: FreeText, index: int, values: str, shared_memory: Any) -> None:
+        size = space.max_length
+        dest = np.frombuffer(shared_memory.get_obj(), dtype=np.int32)
+        codes = np.fromiter(map(ord, values[:size]), dtype=np.int32, count=min(len(values), size))
+        dest[index * size : index * size + codes.size] = codes
+        dest[index * size + codes.size : (index + 1) * size] = 0
+
+
+_register_shared_memory()
 
 
 class EngineCrashedError(RuntimeError):
@@ -118,7 +173,9 @@ class TextEnv(gym.Env[str, str], abc.ABC):
         """Task ids of a split (default: this env's split), in a stable order."""
 
     @abc.abstractmethod
-    def _engine_reset(self, task_id: str, seed: int, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _engine_reset(
+        self, task_id: str, seed: int, options: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
         """Start ``task_id``; return the first observation and info with at least
         ``task`` (goal text) and ``task_type``."""
 
@@ -154,7 +211,13 @@ class TextEnv(gym.Env[str, str], abc.ABC):
             "split": self.split,
         }
         self._last_obs = self._clip(obs)
-        return self._last_obs, {**info, **self._task_info, "turn": 0, "won": False, "invalid_action": False}
+        return self._last_obs, {
+            **info,
+            **self._task_info,
+            "turn": 0,
+            "won": False,
+            "invalid_action": False,
+        }
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self._episode_over:
@@ -164,7 +227,10 @@ class TextEnv(gym.Env[str, str], abc.ABC):
         cleaned = " ".join(action.split())
         if len(cleaned) > self.max_action_chars:
             logger.warning(
-                "%s: action of %d chars truncated to %d", self.env_name, len(cleaned), self.max_action_chars
+                "%s: action of %d chars truncated to %d",
+                self.env_name,
+                len(cleaned),
+                self.max_action_chars,
             )
             cleaned = cleaned[: self.max_action_chars]
         result = self._engine_step(cleaned)
