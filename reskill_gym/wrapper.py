@@ -1,0 +1,338 @@
+"""Per-turn skill injection as a Gymnasium wrapper.
+
+Exports ``SkillWrapper``, ``SkillSource``, ``TurnPrompt``, ``PromptSegment``, ``turn_prompt``,
+``observation_to_messages``, ``strip_skill_block``, ``DEFAULT_SYSTEM_PROMPT`` and ``SKILL_SEPARATOR``.
+
+The wrapper is the only place skills meet an environment: on every ``reset`` and ``step`` it
+builds a :class:`~reskill_gym.skills.TurnContext` (turn index, previous action, observation,
+task text), asks the pinned library view for the bundle and appends the rendered block to
+the observation. The library version is pinned at ``reset()``, so a version change during
+training never alters a running episode.
+
+Observation layout (what the agent reads each turn)::
+
+    <bare observation from the engine>
+    <SKILL_SEPARATOR>
+    <bundle text, e.g. "## Skills\\n### open-before-take\\n...">
+
+With no skill firing the observation is exactly the engine's. ``info`` carries
+``observation`` (the bare text), ``skill_ids``, ``library_version``, ``bundle_text``,
+``bundle_chars`` and, at episode end, ``skill_log`` (one entry per turn).
+
+>>> from reskill_gym.skills import LibraryView, Skill, Trigger
+>>> from reskill_gym.envs.base import TextEnv, EngineStep
+>>> class Echo(TextEnv):
+...     def task_ids(self, split=None): return ["t0"]
+...     def _engine_reset(self, task_id, seed, options):
+...         return "You are in a room.", {"task": "open the door", "task_type": "door"}
+...     def _engine_step(self, action):
+...         return EngineStep(f"You {action}.", 0.0, action == "open door", action == "open door")
+>>> view = LibraryView("v1", [Skill(name="look-first", description="d", content="Look around.",
+...                                  trigger=Trigger(type="beginning"))])
+>>> env = SkillWrapper(Echo(max_turns=3), view)
+>>> obs, info = env.reset(seed=0)
+>>> info["skill_ids"], info["library_version"]
+(('look-first@1',), 'v1')
+>>> strip_skill_block(obs, info)
+'You are in a room.'
+>>> obs, *_ , info = env.step("look")
+>>> info["skill_ids"]
+()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+
+from reskill_gym.skills import (
+    BundleTemplate,
+    LibraryError,
+    LibraryView,
+    SkillLibrary,
+    TurnContext,
+)
+from reskill_gym.skills.bundle import (
+    DEFAULT_BUDGET_CHARS,
+    DEFAULT_MAX_ACTIVE_SKILLS,
+    DEFAULT_TEMPLATE,
+)
+
+__all__ = [
+    "SkillWrapper",
+    "SkillSource",
+    "TurnPrompt",
+    "PromptSegment",
+    "turn_prompt",
+    "observation_to_messages",
+    "strip_skill_block",
+    "DEFAULT_SYSTEM_PROMPT",
+    "SKILL_SEPARATOR",
+]
+
+logger = logging.getLogger(__name__)
+
+SKILL_SEPARATOR = "\n\n"
+DEFAULT_SYSTEM_PROMPT = (
+    "You are an agent acting in a text environment. Read the task and the current "
+    "observation, use the skills when they apply, and reply with exactly one action."
+)
+
+SkillSource = LibraryView | SkillLibrary | str | Path | None
+
+
+def _open_source(
+    skills: SkillSource, version: str | None
+) -> tuple[LibraryView | None, SkillLibrary | None]:
+    """Resolve what the user passed into a fixed view or a live library."""
+    if skills is None:
+        if version is not None:
+            raise ValueError("version= was given but skills=None (no library to pin)")
+        return None, None
+    if isinstance(skills, LibraryView):
+        if version is not None and version != skills.version:
+            raise LibraryError(f"view is at version {skills.version}, not {version}")
+        return skills, None
+    if isinstance(skills, SkillLibrary):
+        return (skills.view(version), None) if version is not None else (None, skills)
+    path = Path(skills)
+    if not path.exists():
+        raise FileNotFoundError(f"skill library {path} does not exist")
+    if (path / ".reskill" / "HEAD").is_file():
+        library = SkillLibrary.open(path)
+        return (library.view(version), None) if version is not None else (None, library)
+    view = LibraryView.from_folder(path)
+    if version is not None and version != view.version:
+        raise LibraryError(
+            f"{path}: is a plain skill folder at content version {view.version}; "
+            f"version {version!r} cannot be selected (open it as a SkillLibrary for history)"
+        )
+    return view, None
+
+
+class SkillWrapper(gym.Wrapper[str, str, str, str]):
+    """Append the active skill bundle to every observation of a text environment.
+
+    Args:
+        env: a text environment whose ``info`` carries ``task`` at reset.
+        skills: a fixed ``LibraryView`` (frozen: evaluation uses this), a ``SkillLibrary``
+            (HEAD is read at every ``reset``), a path (a library with history, or a plain
+            folder of skill folders, read once), or ``None`` (no skills: the observation is
+            the engine's, the info keys are still present).
+        version: pin one version of a library / path.
+        max_active_skills: cap on skills per turn.
+        skill_budget_chars: cap on the rendered block's characters.
+        template: ``BundleTemplate`` or a ``str.format`` item template (``{name}``,
+            ``{content}``, ...).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env[str, str],
+        skills: SkillSource = None,
+        *,
+        version: str | None = None,
+        max_active_skills: int = DEFAULT_MAX_ACTIVE_SKILLS,
+        skill_budget_chars: int | None = DEFAULT_BUDGET_CHARS,
+        template: BundleTemplate | str | None = None,
+    ) -> None:
+        super().__init__(env)
+        if max_active_skills < 0:
+            raise ValueError(f"max_active_skills must be >= 0, got {max_active_skills}")
+        if skill_budget_chars is not None and skill_budget_chars < 0:
+            raise ValueError(f"skill_budget_chars must be >= 0, got {skill_budget_chars}")
+        self._fixed_view, self._library = _open_source(skills, version)
+        self.max_active_skills = max_active_skills
+        self.skill_budget_chars = skill_budget_chars
+        if template is None:
+            self.template = DEFAULT_TEMPLATE
+        elif isinstance(template, str):
+            self.template = BundleTemplate(item=template)
+        else:
+            self.template = template
+        self._view: LibraryView | None = self._fixed_view
+        self._task = ""
+        self._log: list[dict[str, Any]] = []
+
+    # -------------------------------------------------------------------------------------
+    @property
+    def view(self) -> LibraryView | None:
+        """The library view pinned for the current episode."""
+        return self._view
+
+    def set_skills(self, skills: SkillSource, version: str | None = None) -> None:
+        """Swap the library; takes effect at the next ``reset`` (never mid-episode)."""
+        self._fixed_view, self._library = _open_source(skills, version)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._view = self._library.view() if self._library is not None else self._fixed_view
+        self._task = str(info.get("task", ""))
+        self._log = []
+        return self._augment(obs, info, turn=0, previous_action=None, done=False)
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        turn = int(info.get("turn", len(self._log)))
+        obs, info = self._augment(
+            obs, info, turn=turn, previous_action=action, done=terminated or truncated
+        )
+        return obs, reward, terminated, truncated, info
+
+    def _augment(
+        self,
+        obs: str,
+        info: dict[str, Any],
+        *,
+        turn: int,
+        previous_action: str | None,
+        done: bool,
+    ) -> tuple[str, dict[str, Any]]:
+        info = dict(info)
+        info["observation"] = obs
+        view = self._view
+        if view is None or done:
+            # The episode is over: nothing will act on a bundle, so none is shown.
+            ids: tuple[str, ...] = ()
+            text = ""
+        else:
+            ctx = TurnContext(turn, previous_action, obs, self._task)
+            bundle = view.select(
+                ctx,
+                max_active_skills=self.max_active_skills,
+                budget_chars=self.skill_budget_chars,
+                template=self.template,
+            )
+            ids, text = bundle.skill_ids, bundle.text
+        self._log.append({"turn": turn, "skill_ids": list(ids)})
+        info["skill_ids"] = ids
+        info["library_version"] = view.version if view is not None else None
+        info["bundle_text"] = text
+        info["bundle_chars"] = len(text)
+        if done:
+            info["skill_log"] = list(self._log)
+        return (obs + SKILL_SEPARATOR + text if text else obs), info
+
+
+def strip_skill_block(observation: str, info: Mapping[str, Any]) -> str:
+    """The bare engine observation from an augmented one (inverse of the wrapper's layout)."""
+    text = info.get("bundle_text") or ""
+    if not text:
+        return observation
+    suffix = SKILL_SEPARATOR + text
+    if not observation.endswith(suffix):
+        raise ValueError("observation does not end with this turn's skill block")
+    return observation[: -len(suffix)]
+
+
+# ------------------------------------------------------------------------------------------
+# Chat layout shared by every trainer and evaluation agent.
+
+SegmentKind = Literal["system", "task", "history", "observation", "skills", "actions"]
+
+
+@dataclass(frozen=True)
+class PromptSegment:
+    """One labelled piece of a prompt: trainers mask or log by ``kind``."""
+
+    kind: SegmentKind
+    text: str
+
+
+@dataclass
+class TurnPrompt:
+    """The prompt of one turn as labelled segments plus the chat messages built from them.
+
+    Layout: a system message (``system``), then one user message made of ``task``,
+    ``history`` (the last few actions and observations), ``observation`` (bare),
+    ``skills`` (the bundle, its own segment so it can be masked or dropped), and
+    ``actions`` (the admissible commands when the env lists them).
+    """
+
+    system: str
+    user_segments: list[PromptSegment] = field(default_factory=list)
+    joiner: str = "\n\n"
+
+    @property
+    def segments(self) -> list[PromptSegment]:
+        return [PromptSegment("system", self.system), *self.user_segments]
+
+    def user_text(self) -> str:
+        return self.joiner.join(s.text for s in self.user_segments if s.text)
+
+    def messages(self) -> list[dict[str, str]]:
+        """OpenAI/HF-style messages (string contents)."""
+        return [
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": self.user_text()},
+        ]
+
+    def spans(self) -> list[tuple[SegmentKind, int, int]]:
+        """Character spans of each user segment inside ``user_text()``."""
+        out: list[tuple[SegmentKind, int, int]] = []
+        pos = 0
+        for s in self.user_segments:
+            if not s.text:
+                continue
+            if out:
+                pos += len(self.joiner)
+            out.append((s.kind, pos, pos + len(s.text)))
+            pos += len(s.text)
+        return out
+
+
+def turn_prompt(
+    observation: str,
+    info: Mapping[str, Any],
+    *,
+    system: str = DEFAULT_SYSTEM_PROMPT,
+    history: Sequence[tuple[str, str]] = (),
+    show_admissible: bool = True,
+    include_skills: bool = True,
+) -> TurnPrompt:
+    """Build the turn prompt from a wrapped env's observation and info.
+
+    ``history`` holds (action, bare observation) pairs of earlier turns, oldest first; the
+    caller decides how many to keep.
+    """
+    bare = strip_skill_block(observation, info)
+    segs: list[PromptSegment] = []
+    task = str(info.get("task", ""))
+    if task:
+        segs.append(PromptSegment("task", f"Task: {task}"))
+    if history:
+        lines = [f"> {a}\n{o}" for a, o in history]
+        segs.append(PromptSegment("history", "Previous turns:\n" + "\n".join(lines)))
+    segs.append(PromptSegment("observation", f"Observation:\n{bare}"))
+    bundle = info.get("bundle_text") or ""
+    if include_skills and bundle:
+        segs.append(PromptSegment("skills", bundle.rstrip("\n")))
+    admissible = info.get("admissible_actions")
+    if show_admissible and admissible:
+        segs.append(PromptSegment("actions", "Admissible actions: " + ", ".join(admissible)))
+    return TurnPrompt(system=system, user_segments=segs)
+
+
+def observation_to_messages(
+    observation: str, info: Mapping[str, Any], **kwargs: Any
+) -> list[dict[str, str]]:
+    """The chat messages a model sees for this turn (see :func:`turn_prompt` for options).
+
+    >>> msgs = observation_to_messages("You see a door.", {"task": "open the door",
+    ...     "bundle_text": "", "admissible_actions": ["open door", "look"]})
+    >>> print(msgs[1]["content"])
+    Task: open the door
+    <BLANKLINE>
+    Observation:
+    You see a door.
+    <BLANKLINE>
+    Admissible actions: open door, look
+    """
+    return turn_prompt(observation, info, **kwargs).messages()
