@@ -1,0 +1,83 @@
+"""On-disk response cache, so a resumed creator or eval run does not pay twice for a prompt.
+
+Exports ``ResponseCache`` and ``cache_key``.
+
+One JSON file per answer under ``<dir>/<key[:2]>/<key>.json``; the key is the SHA-256 of the
+canonical JSON of (backend, model, messages, schema, parameters). Writes are atomic (temp
+file + fsync + rename), so a crash leaves either the old state or the full entry, and
+several threads or processes can share one directory. A corrupt entry is logged and treated
+as a miss.
+
+>>> import tempfile
+>>> cache = ResponseCache(tempfile.mkdtemp())
+>>> k = cache_key({"backend": "openai", "model": "m", "messages": [["user", "hi"]]})
+>>> cache.get(k) is None
+True
+>>> cache.put(k, {"text": "hello"})
+>>> cache.get(k)["text"]
+'hello'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ResponseCache", "cache_key"]
+
+log = logging.getLogger(__name__)
+
+
+def cache_key(material: dict[str, Any]) -> str:
+    """SHA-256 hex of the canonical JSON of ``material`` (sorted keys, no whitespace)."""
+    blob = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """A directory of cached answers keyed by ``cache_key``."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError(f"cache key must be 64 lowercase hex chars, got {key!r}")
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        p = self.path(key)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            log.warning("llm cache: ignoring unreadable entry %s (%s)", p, e)
+            return None
+        if not isinstance(data, dict):
+            log.warning("llm cache: ignoring entry %s (not a JSON object)", p)
+            return None
+        return data
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        p = self.path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{key[:8]}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(value, f, ensure_ascii=False, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.directory.glob("??/*.json"))
