@@ -1,0 +1,57 @@
+"""Shared workload for the env benchmarks: which env, which actions, how to measure memory.
+
+Not a benchmark itself (the leading underscore keeps ``run_perf.py`` from running it).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+from pathlib import Path
+from typing import Any
+
+ENV_KWARGS: dict[str, dict[str, Any]] = {
+    "alfworld": {"difficulty": "std", "max_turns": 50},
+    "scienceworld": {"max_turns": 50},
+    "search": {"max_turns": 5},
+}
+
+_SCIENCEWORLD_ACTIONS = ["look around", "inventory", "open door to hallway", "go to hallway", "look at sink"]
+_WORDS = ["river", "city", "founded", "born", "company", "population", "author", "mountain"]
+
+
+def pick_action(env_name: str, info: dict[str, Any], rng: random.Random) -> str:
+    """A random but engine-meaningful action: an admissible one when the env lists them."""
+    adm = info.get("admissible_actions")
+    if adm:
+        return rng.choice(list(adm))
+    if env_name == "search":
+        return f"<search>{rng.choice(_WORDS)} {rng.choice(_WORDS)}</search>"
+    return rng.choice(_SCIENCEWORLD_ACTIONS)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and its children, MiB (Linux /proc)."""
+    total = 0
+    pids = [pid]
+    seen: set[int] = set()
+    while pids:
+        p = pids.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for t in Path(f"/proc/{p}/task").iterdir():
+                kids = (t / "children").read_text().split()
+                pids.extend(int(k) for k in kids)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total / 1024
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
