@@ -1,0 +1,204 @@
+"""``reskill creator ...``: run a creator pass on a saved reservoir, record a reservoir.
+
+Exports ``creator_app`` (a Typer app attached to ``reskill`` as ``creator``).
+
+``run`` loads a reservoir file, opens (or initialises) a skill library, runs one pass with
+the chosen backend and commits the verified proposal as a new version whose history entry
+carries the rationale, the assertions that motivated it, the verification and the cost
+(see ``reskill skills log`` / ``diff``). ``record`` plays an environment with a scripted
+agent that makes typical mistakes and saves the episodes as a reservoir file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+__all__ = ["creator_app"]
+
+creator_app = typer.Typer(
+    help="Skill creator: propose library revisions from recorded episodes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _fail(msg: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {msg}", err=True)
+    return typer.Exit(code=code)
+
+
+def _emit(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@creator_app.command("run")
+def run_cmd(
+    reservoir: Path = typer.Option(..., "--reservoir", "-r", help="Reservoir JSONL file."),
+    library: Path = typer.Option(..., "--library", "-L", help="Skill library folder."),
+    backend: str = typer.Option(
+        "rules",
+        "--backend",
+        "-b",
+        help="rules | anthropic[:model] | bedrock:model | openai:<base_url>#<model> | local[:path]",
+    ),
+    step: int = typer.Option(None, "--step", help="Training step recorded with the version."),
+    config: Path = typer.Option(
+        None, "--config", help="JSON file of CreatorConfig fields (backend/--step override it)."
+    ),
+    state: Path = typer.Option(
+        None, "--state", help="JSON file keeping the assertion store between runs."
+    ),
+    min_reservoir_size: int = typer.Option(
+        None, "--min-reservoir-size", help="Override CreatorConfig.min_reservoir_size."
+    ),
+    commit: bool = typer.Option(True, "--commit/--no-commit", help="Commit the proposal."),
+    set_head: bool = typer.Option(
+        True, "--set-head/--candidate", help="Move HEAD, or store the version as a candidate."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Run one creator pass and commit the verified proposal as a new library version."""
+    from pydantic import ValidationError
+
+    from reskill_gym.creator import CreatorConfig, Reservoir, SkillCreator
+    from reskill_gym.skills import LibraryError, SkillError, SkillLibrary
+    from reskill_gym.skills.atomic import atomic_write_text
+
+    try:
+        fields: dict[str, Any] = json.loads(config.read_text()) if config else {}
+        fields["backend"] = backend
+        if min_reservoir_size is not None:
+            fields["min_reservoir_size"] = min_reservoir_size
+        cfg = CreatorConfig(**fields)
+    except (OSError, json.JSONDecodeError, ValidationError) as e:
+        raise _fail(f"config {config or ''}: {e}") from None
+    try:
+        res = Reservoir.load(reservoir)
+    except (OSError, ValueError) as e:
+        raise _fail(str(e)) from None
+    try:
+        lib = SkillLibrary.open(library, create=True, proposed_by="cli")
+    except (LibraryError, SkillError) as e:
+        raise _fail(str(e)) from None
+    creator = SkillCreator(cfg)
+    if state is not None and state.is_file():
+        try:
+            creator.load_state_dict(json.loads(state.read_text()))
+        except (ValueError, KeyError) as e:
+            raise _fail(f"{state}: {e}") from None
+    try:
+        proposal = creator.propose(res, lib.view(), step=step)
+    finally:
+        creator.close()
+    if state is not None:
+        atomic_write_text(state, json.dumps(creator.state_dict(), indent=1))
+    result = creator.last_result
+    assert result is not None
+    version = None
+    if proposal is not None and commit:
+        try:
+            version = proposal.commit(lib, set_head=set_head)
+        except (LibraryError, SkillError) as e:
+            raise _fail(f"commit failed: {e}") from None
+    if as_json:
+        _emit(
+            {
+                "version": version,
+                "proposal": proposal.model_dump(mode="json") if proposal else None,
+                "reason": result.reason,
+                "cost": result.cost.model_dump(),
+                "events": [e.model_dump(mode="json", exclude={"raw_text"}) for e in result.events],
+            }
+        )
+    elif proposal is None:
+        typer.echo(f"no proposal: {result.reason}")
+        for e in result.events:
+            if e.kind not in ("pass_started", "pass_finished"):
+                typer.echo(f"  [{e.stage}/{e.kind}] {e.message}")
+    else:
+        typer.echo(f"proposal by {proposal.proposed_by}: {proposal.summary()}")
+        for op in proposal.operations:
+            rep = proposal.verification.get(op.name)
+            if op.skill is not None:
+                t = op.skill.trigger
+                trig = t.type + (f" /{t.pattern}/" if t.pattern else "")
+                rate = (
+                    f", fires in {rep.trigger_rate:.0%} of targets"
+                    if rep and rep.trigger_rate is not None
+                    else ""
+                )
+                typer.echo(f"  {op.op} {op.name} [{trig}{rate}]\n    {op.skill.content}")
+            else:
+                typer.echo(f"  {op.op} {op.name}")
+        typer.echo(f"rationale: {proposal.rationale}")
+        c = proposal.cost
+        typer.echo(
+            f"cost: {c.calls} LLM calls, {c.input_tokens}+{c.output_tokens} tokens, ${c.usd:.4f}, {c.wall_s:.2f}s"
+        )
+        if version is not None:
+            typer.echo(f"committed {version} (parent {proposal.base_version})")
+    if proposal is None:
+        raise typer.Exit(code=2)
+
+
+@creator_app.command("record")
+def record_cmd(
+    env: str = typer.Option(..., "--env", help="search | alfworld"),
+    out: Path = typer.Option(..., "--out", "-o", help="Reservoir JSONL file to write."),
+    tasks: int = typer.Option(25, "--tasks", help="Number of training tasks."),
+    group_size: int = typer.Option(4, "--group-size", help="Rollouts per task."),
+    seed: int = typer.Option(0, "--seed"),
+    library: Path = typer.Option(
+        None, "--library", "-L", help="Skill library injected while playing (records skill_ids)."
+    ),
+    difficulty: str = typer.Option("tiny", "--difficulty", help="alfworld: tiny | small | std."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Play an env with a scripted agent that makes typical mistakes; save a reservoir."""
+    from reskill_gym.creator import Reservoir
+    from reskill_gym.creator.recording import (
+        ALFWorldMistakeAgent,
+        SearchMistakeAgent,
+        record_episodes,
+    )
+
+    agent: Any
+    if env == "search":
+        from reskill_gym.envs.search import SearchEnv
+
+        base: Any = SearchEnv(split="train")
+        agent, env_id = SearchMistakeAgent(), "ReSkill-Search-v0"
+        ids = base.task_ids()
+    elif env == "alfworld":
+        from reskill_gym.envs.alfworld import ALFWorldEnv
+
+        base = ALFWorldEnv(difficulty=difficulty, source="generated", max_turns=12)
+        agent, env_id = ALFWorldMistakeAgent(), "ReSkill-ALFWorld-v0"
+        ids = base.task_ids("train")
+    else:
+        raise _fail(f"--env must be search or alfworld, got {env!r}")
+    step = max(1, len(ids) // max(tasks, 1))
+    chosen = ids[::step][:tasks]
+    wrapped = base
+    if library is not None:
+        from reskill_gym.wrapper import SkillWrapper
+
+        wrapped = SkillWrapper(base, library)
+    try:
+        eps = record_episodes(
+            wrapped, agent, chosen, group_size=group_size, seed=seed, env_id=env_id
+        )
+    finally:
+        base.close()
+    res = Reservoir(capacity=max(200, len(eps)))
+    res.add(eps)
+    res.save(out)
+    counts = res.counts()
+    if as_json:
+        _emit({"out": str(out), **counts})
+    else:
+        typer.echo(f"wrote {out}: {counts}")

@@ -1,0 +1,134 @@
+"""Configuration of the skill creator: one pydantic model, help text on every field.
+
+Exports ``CreatorConfig``.
+
+Defaults are the published reference values (``n_groups`` 30, ``min_success_ratio`` 0.3,
+``min_reservoir_size`` 100, ``max_skill_content_chars`` 500, ``min_trigger_rate`` 0.5,
+``max_proposal_retries`` 3, ``analysis_workers`` 16). Unknown keys are rejected so a typo in
+a run config fails at start with the field name.
+
+>>> cfg = CreatorConfig()
+>>> cfg.backend, cfg.n_groups, cfg.min_trigger_rate
+('rules', 30, 0.5)
+>>> CreatorConfig(min_success_ratio=1.5)
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for CreatorConfig
+min_success_ratio
+  Input should be less than or equal to 1 ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["CreatorConfig"]
+
+
+class CreatorConfig(BaseModel):
+    """Everything one skill-creator pass needs to know (see ``SkillCreator``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = Field(
+        "rules",
+        description="'rules' (offline statistics, no LLM) or an LLM backend spec: "
+        "anthropic[:<model>], bedrock:<model>, openai:<base_url>#<model>, local[:<path>].",
+    )
+    llm_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra LLMConfig fields / constructor arguments for the LLM backend "
+        "(timeout_s, max_retries, cache_dir, prices, api_key ...).",
+    )
+    n_groups: int = Field(30, ge=1, description="Task groups sampled from the reservoir per pass.")
+    min_success_ratio: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Minimum share of successful episodes among the sampled ones (when the "
+        "reservoir has enough successes), so the analyst sees what works as well as what fails.",
+    )
+    min_reservoir_size: int = Field(
+        100, ge=1, description="Episodes the reservoir needs before a pass is worth running."
+    )
+    max_analyzed_episodes: int = Field(
+        64,
+        ge=1,
+        description="Cap on episodes sent to per-episode analysis in one pass (LLM cost bound).",
+    )
+    analysis_workers: int = Field(
+        16, ge=1, description="Concurrent per-episode analysis calls (bounded thread pool)."
+    )
+    max_skill_content_chars: int = Field(
+        500, ge=20, description="Limit on a skill's injected text (the '## Action' section)."
+    )
+    min_trigger_rate: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="A new or modified skill's trigger must fire on at least one turn in this "
+        "share of the reservoir trajectories it targets (replayed with TurnContext).",
+    )
+    duplicate_threshold: float = Field(
+        0.7,
+        gt=0.0,
+        le=1.0,
+        description="A skill whose text is this similar (max of token Jaccard and difflib "
+        "ratio) to an existing skill is rejected as a near-duplicate.",
+    )
+    max_proposal_retries: int = Field(
+        3, ge=1, description="Authoring tries per skill, each fed the verifier's feedback."
+    )
+    max_operations_per_pass: int = Field(
+        3, ge=1, description="At most this many add/modify/delete operations in one proposal."
+    )
+    failing_assertion_min_rate: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="An assertion counts as failing when failed/(failed+passed) reaches this.",
+    )
+    max_assertion_examples: int = Field(
+        5, ge=1, description="Example episode ids kept per assertion."
+    )
+    max_episode_chars: int = Field(
+        3000, ge=200, description="Budget for one episode rendered into a prompt."
+    )
+    max_observation_chars: int = Field(
+        240, ge=20, description="Each observation is cut to this many chars in prompts."
+    )
+    prompts_dir: Path | None = Field(
+        None,
+        description="Folder of Markdown prompt templates (analyst.md, diagnostician.md, "
+        "recommender.md, author.md) overriding the packaged ones, file by file.",
+    )
+    rules_min_support: int = Field(
+        3, ge=1, description="rules: a statistic needs this many failing episodes to count."
+    )
+    rules_min_enrichment: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="rules: an action n-gram must be this much more frequent in successful "
+        "than in failed episodes of the same task type.",
+    )
+    rules_loop_length: int = Field(
+        3, ge=2, description="rules: the same action this many times in a row is a loop."
+    )
+    seed: int = Field(0, description="Seed of the group sampling generator.")
+
+    @model_validator(mode="after")
+    def _check(self) -> CreatorConfig:
+        if self.max_analyzed_episodes < 2:
+            raise ValueError("max_analyzed_episodes must be >= 2 (a success and a failure)")
+        if self.prompts_dir is not None and not Path(self.prompts_dir).is_dir():
+            raise ValueError(f"prompts_dir {self.prompts_dir} is not a folder")
+        return self
+
+    @property
+    def is_rules(self) -> bool:
+        """True for the offline statistics creator."""
+        return self.backend.strip().lower() == "rules"

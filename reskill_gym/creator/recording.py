@@ -1,0 +1,250 @@
+"""Recording real trajectories into ``Episode`` records, and scripted agents that make
+typical mistakes (so a reservoir can be built offline for tests, demos and benchmarks).
+
+Exports ``record_episode``, ``record_episodes``, ``ScriptedAgent``,
+``SearchMistakeAgent`` and ``ALFWorldMistakeAgent``.
+
+The agents play the *real* engines; only their decisions are scripted. Each episode draws
+a profile from the agent's ``profiles`` weights:
+
+* ``SearchMistakeAgent``: ``good`` (searches the question's entities, reads the answer off
+  the retrieved passages, follows a second hop when needed), ``guess`` (answers without
+  searching), ``untagged`` (replies without an action tag once or twice, then searches),
+  ``vague`` (searches without the entity names, repeats the query, gives up);
+* ``ALFWorldMistakeAgent`` (needs ``reset(options={"expert": True})``, which
+  ``record_episode`` passes): follows the planner, except ``remote`` (acts on a receptacle
+  without going to it first and repeats the rejected command), ``wrong_verb`` (``put X in
+  Y`` instead of ``move X to Y``), ``loop`` (keeps looking around).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+from reskill_gym.episode import Episode, Turn
+
+__all__ = [
+    "record_episode",
+    "record_episodes",
+    "ScriptedAgent",
+    "SearchMistakeAgent",
+    "ALFWorldMistakeAgent",
+]
+
+
+class ScriptedAgent(Protocol):
+    """What ``record_episode`` drives."""
+
+    reset_options: Mapping[str, Any]
+
+    def begin(self, env: Any, info: Mapping[str, Any], rng: np.random.Generator) -> None: ...
+
+    def act(self, observation: str, info: Mapping[str, Any]) -> str: ...
+
+
+def record_episode(
+    env: Any,
+    agent: ScriptedAgent,
+    *,
+    task_id: str | None = None,
+    seed: int = 0,
+    episode_id: str | None = None,
+    group_id: str | None = None,
+    step: int = 0,
+    env_id: str | None = None,
+) -> Episode:
+    """Play one episode of ``env`` (a ``TextEnv``, optionally inside ``SkillWrapper``)."""
+    options = dict(agent.reset_options)
+    if task_id is not None:
+        options["task_id"] = task_id
+    obs, info = env.reset(seed=seed, options=options)
+    rng = np.random.default_rng(seed)
+    agent.begin(env, info, rng)
+    turns: list[Turn] = []
+    reward_sum = 0.0
+    won = False
+    while True:
+        bare = info.get("observation", obs)
+        action = agent.act(bare, info)
+        skill_ids = list(info.get("skill_ids", ()))
+        obs, reward, terminated, truncated, info = env.step(action)
+        reward_sum += float(reward)
+        turns.append(
+            Turn(
+                observation=bare,
+                action=action,
+                reward=float(reward),
+                skill_ids=skill_ids,
+                invalid_action=bool(info.get("invalid_action", False)),
+            )
+        )
+        won = bool(info.get("won", False))
+        if terminated or truncated:
+            break
+    version = info.get("library_version")
+    return Episode(
+        episode_id=episode_id or uuid.uuid4().hex[:12],
+        env_id=env_id or _env_id(env),
+        task_id=str(info.get("task_id", task_id or "")),
+        task=str(info.get("task", "")),
+        task_type=str(info.get("task_type", "")),
+        split=str(info.get("split", "train")),
+        library_version=version,
+        group_id=group_id,
+        step=step,
+        turns=turns,
+        final_observation=info.get("observation", obs),
+        reward=reward_sum,
+        won=won,
+    )
+
+
+def _env_id(env: Any) -> str:
+    spec = getattr(env, "spec", None) or getattr(env.unwrapped, "spec", None)
+    return spec.id if spec is not None else type(env.unwrapped).__name__
+
+
+def record_episodes(
+    env: Any,
+    agent: ScriptedAgent,
+    task_ids: Iterable[str],
+    *,
+    group_size: int = 4,
+    seed: int = 0,
+    env_id: str | None = None,
+) -> list[Episode]:
+    """``group_size`` rollouts per task (a GRPO-like group), seeds ``seed``, ``seed+1``..."""
+    out = []
+    s = seed
+    for tid in task_ids:
+        gid = f"g-{tid}"
+        for k in range(group_size):
+            out.append(
+                record_episode(
+                    env,
+                    agent,
+                    task_id=tid,
+                    seed=s,
+                    episode_id=f"{tid.replace('/', '-')}-s{s}-{k}",
+                    group_id=gid,
+                    env_id=env_id,
+                )
+            )
+            s += 1
+    return out
+
+
+def _pick(rng: np.random.Generator, weights: Mapping[str, float]) -> str:
+    names = list(weights)
+    p = np.array([weights[n] for n in names], dtype=float)
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+class SearchMistakeAgent:
+    """Search-R1-style agent with scripted profiles (see the module docstring)."""
+
+    reset_options: Mapping[str, Any] = {}
+
+    def __init__(self, profiles: Mapping[str, float] | None = None) -> None:
+        self.profiles = dict(profiles or {"good": 0.4, "guess": 0.2, "untagged": 0.2, "vague": 0.2})
+        self.profile = "good"
+
+    def begin(self, env: Any, info: Mapping[str, Any], rng: np.random.Generator) -> None:
+        self.example = env.unwrapped.current_example
+        self.rng = rng
+        self.profile = _pick(rng, self.profiles)
+        self.hops = list(self.example.hop_queries) or [self.example.question]
+        self.untagged_left = int(rng.integers(1, 3))
+        self.vague_left = int(rng.integers(2, 4))
+        self.turn = 0
+
+    def _vague_query(self) -> str:
+        words = re.findall(r"[A-Za-z]+", self.example.question)
+        kept = [w.lower() for i, w in enumerate(words) if not (i > 0 and w[0].isupper())]
+        return " ".join(kept[:6]) or "answer"
+
+    def act(self, observation: str, info: Mapping[str, Any]) -> str:
+        self.turn += 1
+        ex = self.example
+        info_block = observation if "<information>" in observation else ""
+        found = next(
+            (a for a in ex.answers if info_block and a.lower() in info_block.lower()), None
+        )
+        if self.profile == "guess":
+            words = re.findall(r"\b[A-Z][a-z]+\b", ex.question)
+            return f"<answer> {words[-1] if words else 'Paris'} </answer>"
+        if self.profile == "untagged" and self.untagged_left > 0:
+            self.untagged_left -= 1
+            return f"I need to look up {ex.question.rstrip('?')} first."
+        if self.profile == "vague":
+            if self.vague_left > 0 and not found:
+                self.vague_left -= 1
+                return f"<search> {self._vague_query()} </search>"
+            return f"<answer> {found or 'unknown'} </answer>"
+        if found and not self.hops:
+            return f"<answer> {found} </answer>"
+        if self.hops:
+            return f"<search> {self.hops.pop(0)} </search>"
+        return f"<answer> {found or 'unknown'} </answer>"
+
+
+_INTERACT = re.compile(
+    r"^(take \S+ \d+ from|move \S+ \d+ to|heat|cool|clean|use|open|close)\s", re.I
+)
+
+
+class ALFWorldMistakeAgent:
+    """Planner-following ALFWorld agent with scripted mistakes (see the module docstring)."""
+
+    reset_options: Mapping[str, Any] = {"expert": True}
+
+    def __init__(self, profiles: Mapping[str, float] | None = None, recover_p: float = 0.5) -> None:
+        self.profiles = dict(
+            profiles or {"expert": 0.35, "remote": 0.3, "wrong_verb": 0.25, "loop": 0.1}
+        )
+        self.recover_p = recover_p
+        self.profile = "expert"
+
+    def begin(self, env: Any, info: Mapping[str, Any], rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.profile = _pick(rng, self.profiles)
+        self.repeats = int(rng.integers(1, 4))  # times the wrong command is sent
+        self.recovers = bool(rng.random() < self.recover_p)
+        self.pending: list[str] = []
+        self.mistake_done = False
+        self.turn = 0
+
+    def act(self, observation: str, info: Mapping[str, Any]) -> str:
+        self.turn += 1
+        if self.pending:
+            return self.pending.pop(0)
+        plan = list(info.get("expert_plan") or [])
+        if not plan:
+            return "look"
+        nxt = plan[0]
+        if self.profile == "loop" and self.turn > 1:
+            return "look"
+        if self.mistake_done:
+            if not self.recovers:
+                return "look"
+            return nxt
+        if self.profile == "remote" and nxt.startswith("go to ") and len(plan) > 1:
+            target = nxt[len("go to ") :]
+            follow = plan[1]
+            if _INTERACT.match(follow) and target in follow:
+                self.mistake_done = True
+                self.pending = [follow] * (self.repeats - 1)
+                return follow
+        if self.profile == "wrong_verb":
+            m = re.match(r"^move (\S+ \d+) to (\S+ \d+)$", nxt)
+            if m:
+                self.mistake_done = True
+                wrong = f"put {m.group(1)} in {m.group(2)}"
+                self.pending = [wrong] * (self.repeats - 1)
+                return wrong
+        return nxt
