@@ -1,0 +1,435 @@
+"""Co-evolution: the one API every trainer calls.
+
+Exports ``CoEvolution``, ``CoEvolutionConfig``, ``StepPlan``, ``CoEvolutionEvent`` and
+``NoCoEvolution``.
+
+A trainer's step looks like this (the local GRPO loop and the veRL adapter both do it)::
+
+    plan = co.plan_step(groups)                      # version per rollout
+    env = SkillWrapper(base_env, co.view(version))   # per rollout
+    co.record(episodes)                              # rewards, trajectories, skills fired
+    events = co.end_step(step)                       # flush/decide, creator, checkpoint
+
+Where each piece lives: the library (``reskill_gym.skills.SkillLibrary``) owns versions and
+HEAD, the tester (``reskill_gym.versioning.VersionTester``) owns the live test, the creator
+(``reskill_gym.creator.SkillCreator``) turns a reservoir snapshot into a ``Proposal`` in a
+background thread. This module only sequences them, and checkpoints their joint state after
+every step. The checkpoint is the source of truth on resume: a version committed or a HEAD
+moved after the last checkpoint is reconciled to the checkpoint (versions are
+content-addressed, so a re-proposed candidate gets the same id, never a duplicate).
+
+>>> import tempfile, pathlib
+>>> from reskill_gym.skills import Skill, SkillLibrary, Trigger, write_skill
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> _ = write_skill(Skill(name="plan", description="d", content="Plan first.",
+...                       trigger=Trigger(type="beginning")), root)
+>>> co = CoEvolution.create(SkillLibrary.open(root, create=True), CoEvolutionConfig(creator_enabled=False))
+>>> plan = co.plan_step([("g0", "task-1", 2)])
+>>> plan.versions == [[co.head, co.head]], plan.testing
+(True, False)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from reskill_gym.creator import CreatorConfig, Reservoir, SkillCreator
+from reskill_gym.episode import Episode
+from reskill_gym.skills import LibraryView, SkillLibrary
+from reskill_gym.versioning import Decision, GroupSpec, TesterConfig, VersionTester
+
+__all__ = [
+    "CoEvolution",
+    "CoEvolutionConfig",
+    "StepPlan",
+    "CoEvolutionEvent",
+    "NoCoEvolution",
+    "GroupLike",
+]
+
+logger = logging.getLogger(__name__)
+
+GroupLike = GroupSpec | tuple[str, str, int]
+CHECKPOINT_FILE = "coevolution.json"
+# Creator event kinds that mean "the pass could not do its job" (as opposed to "nothing to do").
+_CREATOR_FAILURES = frozenset({"llm_error", "output_invalid", "error"})
+
+
+class CoEvolutionConfig(BaseModel):
+    """Settings of the co-evolution loop (tester and creator have their own sections)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    creator_enabled: bool = Field(True, description="Run the skill creator at all.")
+    async_creator: bool = Field(
+        True,
+        description="Run creator passes in a background thread (off the trainer's critical "
+        "path). False runs each pass inside end_step: slower, but fully deterministic.",
+    )
+    reservoir_size: int = Field(200, ge=1, description="Episodes kept in the experience reservoir.")
+    min_reservoir_size: int = Field(
+        100, ge=1, description="Reservoir episodes needed before a creator pass is submitted."
+    )
+    n_version_history: int = Field(
+        5, ge=1, description="Library versions kept on disk besides HEAD and live test arms."
+    )
+    checkpoint_dir: str | None = Field(
+        None,
+        description="Where end_step writes coevolution.json (+ reservoir); None: no checkpoints.",
+    )
+    seed: int = Field(0, description="Seed of the tester's generator (assignment draws).")
+    tester: TesterConfig = Field(default_factory=TesterConfig)
+    creator: CreatorConfig = Field(default_factory=CreatorConfig)
+
+
+class CoEvolutionEvent(BaseModel):
+    """Something the loop did this step, for logs and reports."""
+
+    kind: Literal[
+        "creator_submitted",
+        "creator_result",
+        "creator_failed",
+        "candidate_committed",
+        "test_started",
+        "test_decided",
+        "checkpoint",
+        "episode_dropped",
+    ]
+    step: int
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass
+class StepPlan:
+    """Which library version every rollout of a step uses.
+
+    ``versions[g][i]`` is rollout i of group g; ``arms`` says ``incumbent`` / ``candidate``
+    (or ``head`` when no test is live).
+    """
+
+    versions: list[list[str]]
+    arms: list[list[str]]
+    head: str
+    testing: bool
+    p_candidate: float | None = None
+    groups: list[GroupSpec] = field(default_factory=list)
+
+
+def _as_group(g: GroupLike, i: int) -> GroupSpec:
+    if isinstance(g, GroupSpec):
+        return g
+    group_id, task_id, n = g
+    return GroupSpec(group_id=str(group_id), task_id=str(task_id), n=int(n))
+
+
+def _atomic_write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class CoEvolution:
+    """Library + tester + creator + reservoir, sequenced once per training step."""
+
+    def __init__(
+        self,
+        library: SkillLibrary,
+        tester: VersionTester,
+        creator: SkillCreator | None,
+        reservoir: Reservoir,
+        config: CoEvolutionConfig,
+    ) -> None:
+        self.library = library
+        self.tester = tester
+        self.creator = creator
+        self.reservoir = reservoir
+        self.config = config
+        self.last_step: int | None = None
+        self._candidate_steps: dict[str, int] = {}
+
+    @classmethod
+    def create(
+        cls,
+        library: SkillLibrary,
+        config: CoEvolutionConfig | None = None,
+        *,
+        creator: SkillCreator | None = None,
+    ) -> CoEvolution:
+        """Build every part from ``config`` (an LLM backend is made from the creator spec)."""
+        config = config or CoEvolutionConfig()
+        tester = VersionTester(config.tester, rng=np.random.default_rng(config.seed))
+        if creator is None and config.creator_enabled:
+            creator = SkillCreator(config.creator)
+        return cls(library, tester, creator, Reservoir(capacity=config.reservoir_size), config)
+
+    # ----- the adapter contract -----------------------------------------------------------
+    @property
+    def head(self) -> str:
+        """The live version (the incumbent while a test runs)."""
+        return self.library.head
+
+    def view(self, version: str | None = None) -> LibraryView:
+        """Frozen view of ``version`` (default HEAD) for a rollout's wrapper."""
+        return self.library.view(version)
+
+    def plan_step(self, groups: Sequence[GroupLike]) -> StepPlan:
+        """Versions for every rollout: split inside each group while a test runs, else HEAD."""
+        specs = [_as_group(g, i) for i, g in enumerate(groups)]
+        head = self.head
+        versions = self.tester.assign(specs, head=head)
+        testing = self.tester.active
+        arms = [
+            [("incumbent" if v == head else "candidate") if testing else "head" for v in row]
+            for row in versions
+        ]
+        return StepPlan(versions, arms, head, testing, self.tester.p_candidate, specs)
+
+    def record(self, episodes: Iterable[Episode]) -> None:
+        """Feed finished episodes to the reservoir and, for live test arms, to the tester."""
+        eps = [e for e in episodes if e.error is None]
+        self.reservoir.add(eps)
+        if self.tester.active:
+            arms = set(self.tester.versions)
+            for e in eps:
+                if e.library_version in arms:
+                    self.tester.record(e.library_version, e.reward)
+
+    def end_step(self, step: int) -> list[CoEvolutionEvent]:
+        """Flush and maybe decide the test, collect/submit creator passes, checkpoint."""
+        if self.last_step is not None and step <= self.last_step:
+            logger.warning("end_step(%d) called again (last %d); ignored", step, self.last_step)
+            return []
+        events: list[CoEvolutionEvent] = []
+        if self.tester.active:
+            decision = self.tester.end_step(step)
+            if decision is not None:
+                events.append(self._apply_decision(decision, step))
+        if self.creator is not None:
+            if not self.config.async_creator and self._should_submit():
+                events.append(self._submit(step))
+                result = self.creator.wait()
+            else:
+                result = self.creator.poll()
+            if result is not None:
+                events.extend(self._take_result(result, step))
+            if self.config.async_creator and self._should_submit():
+                events.append(self._submit(step))
+        referenced = set(self.tester.versions) if self.tester.active else set()
+        self.library.prune(keep=self.config.n_version_history, referenced=referenced)
+        self.last_step = step
+        if self.config.checkpoint_dir is not None:
+            self.save(self.config.checkpoint_dir)
+            events.append(
+                CoEvolutionEvent(kind="checkpoint", step=step, message="checkpoint written")
+            )
+        for e in events:
+            logger.info("step %d %s: %s", step, e.kind, e.message)
+        return events
+
+    # ----- internals ----------------------------------------------------------------------
+    def _should_submit(self) -> bool:
+        assert self.creator is not None
+        return (
+            not self.tester.active
+            and not self.creator.busy
+            and self.reservoir.ready(self.config.min_reservoir_size)
+        )
+
+    def _submit(self, step: int) -> CoEvolutionEvent:
+        assert self.creator is not None
+        self.creator.submit(self.reservoir.snapshot(), self.view(), step)
+        return CoEvolutionEvent(
+            kind="creator_submitted",
+            step=step,
+            message=f"creator pass on {len(self.reservoir)} episodes from {self.head}",
+        )
+
+    def _take_result(self, result: Any, step: int) -> list[CoEvolutionEvent]:
+        events: list[CoEvolutionEvent] = []
+        cost = result.cost.model_dump()
+        failures = [e for e in result.events if e.kind in _CREATOR_FAILURES]
+        if result.proposal is None:
+            events.append(
+                CoEvolutionEvent(
+                    kind="creator_failed" if failures else "creator_result",
+                    step=step,
+                    message=f"no proposal: {result.reason or 'nothing to change'}",
+                    data={
+                        "reason": result.reason,
+                        "cost": cost,
+                        "events": [e.model_dump(mode="json") for e in result.events[-10:]],
+                    },
+                )
+            )
+            return events
+        proposal = result.proposal
+        if self.tester.active:
+            return events  # cannot happen: passes are only submitted between tests
+        head = self.head
+        if proposal.base_version != head:
+            # HEAD moved while the creator worked (e.g. a resume); rebase onto the live version.
+            proposal = proposal.model_copy(update={"base_version": head})
+        proposal = proposal.model_copy(update={"step": step})
+        try:
+            candidate = proposal.commit(self.library, set_head=False)
+        except Exception as exc:  # a proposal that no longer applies is an event, not a crash
+            events.append(
+                CoEvolutionEvent(
+                    kind="creator_failed",
+                    step=step,
+                    message=f"proposal did not apply to {head}: {exc}",
+                    data={"operations": proposal.summary()},
+                )
+            )
+            return events
+        if candidate == head:
+            events.append(
+                CoEvolutionEvent(
+                    kind="creator_result", step=step, message="proposal changes nothing"
+                )
+            )
+            return events
+        events.append(
+            CoEvolutionEvent(
+                kind="candidate_committed",
+                step=step,
+                message=f"{candidate} ({proposal.summary()}): {proposal.rationale[:160]}",
+                data={
+                    "candidate": candidate,
+                    "base": head,
+                    "operations": proposal.summary(),
+                    "cost": cost,
+                },
+            )
+        )
+        immediate = self.tester.start(head, candidate, step)
+        if immediate is not None:
+            events.append(self._apply_decision(immediate, step))
+        else:
+            events.append(
+                CoEvolutionEvent(
+                    kind="test_started",
+                    step=step,
+                    message=f"testing {candidate} against {head}",
+                    data={"incumbent": head, "candidate": candidate},
+                )
+            )
+        return events
+
+    def _apply_decision(self, decision: Decision, step: int) -> CoEvolutionEvent:
+        if decision.accepted != self.head:
+            self.library.checkout(decision.accepted, reason=f"version test: {decision.reason}")
+        self.library.append_event(
+            {"version_test": decision.to_dict()},
+            reason=f"{decision.outcome} {decision.candidates[0]}",
+            step=step,
+            version=decision.accepted,
+        )
+        return CoEvolutionEvent(
+            kind="test_decided",
+            step=step,
+            message=f"{decision.outcome}: {decision.candidates[0]} vs {decision.incumbent} -> HEAD {decision.accepted}",
+            data=decision.to_dict(),
+        )
+
+    # ----- state --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-identically (JSON-serialisable)."""
+        return {
+            "head": self.head,
+            "last_step": self.last_step,
+            "tester": self.tester.state_dict(),
+            "reservoir": self.reservoir.state_dict(),
+            "creator": self.creator.state_dict() if self.creator is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore; HEAD is moved back to the checkpointed version if it drifted."""
+        self.tester.load_state_dict(state["tester"])
+        self.reservoir.load_state_dict(state["reservoir"])
+        if self.creator is not None and state.get("creator") is not None:
+            self.creator.load_state_dict(state["creator"])
+        self.last_step = state.get("last_step")
+        if self.library.head != state["head"]:
+            logger.warning(
+                "library HEAD %s differs from the checkpoint's %s; restoring the checkpoint's",
+                self.library.head,
+                state["head"],
+            )
+            self.library.checkout(state["head"], reason="resume from checkpoint")
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``coevolution.json`` atomically."""
+        path = Path(directory) / CHECKPOINT_FILE
+        _atomic_write_json(path, self.state_dict())
+        return path
+
+    def load(self, directory: str | os.PathLike[str]) -> None:
+        """Read a checkpoint written by :meth:`save`."""
+        path = Path(directory) / CHECKPOINT_FILE
+        self.load_state_dict(json.loads(path.read_text()))
+
+    def close(self) -> None:
+        """Stop a running creator pass (its result is discarded)."""
+        if self.creator is not None:
+            self.creator.cancel()
+
+
+class NoCoEvolution:
+    """Co-evolution off: every rollout sees one fixed version; nothing is recorded.
+
+    The baseline arm of the step-time benchmark and plain-GRPO runs use it.
+    """
+
+    def __init__(self, library: SkillLibrary | LibraryView | None) -> None:
+        if isinstance(library, SkillLibrary):
+            library = library.view()
+        self._view = library
+
+    @property
+    def head(self) -> str | None:
+        return self._view.version if self._view is not None else None
+
+    def view(self, version: str | None = None) -> LibraryView | None:
+        return self._view
+
+    def plan_step(self, groups: Sequence[GroupLike]) -> StepPlan:
+        specs = [_as_group(g, i) for i, g in enumerate(groups)]
+        head = self.head or ""
+        return StepPlan(
+            [[head] * g.n for g in specs], [["head"] * g.n for g in specs], head, False, None, specs
+        )
+
+    def record(self, episodes: Iterable[Episode]) -> None:
+        return None
+
+    def end_step(self, step: int) -> list[CoEvolutionEvent]:
+        return []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
