@@ -38,13 +38,19 @@ def version() -> None:
 
 # --- sub-command groups (one line each; keep this section sorted) ---
 # (attached below as their modules land)
+from reskill_verl.cli import verl_app  # noqa: E402  (imports neither verl nor ray)
+
 from reskill_gym.creator.commands import creator_app  # noqa: E402
 from reskill_gym.evaluation.commands import eval_command  # noqa: E402
 from reskill_gym.skills.commands import skills_app  # noqa: E402
+from reskill_gym.training import report_command, train_command  # noqa: E402
 
 app.add_typer(creator_app, name="creator")
 app.command("eval")(eval_command)
+app.command("report")(report_command)
 app.add_typer(skills_app, name="skills")
+app.command("train")(train_command)
+app.add_typer(verl_app, name="verl")
 
 
 def main() -> None:

@@ -1,0 +1,160 @@
+"""The ``reskill:`` section of a veRL run config, as one validated pydantic model.
+
+Exports ``ReskillVerlConfig``, ``CoEvolutionSettings``, ``ENV_SECTION`` and
+``AGENT_LOOP_NAME``.
+
+veRL hands every agent loop and the trainer the whole Hydra config; our settings live under
+one top-level key (``reskill``) so they never collide with veRL's. Unknown keys are rejected
+(a typo fails at start with the field name), and every field carries its help text.
+
+>>> cfg = ReskillVerlConfig.from_trainer_config({"reskill": {"env": "search", "max_turns": 4}})
+>>> cfg.env, cfg.max_turns, cfg.action_parser, cfg.coevolution.enabled
+('search', 4, 'passthrough', True)
+>>> ReskillVerlConfig(env="alfworld").action_parser
+'admissible'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from reskill_gym.coevolve import CoEvolutionConfig
+
+__all__ = ["ReskillVerlConfig", "CoEvolutionSettings", "ENV_SECTION", "AGENT_LOOP_NAME"]
+
+ENV_SECTION = "reskill"
+AGENT_LOOP_NAME = "reskill_env"
+
+_ENVS = ("alfworld", "scienceworld", "search")
+
+
+class CoEvolutionSettings(BaseModel):
+    """Where the co-evolution state lives and how it is configured."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        True,
+        description="Run skill-policy co-evolution (named Ray actor, version tests, creator). "
+        "False: every rollout sees the fixed `skills` library and no actor is started "
+        "(the plain-GRPO / frozen-library baseline).",
+    )
+    library_dir: str | None = Field(
+        None,
+        description="Working skill library (with history). Initialised from `skills` on first "
+        "use; None: <trainer.default_local_dir>/reskill/library.",
+    )
+    checkpoint_dir: str | None = Field(
+        None,
+        description="Where coevolution.json is written after every step and read on resume; "
+        "None: <trainer.default_local_dir>/reskill.",
+    )
+    actor_name: str = Field("reskill_coevolution", description="Name of the Ray actor.")
+    namespace: str = Field("reskill", description="Ray namespace of the actor.")
+    actor_num_cpus: float = Field(
+        0.0,
+        ge=0.0,
+        description="CPUs Ray reserves for the actor (the creator's LLM calls are I/O bound).",
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="reskill_gym.coevolve.CoEvolutionConfig fields (tester:, creator:, "
+        "reservoir_size, min_reservoir_size, seed, ...); checkpoint_dir is set from above.",
+    )
+
+    def coevolution_config(self, checkpoint_dir: str | None) -> CoEvolutionConfig:
+        """The core config, validated (bad keys name the field)."""
+        data = dict(self.config)
+        if "checkpoint_dir" in data:
+            raise ValueError(
+                "reskill.coevolution.config.checkpoint_dir: set reskill.coevolution.checkpoint_dir instead"
+            )
+        return CoEvolutionConfig.model_validate({**data, "checkpoint_dir": checkpoint_dir})
+
+
+class ReskillVerlConfig(BaseModel):
+    """What the ReSkill agent loop and trainer hook read from ``config.reskill``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: Literal["alfworld", "scienceworld", "search"] = Field(
+        "alfworld", description="Environment of rows whose extra_info names none."
+    )
+    env_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments of the environment (difficulty, source, data_dir, "
+        "max_turns, ...), see reskill_gym.envs; applied to `env` only.",
+    )
+    skills: str | None = Field(
+        "seed",
+        description="Initial skill library: 'seed' (the env's seed library), a folder of "
+        "skill folders / a library, or null (no skills).",
+    )
+    max_turns: int | None = Field(
+        None,
+        ge=1,
+        description="Agent turns per episode (null: the env's max_turns; also capped by "
+        "rollout.multi_turn.max_assistant_turns when that is set).",
+    )
+    max_tokens_per_turn: int = Field(
+        512, ge=1, description="Cap on generated tokens per assistant turn."
+    )
+    max_observation_chars: int = Field(
+        4000, ge=100, description="An observation longer than this is cut before tokenising."
+    )
+    action_parser: Literal["admissible", "raw", "passthrough"] | None = Field(
+        None,
+        description="admissible: an exact, else contained, admissible command, else the raw "
+        "first line; raw: the first line; passthrough: the whole reply (Search parses its own "
+        "tags). None: passthrough for search, admissible otherwise.",
+    )
+    show_admissible: bool = Field(
+        True, description="List the admissible commands in the prompt when the env knows them."
+    )
+    include_skills: bool = Field(True, description="Show the skill block (its own segment).")
+    max_active_skills: int = Field(8, ge=0, description="Skills per turn (DESIGN default 8).")
+    skill_budget_chars: int | None = Field(
+        2000, ge=0, description="Character cap on the rendered skill block."
+    )
+    env_pool_size: int = Field(
+        64,
+        ge=0,
+        description="Idle environments kept per worker process and env name (engines are "
+        "expensive to start: ALFWorld ~15-20 s per worker).",
+    )
+    env_threads: int = Field(
+        64, ge=1, description="Threads per worker process running blocking env calls."
+    )
+    coevolution: CoEvolutionSettings = Field(default_factory=CoEvolutionSettings)
+
+    @model_validator(mode="after")
+    def _fill(self) -> ReskillVerlConfig:
+        if self.action_parser is None:
+            self.action_parser = "passthrough" if self.env == "search" else "admissible"
+        return self
+
+    @classmethod
+    def from_trainer_config(cls, config: Any) -> ReskillVerlConfig:
+        """Read ``config.reskill`` from a veRL (Hydra/OmegaConf) config or a plain mapping."""
+        section = _get(config, ENV_SECTION)
+        if section is None:
+            return cls()
+        return cls.model_validate(_to_container(section))
+
+
+def _get(config: Any, key: str) -> Any:
+    if isinstance(config, Mapping):
+        return config.get(key)
+    getter = getattr(config, "get", None)
+    return getter(key) if getter is not None else getattr(config, key, None)
+
+
+def _to_container(section: Any) -> Any:
+    if isinstance(section, Mapping) and not hasattr(section, "_metadata"):
+        return dict(section)
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(section, resolve=True)

@@ -1,0 +1,155 @@
+"""Dataset files for veRL: one parquet row per environment task.
+
+Exports ``prepare_dataset``, ``task_rows``, ``PreparedData`` and ``DEFAULT_VAL_SPLITS``.
+
+veRL's ``RLHFDataset`` reads a parquet file whose ``prompt`` column is a list of chat
+messages; every other column reaches the agent loop as a keyword of ``run`` (``extra_info``
+included). The prompt holds only the system message: the first observation comes from the
+environment at reset. ``extra_info`` names the environment, the task and its split; the
+agent loop treats every split other than ``train`` as evaluation (HEAD library, nothing
+reported to the version tester). ``data_source`` is ``reskill/<env>/<split>``, so veRL's
+validation metrics (``won``, ``env_return``, ``turns`` from the loop's ``reward_extra_info``)
+come out per split: seen vs unseen tasks, the paper's headline comparison. Each row has a unique ``extra_info.index`` (veRL groups
+consecutive rows by it) and every row has the same ``extra_info`` keys (parquet structs).
+
+>>> rows = task_rows("alfworld", ["tiny/train/0000", "tiny/train/0001"], "train", start=5)
+>>> rows[1]["extra_info"], rows[1]["agent_name"], rows[1]["data_source"]
+({'index': 6, 'env': 'alfworld', 'env_id': 'ReSkill-ALFWorld-v0', 'task_id': 'tiny/train/0001', 'split': 'train'}, 'reskill_env', 'reskill/alfworld/train')
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reskill_gym.envs.registration import ENV_IDS, env_class
+from reskill_gym.wrapper import DEFAULT_SYSTEM_PROMPT
+
+__all__ = ["prepare_dataset", "task_rows", "PreparedData", "DEFAULT_VAL_SPLITS"]
+
+logger = logging.getLogger(__name__)
+
+AGENT_NAME = "reskill_env"  # == reskill_verl.config.AGENT_LOOP_NAME (kept import-free of pydantic)
+DEFAULT_VAL_SPLITS: tuple[str, ...] = ("seen", "unseen")
+
+
+@dataclass
+class PreparedData:
+    """What ``prepare_dataset`` wrote."""
+
+    out_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def task_rows(
+    env: str,
+    task_ids: Sequence[str],
+    split: str,
+    *,
+    start: int = 0,
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+) -> list[dict[str, Any]]:
+    """Dataset rows for ``task_ids`` of ``split`` (indices from ``start``)."""
+    if env not in ENV_IDS:
+        raise ValueError(f"unknown env {env!r}; known: {', '.join(ENV_IDS)}")
+    return [
+        {
+            "data_source": f"reskill/{env}/{split}",
+            "prompt": [{"role": "system", "content": system_prompt}],
+            "ability": "agent",
+            "reward_model": {"style": "env", "ground_truth": ""},
+            "extra_info": {
+                "index": start + i,
+                "env": env,
+                "env_id": ENV_IDS[env],
+                "task_id": str(tid),
+                "split": split,
+            },
+            "agent_name": AGENT_NAME,
+        }
+        for i, tid in enumerate(task_ids)
+    ]
+
+
+def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    """Atomic parquet write (temp file + fsync + rename)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not rows:
+        raise ValueError(f"{path}: no rows to write (the split has no tasks?)")
+    table = pa.Table.from_pylist(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prepare_dataset(
+    env: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    train_split: str = "train",
+    val_splits: Sequence[str] = DEFAULT_VAL_SPLITS,
+    env_kwargs: dict[str, Any] | None = None,
+    limit_train: int | None = None,
+    limit_val: int | None = None,
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+) -> PreparedData:
+    """Write ``train.parquet`` (``train_split``) and ``val.parquet`` (``val_splits``).
+
+    ``env_kwargs`` select the task set (e.g. ``{"difficulty": "tiny"}`` for ALFWorld, or
+    ``{"dataset": "nq", "data_dir": ...}`` for Search) and must match ``reskill.env_kwargs``
+    of the training config. A ``manifest.json`` records what was written.
+    """
+    if env not in ENV_IDS:
+        raise ValueError(f"unknown env {env!r}; known: {', '.join(ENV_IDS)}")
+    kwargs = dict(env_kwargs or {})
+    raw = env_class(env)(**kwargs)
+    try:
+        train_ids = list(raw.task_ids(train_split))[:limit_train]
+        val_ids: list[tuple[str, str]] = []
+        for split in val_splits:
+            val_ids += [(split, t) for t in list(raw.task_ids(split))[:limit_val]]
+    finally:
+        raw.close()
+    out = Path(out_dir)
+    result = PreparedData(out)
+    train_rows = task_rows(env, train_ids, train_split, system_prompt=system_prompt)
+    _write_parquet(train_rows, out / "train.parquet")
+    result.files["train"], result.counts["train"] = out / "train.parquet", len(train_rows)
+    if val_splits:
+        val_rows: list[dict[str, Any]] = []
+        for split in val_splits:
+            ids = [t for s, t in val_ids if s == split]
+            val_rows += task_rows(env, ids, split, start=len(val_rows), system_prompt=system_prompt)
+        _write_parquet(val_rows, out / "val.parquet")
+        result.files["val"], result.counts["val"] = out / "val.parquet", len(val_rows)
+    manifest = {
+        "env": env,
+        "env_id": ENV_IDS[env],
+        "env_kwargs": kwargs,
+        "train_split": train_split,
+        "val_splits": list(val_splits),
+        "counts": result.counts,
+        "files": {k: v.name for k, v in result.files.items()},
+    }
+    tmp = out / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, default=str))
+    os.replace(tmp, out / "manifest.json")
+    logger.info("wrote %s to %s", result.counts, out)
+    return result
