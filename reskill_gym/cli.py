@@ -37,20 +37,29 @@ def version() -> None:
 
 
 # --- sub-command groups (one line each; keep this section sorted) ---
-# (attached below as their modules land)
-from reskill_verl.cli import verl_app  # noqa: E402  (imports neither verl nor ray)
-
 from reskill_gym.creator.commands import creator_app  # noqa: E402
-from reskill_gym.evaluation.commands import eval_command  # noqa: E402
 from reskill_gym.skills.commands import skills_app  # noqa: E402
-from reskill_gym.training import report_command, train_command  # noqa: E402
 
 app.add_typer(creator_app, name="creator")
-app.command("eval")(eval_command)
-app.command("report")(report_command)
 app.add_typer(skills_app, name="skills")
-app.command("train")(train_command)
-app.add_typer(verl_app, name="verl")
+
+
+def _attach_plugins() -> None:
+    """Attach sub-commands that adapters register under the ``reskill_gym.cli`` entry points.
+
+    The core never imports an adapter by name (adapters depend on the core, not the
+    reverse); ``reskill verl ...`` arrives this way from ``reskill_verl``.
+    """
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="reskill_gym.cli"):
+        try:
+            app.add_typer(ep.load(), name=ep.name)
+        except Exception as exc:  # a broken optional adapter must not break the core CLI
+            logging.getLogger(__name__).warning("reskill %s unavailable: %s", ep.name, exc)
+
+
+_attach_plugins()
 
 
 def main() -> None:
