@@ -38,9 +38,11 @@ def version() -> None:
 
 # --- sub-command groups (one line each; keep this section sorted) ---
 from reskill_gym.creator.commands import creator_app  # noqa: E402
+from reskill_gym.evaluation.commands import eval_command  # noqa: E402
 from reskill_gym.skills.commands import skills_app  # noqa: E402
 
 app.add_typer(creator_app, name="creator")
+app.command("eval")(eval_command)
 app.add_typer(skills_app, name="skills")
 
 

@@ -19,6 +19,11 @@ Generation is serialised by a lock (one model, one device); ``<|im_end|>`` is th
 token when the vocabulary has it, padding is on the left (decoder-only batching), and a system
 message is always sent because SmolLM2's template otherwise injects its own persona.
 The loaded ``lm`` and ``tokenizer`` are public so an evaluator can reuse them for scoring.
+
+``score(messages, candidates)`` ranks a closed set of replies (the admissible actions of a
+text env) by their summed token log-probability as the assistant reply, ``<|im_end|>``
+included so that ``go to cabinet 1`` is not favoured as a prefix of ``go to cabinet 10``.
+The prompt is encoded once and its KV cache is shared by every candidate of a chunk.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +45,7 @@ from pydantic import BaseModel
 from reskill_gym.llm.base import BaseBackend, RawAnswer
 from reskill_gym.llm.config import LLMConfig
 from reskill_gym.llm.errors import LLMConfigError, LLMRequestError
-from reskill_gym.llm.protocol import Message
+from reskill_gym.llm.protocol import Message, normalize_messages
 from reskill_gym.llm.structured import schema_instruction
 
 __all__ = [
@@ -298,3 +304,78 @@ class LocalBackend(BaseBackend):
             model=self.model_name,
             stop_reason="stop" if stopped else "length",
         )
+
+    # ------------------------------------------------------------------ scoring
+    def score(
+        self,
+        messages: Sequence[Message | Mapping[str, Any]],
+        candidates: Sequence[str],
+        *,
+        max_batch: int = 32,
+    ) -> list[float]:
+        """Summed log-probability of each candidate as the complete assistant reply.
+
+        Used by ``local:`` evaluation agents in ``score`` mode (pick among admissible
+        actions). The prompt runs once; its KV cache is repeated for up to ``max_batch``
+        right-padded candidates per forward, so a turn with 30 actions costs one prompt
+        pass plus one short batched pass. Token counts go to ``usage`` (prompt once, plus
+        every candidate token); no text is generated, so ``output_tokens`` stays 0.
+        """
+        import torch
+
+        if not candidates:
+            raise LLMRequestError("score: no candidates given")
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self._ensure_loaded()
+        tok, lm = self._tok, self._lm
+        chat = self._chat(normalize_messages(messages), None)
+        prompt = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        stop = self._stop_ids[:1]
+        cand_ids = [list(tok(c, add_special_tokens=False)["input_ids"]) + stop for c in candidates]
+        for c, ids in zip(candidates, cand_ids):
+            if not ids:
+                raise LLMRequestError(f"score: candidate {c!r} encodes to no tokens")
+        n_p = len(prompt_ids)
+        scores: list[float] = []
+        with self._gen_lock, torch.inference_mode():
+            device = lm.device
+            # Only the last position's logits are needed (it predicts every first token).
+            pre = lm(
+                input_ids=torch.tensor([prompt_ids], device=device),
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            first = torch.log_softmax(pre.logits[0, -1].float(), dim=-1)
+            for lo in range(0, len(cand_ids), max_batch):
+                chunk = cand_ids[lo : lo + max_batch]
+                width = max(len(c) for c in chunk)
+                pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                for b, c in enumerate(chunk):
+                    ids[b, : len(c)] = torch.tensor(c)
+                ids = ids.to(device)
+                past = _repeat_cache(pre.past_key_values, len(chunk))
+                # Right padding: a real token never attends to a later pad, so no mask is needed.
+                pos = torch.arange(n_p, n_p + width, device=device).expand(len(chunk), -1)
+                out = lm(input_ids=ids, past_key_values=past, position_ids=pos, use_cache=True)
+                logp = torch.log_softmax(out.logits.float(), dim=-1)
+                for b, c in enumerate(chunk):
+                    total = float(first[c[0]])
+                    if len(c) > 1:
+                        idx = torch.tensor(c[1:], device=device)
+                        total += float(logp[b, : len(c) - 1].gather(1, idx[:, None]).sum())
+                    scores.append(total)
+        self._add(requests=1, calls=1, input_tokens=n_p + sum(len(c) for c in cand_ids))
+        return scores
+
+
+def _repeat_cache(cache: Any, n: int) -> Any:
+    """A copy of a one-row KV cache repeated ``n`` times along the batch (the source is kept)."""
+    import copy
+
+    out = copy.deepcopy(cache)
+    if n > 1:
+        out.batch_repeat_interleave(n)
+    return out

@@ -1,0 +1,78 @@
+"""Reproducible efficacy runs of frozen skill libraries: ``reskill eval`` driven by a config.
+
+Run: ``python benchmarks/eval_frozen.py --config benchmarks/configs/eval_alfworld.yaml``
+with optional overrides ``--agent SPEC``, ``--out DIR``, ``--tasks N``, ``--skills PATH[@V]``
+(repeatable, replaces the config's list) and ``--workers K``.
+
+A config file holds the fields of ``reskill_gym.evaluation.EvalConfig`` (env, splits,
+skills, agent, tasks, seeds, mode, max_turns, difficulty, temperature, ...) plus ``out``.
+Seeds and task selection are fixed and the default temperature is 0, so a rerun with the
+same agent gives the same episodes (API models may still vary). Interrupt and rerun to
+resume; the report lands in ``<out>/report.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from reskill_gym.evaluation import EvalAbortedError, EvalConfig, run_and_report  # noqa: E402
+
+
+def load_config(path: Path, overrides: dict[str, object]) -> tuple[EvalConfig, Path]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise SystemExit(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"{path}: expected a mapping of EvalConfig fields")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    out = Path(str(data.pop("out", f"runs/eval-{path.stem}")))
+    try:
+        return EvalConfig(**data), out
+    except ValueError as e:
+        raise SystemExit(f"{path}: {e}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--agent")
+    ap.add_argument("--out")
+    ap.add_argument("--tasks", type=int)
+    ap.add_argument("--workers", type=int)
+    ap.add_argument("--skills", action="append")
+    args = ap.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config, out = load_config(
+        args.config,
+        {
+            "agent": args.agent,
+            "out": args.out,
+            "tasks": args.tasks,
+            "workers": args.workers,
+            "skills": args.skills,
+        },
+    )
+    from rich.console import Console
+
+    try:
+        run = run_and_report(config, out, console=Console(width=160))
+    except EvalAbortedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{run.ran} episodes run, {run.skipped} resumed, {run.errors} errors -> {out}/report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

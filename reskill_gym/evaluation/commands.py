@@ -1,0 +1,185 @@
+"""``reskill eval``: evaluate frozen skill libraries with any agent, paired with a no-skills run.
+
+Exports ``eval_command`` (attached to the ``reskill`` Typer app as ``eval``) and
+``run_and_report`` (the same pipeline for scripts such as ``benchmarks/eval_frozen.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from reskill_gym.evaluation.runner import EvalAbortedError, EvalConfig, EvalRun, run_eval
+
+__all__ = ["eval_command", "run_and_report"]
+
+log = logging.getLogger(__name__)
+
+#: Defaults for ``local:`` agents on ALFWorld (small CPU models), unless flags say otherwise.
+LOCAL_ALFWORLD_DEFAULTS: dict[str, Any] = {"difficulty": "tiny", "max_turns": 20}
+
+
+def run_and_report(config: EvalConfig, out: Path, *, console: Any = None, **kw: Any) -> EvalRun:
+    """Run (or resume) ``config`` into ``out``, then write report.md, summary.json and plots."""
+    from reskill_gym.evaluation.report import render_table, summarize, write_report
+
+    def progress(rec: Any, n: int, total: int) -> None:
+        status = (
+            "error: " + str(rec.error_type) if rec.error else ("won" if rec.success else "lost")
+        )
+        log.info(
+            "eval [%d/%d] %s %s seed %d: %s in %d turns (%.1fs)",
+            n,
+            total,
+            rec.condition,
+            rec.task_id,
+            rec.seed,
+            status,
+            rec.turns,
+            rec.wall_s,
+        )
+
+    run = run_eval(config, out, progress=progress, **kw)
+    meta = config.model_dump(mode="json") | {
+        "conditions": [
+            {"name": c.name, "source": c.source, "version": c.version} for c in run.conditions
+        ],
+        "wall_s": round(run.wall_s, 1),
+    }
+    names = [c.name for c in run.conditions]
+    summary = summarize(
+        [r for r in run.records if r.condition in names], conditions=names, meta=meta
+    )
+    write_report(summary, out)
+    if console is not None:
+        console.print(render_table(summary))
+    return run
+
+
+def eval_command(
+    env: str = typer.Option(..., "--env", help="alfworld, scienceworld or search."),
+    split: list[str] = typer.Option(
+        ["unseen"], "--split", help="Split(s): train, seen, unseen (repeatable)."
+    ),
+    skills: list[str] = typer.Option(
+        [], "--skills", help="Library PATH[@VERSION] (repeatable; VERSION: id, prefix, HEAD~N)."
+    ),
+    agent: str = typer.Option(
+        ...,
+        "--agent",
+        help="anthropic:<model> | openai:<base_url>#<model> | local:<path|default> | python:<module>:<function>.",
+    ),
+    baseline: bool = typer.Option(
+        True,
+        "--skills-baseline/--no-skills-baseline",
+        help="Also run every task without skills (paired baseline; on by default).",
+    ),
+    tasks: int = typer.Option(
+        None, "--tasks", min=1, help="Tasks per split, evenly spread (default: all)."
+    ),
+    seeds: list[str] = typer.Option(
+        ["0"], "--seeds", help="Seeds per task: --seeds 0,1,2 or repeat --seeds."
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Episodes in parallel (threads)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder (episodes.jsonl, report.md, PNGs); rerun to resume."
+    ),
+    mode: str = typer.Option(
+        None,
+        "--mode",
+        help="score (local: over admissible actions) or generate; default score for local:, else generate.",
+    ),
+    max_turns: int = typer.Option(
+        None,
+        "--max-turns",
+        min=1,
+        help="Episode horizon (default: the env's; 20 for local: agents on alfworld).",
+    ),
+    difficulty: str = typer.Option(
+        None,
+        "--difficulty",
+        help="ALFWorld: tiny, small or std (default: the env's, std; tiny for local: agents).",
+    ),
+    temperature: float = typer.Option(
+        0.0, "--temperature", min=0.0, help="0 = greedy (deterministic)."
+    ),
+    max_tokens: int = typer.Option(
+        256, "--max-tokens", min=1, help="Max tokens per generated reply."
+    ),
+    history: int = typer.Option(3, "--history", min=0, help="Earlier turns shown in the prompt."),
+    retry_errors: bool = typer.Option(
+        False, "--retry-errors", help="On resume, re-run the error episodes."
+    ),
+    max_retries: int = typer.Option(
+        3, "--max-retries", min=0, help="Transport retries per request (429/5xx/timeouts)."
+    ),
+    timeout_s: float = typer.Option(120.0, "--timeout", help="Per-request timeout, seconds."),
+) -> None:
+    """Evaluate frozen skill libraries with an agent; write episodes.jsonl, report.md and plots."""
+    from rich.console import Console
+
+    try:
+        seed_list = [int(x) for s in seeds for x in s.replace(",", " ").split()]
+    except ValueError:
+        typer.echo(f"error: --seeds takes integers, got {seeds}", err=True)
+        raise typer.Exit(code=2) from None
+    kind = agent.split(":", 1)[0].lower()
+    llm: dict[str, Any] = {"max_retries": max_retries, "timeout_s": timeout_s}
+    if kind == "local" and env == "alfworld":
+        # A small CPU model: small rooms and a short horizon (DESIGN.md: an untrained small
+        # policy sees reward only there). Explicit flags win; the report records the values.
+        if difficulty is None:
+            difficulty = LOCAL_ALFWORLD_DEFAULTS["difficulty"]
+            log.info(
+                "eval: local agent on alfworld: --difficulty %s (default for local agents)",
+                difficulty,
+            )
+        if max_turns is None:
+            max_turns = LOCAL_ALFWORLD_DEFAULTS["max_turns"]
+            log.info(
+                "eval: local agent on alfworld: --max-turns %d (default for local agents)",
+                max_turns,
+            )
+    try:
+        config = EvalConfig(
+            env=env,
+            splits=split,
+            skills=skills,
+            agent=agent,
+            baseline=baseline,
+            tasks=tasks,
+            seeds=seed_list,
+            workers=workers,
+            mode=mode,
+            max_turns=max_turns,
+            difficulty=difficulty,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            history_turns=history,
+            retry_errors=retry_errors,
+            llm=llm,
+        )
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2) from None
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    t0 = time.monotonic()
+    try:
+        run = run_and_report(config, out, console=console)
+    except EvalAbortedError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=1) from None
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted; rerun the same command to resume from {out}/episodes.jsonl", err=True
+        )
+        raise typer.Exit(code=130) from None
+    console.print(
+        f"{run.ran} episodes run, {run.skipped} resumed, {run.errors} errors in "
+        f"{time.monotonic() - t0:.0f}s -> {out}/report.md"
+    )
