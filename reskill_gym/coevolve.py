@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from reskill_gym.atomic import atomic_write_json
 from reskill_gym.creator import CreatorConfig, Reservoir, SkillCreator
 from reskill_gym.episode import Episode
 from reskill_gym.skills import LibraryView, SkillLibrary
@@ -131,20 +131,6 @@ def _as_group(g: GroupLike, i: int) -> GroupSpec:
         return g
     group_id, task_id, n = g
     return GroupSpec(group_id=str(group_id), task_id=str(task_id), n=int(n))
-
-
-def _atomic_write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class CoEvolution:
@@ -380,7 +366,7 @@ class CoEvolution:
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``coevolution.json`` atomically."""
         path = Path(directory) / CHECKPOINT_FILE
-        _atomic_write_json(path, self.state_dict())
+        atomic_write_json(path, self.state_dict())
         return path
 
     def load(self, directory: str | os.PathLike[str]) -> None:

@@ -64,9 +64,9 @@ def run_cmd(
     """Run one creator pass and commit the verified proposal as a new library version."""
     from pydantic import ValidationError
 
+    from reskill_gym.atomic import atomic_write_text
     from reskill_gym.creator import CreatorConfig, Reservoir, SkillCreator
     from reskill_gym.skills import LibraryError, SkillError, SkillLibrary
-    from reskill_gym.skills.atomic import atomic_write_text
 
     try:
         fields: dict[str, Any] = json.loads(config.read_text()) if config else {}

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from reskill_gym.atomic import atomic_write_text
 from reskill_gym.episode import Episode
-from reskill_gym.skills.atomic import atomic_write_text
 
 __all__ = ["Reservoir", "EpisodeGroup"]
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from reskill_gym.atomic import atomic_path, atomic_write_text
 from reskill_gym.evaluation.runner import NO_SKILLS, EpisodeRecord
 
 __all__ = [
@@ -610,15 +611,6 @@ def _markdown(summary: EvalSummary, plots: Sequence[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_report(summary: EvalSummary, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``report.md``, ``summary.json`` and the PNG plots (matplotlib, Agg backend)."""
     import matplotlib
@@ -628,12 +620,11 @@ def write_report(summary: EvalSummary, out_dir: str | os.PathLike[str]) -> dict[
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for name, fn in PLOTS.items():
-        tmp = out / f".{name}.{os.getpid()}.tmp.png"
-        fn(summary, tmp)
-        os.replace(tmp, out / name)
+        with atomic_path(out / name, suffix=".png") as tmp:
+            fn(summary, tmp)
         written[name] = out / name
-    _atomic_write(out / "summary.json", summary.model_dump_json(indent=2).encode("utf-8"))
+    atomic_write_text(out / "summary.json", summary.model_dump_json(indent=2))
     written["summary.json"] = out / "summary.json"
-    _atomic_write(out / "report.md", _markdown(summary, list(PLOTS)).encode("utf-8"))
+    atomic_write_text(out / "report.md", _markdown(summary, list(PLOTS)))
     written["report.md"] = out / "report.md"
     return written

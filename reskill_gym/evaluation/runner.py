@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from reskill_gym.atomic import atomic_write_json
 from reskill_gym.evaluation.agents import (
     ActionMode,
     Agent,
@@ -413,16 +414,6 @@ class EpisodeLog:
                 os.close(fd)
 
 
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 # ----- running ----------------------------------------------------------------------------
 def _error_type(e: BaseException) -> str:
     for cls, name in (
@@ -725,7 +716,7 @@ def run_eval(
         ],
         "task_ids": tasks,
     }
-    _atomic_write_json(out / CONFIG_FILE, meta)
+    atomic_write_json(out / CONFIG_FILE, meta, indent=2, sort_keys=True, default=str)
 
     episode_log = EpisodeLog(out / EPISODES_FILE)
     done = {

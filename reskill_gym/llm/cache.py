@@ -24,9 +24,10 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from reskill_gym.atomic import atomic_write_json
 
 __all__ = ["ResponseCache", "cache_key"]
 
@@ -66,18 +67,7 @@ class ResponseCache:
         return data
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        p = self.path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{key[:8]}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(value, f, ensure_ascii=False, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_json(self.path(key), value, ensure_ascii=False, sort_keys=True)
 
     def __len__(self) -> int:
         return sum(1 for _ in self.directory.glob("??/*.json"))

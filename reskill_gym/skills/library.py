@@ -50,7 +50,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reskill_gym.skills.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
+from reskill_gym.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
 from reskill_gym.skills.bundle import (
     DEFAULT_BUDGET_CHARS,
     DEFAULT_MAX_ACTIVE_SKILLS,

@@ -48,7 +48,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from reskill_gym.skills.atomic import atomic_write_text
+from reskill_gym.atomic import atomic_write_text
 from reskill_gym.skills.errors import SkillError
 from reskill_gym.skills.model import (
     MAX_SKILL_CONTENT_CHARS,

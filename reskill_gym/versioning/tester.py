@@ -36,7 +36,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reskill_gym.atomic import atomic_write_json
 from reskill_gym.versioning.assignment import allocate_flat, clamp_probabilities
 from reskill_gym.versioning.bayes import best_m, finished_test_loglik, prob_best
 from reskill_gym.versioning.config import DecisionRule, Discount, Mode, TesterConfig
@@ -703,26 +703,7 @@ class VersionTester:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``state_dict()`` as JSON atomically (temp file + fsync + rename)."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(self.state_dict(), indent=1, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        try:
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-        except OSError:  # pragma: no cover - platforms without directory fds
-            return target
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write_json(target, self.state_dict(), indent=1, sort_keys=True)
         return target
 
     @classmethod

@@ -19,15 +19,14 @@ consecutive rows by it) and every row has the same ``extra_info`` keys (parquet 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reskill_gym.atomic import atomic_path, atomic_write_json
 from reskill_gym.envs.registration import ENV_IDS, env_class
 from reskill_gym.wrapper import DEFAULT_SYSTEM_PROMPT
 
@@ -86,17 +85,8 @@ def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
     if not rows:
         raise ValueError(f"{path}: no rows to write (the split has no tasks?)")
     table = pa.Table.from_pylist(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".parquet") as tmp:
         pq.write_table(table, tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def prepare_dataset(
@@ -148,8 +138,6 @@ def prepare_dataset(
         "counts": result.counts,
         "files": {k: v.name for k, v in result.files.items()},
     }
-    tmp = out / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, default=str))
-    os.replace(tmp, out / "manifest.json")
+    atomic_write_json(out / "manifest.json", manifest, indent=2, default=str)
     logger.info("wrote %s to %s", result.counts, out)
     return result

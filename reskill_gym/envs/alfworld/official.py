@@ -21,7 +21,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from reskill_gym.envs.alfworld.spec import TASK_TYPES, atomic_write_text
+from reskill_gym.atomic import atomic_write_text
+from reskill_gym.envs.alfworld.spec import TASK_TYPES
 
 __all__ = ["OFFICIAL_SPLITS", "OfficialGame", "find_official_root", "index_official"]
 

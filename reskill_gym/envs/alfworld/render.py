@@ -20,7 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reskill_gym.envs.alfworld.spec import TaskSpec, atomic_write_text
+from reskill_gym.atomic import atomic_write_text
+from reskill_gym.envs.alfworld.spec import TaskSpec
 
 __all__ = ["render_problem", "render_game", "write_game", "object_ids", "receptacle_ids"]
 

@@ -1,7 +1,7 @@
 """Compact, engine-free descriptions of generated ALFWorld tasks.
 
 Exports ``TASK_TYPES``, ``DIFFICULTIES``, ``Difficulty``, ``TaskSpec``, ``TaskSet``,
-``default_cache_dir``, ``atomic_write_text`` and ``split_counts``.
+``default_cache_dir`` and ``split_counts``.
 
 A :class:`TaskSpec` lists a room (receptacle classes in a fixed order), where every object
 starts, where the agent starts and the goal. It is *explicit* rather than "generator
@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from reskill_gym.atomic import atomic_write_text
+
 __all__ = [
     "TASK_TYPES",
     "DIFFICULTIES",
@@ -30,7 +32,6 @@ __all__ = [
     "TaskSpec",
     "TaskSet",
     "default_cache_dir",
-    "atomic_write_text",
     "split_counts",
 ]
 
@@ -223,17 +224,6 @@ class TaskSet:
     @classmethod
     def of(cls, tasks: Iterable[TaskSpec], meta: dict[str, Any] | None = None) -> TaskSet:
         return cls(tasks=tuple(tasks), meta=dict(meta or {}))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see either the old or the complete new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def split_counts(tasks: Sequence[TaskSpec]) -> dict[str, int]:

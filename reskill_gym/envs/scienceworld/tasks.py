@@ -39,11 +39,12 @@ import functools
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from reskill_gym.atomic import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from reskill_gym.envs.scienceworld.engine import ScienceWorldEngine
@@ -255,16 +256,5 @@ def _engine_version() -> str:
 
 def write_task_table(table: dict[str, Any], path: str | os.PathLike[str] = TASK_TABLE_PATH) -> None:
     """Write a table atomically (temp file + fsync + rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(table, fh, indent=1, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(Path(path), json.dumps(table, indent=1, sort_keys=False) + "\n")
     load_task_table.cache_clear()

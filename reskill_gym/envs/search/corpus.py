@@ -1,7 +1,7 @@
 """Passages, corpora and the on-disk cache shared by the search environment.
 
 Exports ``Passage``, ``Corpus``, ``CorpusFormatError``, ``load_corpus_jsonl``,
-``write_corpus_jsonl``, ``format_information``, ``default_cache_dir`` and ``atomic_write_text``.
+``write_corpus_jsonl``, ``format_information``, and ``default_cache_dir``.
 
 A passage is stored the way Search-R1's ``wiki-18.jsonl`` stores it: one JSON object per line
 with ``id`` and ``contents``, where ``contents`` is ``"Title"\\ntext`` (the title in double
@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from reskill_gym.atomic import atomic_write_text
 
 __all__ = [
     "Passage",
@@ -28,7 +29,6 @@ __all__ = [
     "write_corpus_jsonl",
     "format_information",
     "default_cache_dir",
-    "atomic_write_text",
 ]
 
 
@@ -179,18 +179,3 @@ def default_cache_dir() -> Path:
     """``$RESKILL_CACHE`` or ``~/.cache/reskill-gym`` (created on demand by callers)."""
     env = os.environ.get("RESKILL_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "reskill-gym"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

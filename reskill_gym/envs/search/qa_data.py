@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reskill_gym.envs.search.corpus import CorpusFormatError, atomic_write_text
+from reskill_gym.atomic import atomic_write_text
+from reskill_gym.envs.search.corpus import CorpusFormatError
 
 __all__ = [
     "QAExample",

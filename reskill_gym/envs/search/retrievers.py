@@ -34,6 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from filelock import FileLock
 
+from reskill_gym.atomic import atomic_path
 from reskill_gym.envs.search.corpus import Corpus, Passage, default_cache_dir
 
 __all__ = [
@@ -249,13 +250,8 @@ class DenseRetriever:
                 return matrix
         matrix = self._embed([self.passage_prefix + p.contents for p in self.corpus])
         if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".npy", dir=cache_file.parent)
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, matrix)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, cache_file)
+            with atomic_path(cache_file, suffix=".npy") as tmp:
+                np.save(tmp, matrix)
         return matrix
 
     def search(self, query: str, k: int) -> list[Passage]:

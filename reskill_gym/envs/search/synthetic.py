@@ -37,10 +37,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from reskill_gym.atomic import atomic_write_text
 from reskill_gym.envs.search.corpus import (
     Corpus,
     Passage,
-    atomic_write_text,
     default_cache_dir,
     load_corpus_jsonl,
     write_corpus_jsonl,
