@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/reskill demo
+	$(VENV)/bin/reskill train --config configs/demo.yaml
 
 test: setup
 	$(PY) -m ruff check reskill_gym adapters tests benchmarks

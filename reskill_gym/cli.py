@@ -40,10 +40,13 @@ def version() -> None:
 from reskill_gym.creator.commands import creator_app  # noqa: E402
 from reskill_gym.evaluation.commands import eval_command  # noqa: E402
 from reskill_gym.skills.commands import skills_app  # noqa: E402
+from reskill_gym.training import report_command, train_command  # noqa: E402
 
 app.add_typer(creator_app, name="creator")
 app.command("eval")(eval_command)
+app.command("report")(report_command)
 app.add_typer(skills_app, name="skills")
+app.command("train")(train_command)
 
 
 def _attach_plugins() -> None:

