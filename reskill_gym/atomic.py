@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +61,8 @@ def atomic_path(path: str | Path, *, suffix: str = ".tmp") -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(name)
+    # mkstemp creates 0600 files; keep an existing file's mode, else the usual 0644.
+    os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -27,6 +27,7 @@ CLI = [sys.executable, "-c", "from reskill_gym.cli import main; main()", "train"
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2700)
 def test_demo_killed_mid_test_resumes_and_decides(base_policy, tmp_path: Path) -> None:
     import copy
 
