@@ -1,23 +1,30 @@
-"""Per-training-step cost of the version tester against a plain-Python reference.
+"""The version tester against a port of the published tracker: cost per training step and
+whether both make the same accept/revert decisions.
 
-One training step = assign 30 groups x 8 rollouts, record 240 outcomes, refit the discount
-concentration M on 50 finished tests of 5 steps each (2,000-point grid, 500 records), flush
-with the discount and decide. ``reskill_gym.versioning.VersionTester`` does this with an exact
-win probability computed once per step and a vectorised grid; ``ReferenceTester`` below has
-the published algorithm's shape: 10,000 Monte-Carlo draws (Python ``random``) per rollout to
-get the Thompson probability, and Python loops over grid points and records.
+The baseline is ``published_tracker.PublishedTracker``, a port of the published ReSkill
+``VersionABTracker`` (per-rollout Monte-Carlo Thompson probability with ``np.random``, the
+whole posterior discounted by ``M / (M + n)``, M from the one-step-ahead predictive
+likelihood of every decided test, scored in Python loops over the 2,000-point grid).
 
-Identical decisions: assignment cannot be compared draw for draw (the reference assigns each
-rollout by its own Monte-Carlo estimate and coin flip, we use the exact probability and a
-stratified split), so the check replays the *same recorded outcomes* (per test, per step,
-per version) into both implementations and requires the same accept/reject, the same
-accepted version, the same fitted M and the same posteriors (to 1e-9). The rule
-``probability`` is also replayed: there the reference's P(B > A) is itself a 10,000-draw
-Monte-Carlo estimate, so close calls near the threshold may legitimately differ; the
-agreement count is reported, not required.
+Three measurements:
 
-Run: ``.venv/bin/python benchmarks/perf/version_tester.py [--ref-steps 1] [--ours-steps 100]
-[--replay-tests 20] [--json results.json]``.
+1. **Per step** (live campaigns on drifting simulated arms, 30 groups x 8 rollouts a step,
+   ``--tests`` tests of 5 steps): assign every rollout, record the outcomes, flush, decide when
+   due (which includes scoring the finished test for the fit of M). Ours is timed with the
+   published settings (``TesterConfig.published()``: predictive fit, posterior discounted)
+   and with the project defaults (pooled fit, evidence discounted). Each implementation
+   assigns its own rollouts, so the campaigns see different outcomes; only costs compare.
+2. **M from scratch** on ``--history`` finished tests of 5 steps: our vectorised fits
+   against the port scoring every test (the published tracker never refits from scratch; this
+   is the cost of restoring a fit from recorded tests).
+3. **Decisions on replayed outcomes**: ``--replay-tests`` tests (drifting, stationary and
+   equal arms, ``--replay-groups`` groups of 8 a step) are recorded once, then the same
+   per-step outcomes are fed to the port and to our tester in several settings. With the
+   published settings we require the same accept/revert, the same M and the same
+   posteriors (1e-9) every time; the project defaults are counted, not required.
+
+Run: ``.venv/bin/python benchmarks/perf/version_tester.py [--tests 12] [--history 50]
+[--replay-tests 40] [--replay-groups 30] [--seed 0] [--json results.json]``.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import random
 import statistics
 import sys
 import tempfile
@@ -37,226 +43,47 @@ from typing import Any
 
 import numpy as np
 
-from reskill_gym.versioning import GroupSpec, TesterConfig, VersionTester, fit_concentration
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from published_tracker import PublishedTracker  # noqa: E402
 
-GROUPS = [GroupSpec(group_id=f"g{i}", task_id=f"task{i}", n=8) for i in range(30)]
+from reskill_gym.versioning import (  # noqa: E402
+    GroupSpec,
+    TesterConfig,
+    VersionTester,
+    fit_concentration,
+)
 
 RateFn = Callable[[int], float]
-# Both arms improve over a test as a learning policy does; which one ends ahead varies.
+# Both arms of most scenarios change over a test as a learning policy does.
 SCENARIOS: dict[str, tuple[RateFn, RateFn]] = {
     "up": (lambda k: 0.40 + 0.05 * k, lambda k: 0.15 + 0.15 * k),
     "down": (lambda k: 0.25 + 0.10 * k, lambda k: 0.55 + 0.01 * k),
     "flat": (lambda k: 0.50, lambda k: 0.60),
+    "equal": (lambda k: 0.50, lambda k: 0.50),
+    "near": (lambda k: 0.45 + 0.02 * k, lambda k: 0.47 + 0.01 * k),
+}
+SETTINGS: dict[str, TesterConfig] = {
+    "ours, published settings": TesterConfig.published(),
+    "ours, project defaults": TesterConfig(),
+    "ours, predictive + evidence": TesterConfig(m_fit="predictive"),
+    "ours, pooled + posterior": TesterConfig(discount_convention="posterior"),
 }
 
 
-class ReferenceTester:
-    """Plain-Python version tester with the published implementation's shape.
-
-    Same math as ``VersionTester`` (Beta posteriors, evidence discounted by M / (M + n), M by
-    Beta-Binomial grid search on finished tests, posterior-mean rule), but: the Thompson
-    probability comes from ``mc_draws`` Monte-Carlo samples per rollout, and the grid search
-    loops over grid points and records in Python.
-    """
-
-    def __init__(
-        self,
-        seed: int,
-        rule: str = "posterior_mean",
-        tau: float = 0.95,
-        mc_draws: int = 10_000,
-        clamp: tuple[float, float] = (0.15, 0.85),
-        prior: tuple[float, float] = (1.0, 1.0),
-        min_steps: int = 5,
-        min_episodes: int = 50,
-        m_grid: tuple[int, int] = (1, 2000),
-        min_finished: int = 2,
-    ) -> None:
-        self.random = random.Random(seed)
-        self.rule, self.tau, self.mc_draws = rule, tau, mc_draws
-        self.clamp, self.prior = clamp, prior
-        self.min_steps, self.min_episodes = min_steps, min_episodes
-        self.m_grid, self.min_finished = m_grid, min_finished
-        self.history: list[tuple[list[list[int]], list[list[int]]]] = []
-        self.versions: list[str] = []
-
-    def start(self, incumbent: str, candidate: str) -> None:
-        self.versions = [incumbent, candidate]
-        self.alpha = [self.prior[0], self.prior[0]]
-        self.beta = [self.prior[1], self.prior[1]]
-        self.pending_s, self.pending_n = [0, 0], [0, 0]
-        self.total_n = 0
-        self.step_s: list[list[int]] = []
-        self.step_n: list[list[int]] = []
-        self.m = self.fit_m() if len(self.history) >= self.min_finished else None
-
-    def mc_prob_b(self) -> float:
-        rnd = self.random
-        wins = 0
-        for _ in range(self.mc_draws):
-            if rnd.betavariate(self.alpha[1], self.beta[1]) > rnd.betavariate(
-                self.alpha[0], self.beta[0]
-            ):
-                wins += 1
-        return wins / self.mc_draws
-
-    def assign_rollout(self) -> str:
-        p = min(self.clamp[1], max(self.clamp[0], self.mc_prob_b()))
-        return self.versions[1] if self.random.random() < p else self.versions[0]
-
-    def record(self, version: str, success: bool) -> None:
-        i = self.versions.index(version)
-        self.pending_n[i] += 1
-        self.pending_s[i] += 1 if success else 0
-
-    def fit_m(self) -> int:
-        a0, b0 = self.prior
-        records = []
-        for succ, eps in self.history:
-            for arm in range(len(succ[0])):
-                s_tot = sum(row[arm] for row in succ)
-                n_tot = sum(row[arm] for row in eps)
-                mu = (s_tot + a0) / (n_tot + a0 + b0)
-                for row_s, row_n in zip(succ, eps):
-                    if row_n[arm] > 0:
-                        records.append((row_s[arm], row_n[arm], mu))
-        best_m, best_ll = None, -math.inf
-        lg = math.lgamma
-        for m in range(self.m_grid[0], self.m_grid[1] + 1):
-            ll = 0.0
-            for s, n, mu in records:
-                a, b = m * mu, m * (1.0 - mu)
-                f = n - s
-                ll += (
-                    lg(n + 1)
-                    - lg(s + 1)
-                    - lg(f + 1)
-                    + lg(s + a)
-                    - lg(a)
-                    + lg(f + b)
-                    - lg(b)
-                    - lg(n + m)
-                    + lg(m)
-                )
-            if ll > best_ll:
-                best_m, best_ll = m, ll
-        assert best_m is not None
-        return best_m
-
-    def end_step(self) -> dict[str, Any] | None:
-        if self.pending_n[0] + self.pending_n[1] == 0:
-            return None
-        a0, b0 = self.prior
-        for i in range(2):
-            n, s = self.pending_n[i], self.pending_s[i]
-            w = self.m / (self.m + n) if self.m is not None else 1.0
-            self.alpha[i] = a0 + w * (self.alpha[i] - a0) + s
-            self.beta[i] = b0 + w * (self.beta[i] - b0) + (n - s)
-        self.step_s.append(list(self.pending_s))
-        self.step_n.append(list(self.pending_n))
-        self.total_n += sum(self.pending_n)
-        self.pending_s, self.pending_n = [0, 0], [0, 0]
-        if len(self.step_n) < self.min_steps or self.total_n < self.min_episodes:
-            return None
-        if self.rule == "posterior_mean":
-            mean = [a / (a + b) for a, b in zip(self.alpha, self.beta)]
-            accept = mean[1] > mean[0]
-        else:
-            accept = self.mc_prob_b() >= self.tau
-        self.history.append((self.step_s, self.step_n))
-        return {
-            "outcome": "accept" if accept else "reject",
-            "accepted": self.versions[1] if accept else self.versions[0],
-            "m": None if self.m is None else float(self.m),
-            "alpha": list(self.alpha),
-            "beta": list(self.beta),
-        }
-
-
-def simulate_campaign(
-    n_tests: int, seed: int, config: TesterConfig
-) -> tuple[VersionTester, list[dict[str, Any]]]:
-    """Run ``n_tests`` version tests on drifting simulated arms; log every recorded outcome."""
-    tester = VersionTester(config, rng=seed)
-    env = np.random.default_rng(seed + 1)
-    kinds = list(SCENARIOS)
-    step, logs = 0, []
-    for i in range(n_tests):
-        inc, cand = f"v{i}", f"v{i}-cand"
-        fa, fb = SCENARIOS[kinds[int(env.integers(len(kinds)))]]
-        tester.start(inc, cand, step=step)
-        steps_log: list[list[tuple[str, bool]]] = []
-        k = 0
-        while True:
-            flat = [v for group in tester.assign(GROUPS) for v in group]
-            p = np.array([fb(k) if v == cand else fa(k) for v in flat])
-            wins = (env.random(len(flat)) < p).tolist()
-            for v, won in zip(flat, wins):
-                tester.record(v, won)
-            steps_log.append(list(zip(flat, wins)))
-            decision = tester.end_step(step)
-            step, k = step + 1, k + 1
-            if decision is not None:
-                break
-        logs.append({"incumbent": inc, "candidate": cand, "steps": steps_log, "decision": decision})
-    return tester, logs
-
-
-def replay(logs: list[dict[str, Any]], rule: str, seed: int) -> dict[str, Any]:
-    """Feed the same outcomes into a fresh VersionTester and a fresh ReferenceTester."""
-    ours = VersionTester(TesterConfig(decision_rule=rule), rng=seed)
-    ref = ReferenceTester(seed, rule=rule)
-    same = same_full = 0
-    mismatches: list[dict[str, Any]] = []
-    decided: list[str] = []
-    for t, log in enumerate(logs):
-        ours.start(log["incumbent"], log["candidate"], step=0)
-        ref.start(log["incumbent"], log["candidate"])
-        d_ours = d_ref = None
-        for s, outcomes in enumerate(log["steps"]):
-            for v, won in outcomes:
-                ours.record(v, won)
-                ref.record(v, won)
-            d_ours = ours.end_step(s)
-            d_ref = ref.end_step()
-        assert d_ours is not None and d_ref is not None, "replayed test did not decide"
-        post_ok = all(
-            math.isclose(d_ours.posteriors[v].alpha, d_ref["alpha"][i], rel_tol=1e-9)
-            and math.isclose(d_ours.posteriors[v].beta, d_ref["beta"][i], rel_tol=1e-9)
-            for i, v in enumerate([log["incumbent"], log["candidate"]])
-        )
-        decided.append(d_ours.outcome)
-        outcome_ok = d_ours.outcome == d_ref["outcome"] and d_ours.accepted == d_ref["accepted"]
-        same += outcome_ok
-        same_full += outcome_ok and d_ours.m == d_ref["m"] and post_ok
-        if not (outcome_ok and d_ours.m == d_ref["m"] and post_ok):
-            mismatches.append(
-                {
-                    "test": t,
-                    "ours": [d_ours.outcome, d_ours.m],
-                    "ref": [d_ref["outcome"], d_ref["m"]],
-                }
-            )
-    return {
-        "tests": len(logs),
-        "same_decision": same,
-        "same_m_and_posteriors": same_full,
-        "accepted": decided.count("accept"),
-        "outcomes": decided,
-        "mismatches": mismatches,
-    }
+def groups(n_groups: int) -> list[GroupSpec]:
+    return [GroupSpec(group_id=f"g{i}", task_id=f"task{i}", n=8) for i in range(n_groups)]
 
 
 class Laps:
     """Wall-clock and process-CPU seconds per named part of each step.
 
-    CPU time is reported beside wall time because this benchmark often runs on shared
-    machines, where wall time mostly measures the neighbours (both implementations are
-    single-threaded).
+    CPU time is reported beside wall time because this benchmark runs on shared machines,
+    where wall time also measures the neighbours (both implementations are single-threaded).
     """
 
     def __init__(self) -> None:
         self.steps: list[dict[str, tuple[float, float]]] = []
+        self.deciding: list[bool] = []
 
     def begin(self) -> None:
         self._current: dict[str, tuple[float, float]] = {}
@@ -267,101 +94,254 @@ class Laps:
         self._current[name] = (w - self._w, c - self._c)
         self._w, self._c = w, c
 
-    def end(self) -> None:
+    def end(self, decided: bool) -> None:
         self.steps.append(self._current)
+        self.deciding.append(decided)
 
-    def median(self, parts: Sequence[str], clock: int) -> float:
-        """Median over steps of the summed ``parts`` (clock 0: wall, 1: CPU), in ms."""
-        return 1e3 * statistics.median(sum(step[p][clock] for p in parts) for step in self.steps)
+    def stat(self, parts: Sequence[str], clock: int, how: str = "median") -> float:
+        """Summed ``parts`` over steps, in ms (clock 0 wall, 1 CPU); how: median, mean,
+        decide (mean over steps that decided)."""
+        vals = [sum(step[p][clock] for p in parts) for step in self.steps]
+        if how == "decide":
+            vals = [v for v, d in zip(vals, self.deciding) if d]
+        if not vals:
+            return math.nan
+        return 1e3 * (statistics.median(vals) if how == "median" else statistics.fmean(vals))
 
 
-PARTS = ("assign", "record", "fit_m", "flush_decide")
-CACHED_PARTS = ("assign", "record", "fit_m_cached", "flush_decide")
+PARTS = ("assign", "record", "flush_decide")
 
 
-def time_ours(history_tester: VersionTester, steps: int, seed: int) -> Laps:
-    """Our step. ``fit_m`` is a cold refit on the fixed 50 finished tests (all 500 records,
-    every curve recomputed); ``fit_m_cached`` is the tester's own incremental refit."""
-    tester = VersionTester(history_tester.config, rng=seed)
-    tester.load_state_dict(history_tester.state_dict())
-    tester.rng = np.random.default_rng(seed)
-    cfg = tester.config
-    fixed_history = [(t.successes, t.episodes) for t in history_tester.history]
-    env = np.random.default_rng(seed + 2)
-    laps = Laps()
-    for step in range(steps):
+def time_ours(config: TesterConfig, n_tests: int, n_groups: int, seed: int) -> Laps:
+    tester = VersionTester(config, rng=seed)
+    env = np.random.default_rng(seed + 1)
+    gs = groups(n_groups)
+    kinds = list(SCENARIOS)
+    laps, step, k, decided = Laps(), 0, 0, 0
+    fa = fb = SCENARIOS["up"][0]
+    while decided < n_tests:
         laps.begin()
         if not tester.active:
+            fa, fb = SCENARIOS[kinds[int(env.integers(len(kinds)))]]
             tester.start(f"inc{step}", f"cand{step}", step=step)
-        plan = tester.assign(GROUPS)
+            k = 0
+        cand = tester.versions[1]
+        plan = tester.assign(gs)
         laps.lap("assign")
-        for group in plan:
-            for v in group:
-                tester.record(v, bool(env.random() < 0.5))
+        flat = [v for g in plan for v in g]
+        p = np.array([fb(k) if v == cand else fa(k) for v in flat])
+        tester.record_many(flat, env.random(len(flat)) < p)
         laps.lap("record")
-        m = fit_concentration(fixed_history, cfg.m_grid, cfg.prior)  # the M-grid update
-        laps.lap("fit_m")
-        m_cached = tester.fit_m()
-        laps.lap("fit_m_cached")
-        tester.end_step(step)
+        d = tester.end_step(step)
         laps.lap("flush_decide")
-        laps.end()
-        assert m >= 1 and m_cached is not None
+        laps.end(d is not None)
+        decided += d is not None
+        step, k = step + 1, k + 1
     return laps
 
 
-def time_reference(history_tester: VersionTester, steps: int, seed: int) -> Laps:
-    ref = ReferenceTester(seed)
-    ref.history = [(t.successes, t.episodes) for t in history_tester.history]
-    env = random.Random(seed + 3)
-    n_hist = len(ref.history)
-    ref.start("inc", "cand")
-    laps = Laps()
-    for _ in range(steps):
+def time_port(n_tests: int, n_groups: int, seed: int) -> Laps:
+    tracker = PublishedTracker(weighting_strategy="dynamic", rng=np.random.RandomState(seed))
+    env = np.random.default_rng(seed + 1)
+    kinds = list(SCENARIOS)
+    laps, step, k, decided = Laps(), 0, 0, 0
+    fa = fb = SCENARIOS["up"][0]
+    while decided < n_tests:
         laps.begin()
-        plan = [[ref.assign_rollout() for _ in range(g.n)] for g in GROUPS]
+        if not tracker.is_testing:
+            fa, fb = SCENARIOS[kinds[int(env.integers(len(kinds)))]]
+            tracker.start_version_test(f"cand{step}", step=step)
+            k = 0
+        plan = [tracker.sample_rollout_decision() for _ in range(8 * n_groups)]
         laps.lap("assign")
-        for group in plan:
-            for v in group:
-                ref.record(v, env.random() < 0.5)
+        p = np.array([fb(k) if is_new else fa(k) for is_new in plan])
+        for is_new, won in zip(plan, (env.random(len(plan)) < p).tolist()):
+            tracker.record_episode_outcome(is_new, 1.0 if won else 0.0)
         laps.lap("record")
-        ref.m = ref.fit_m()
-        laps.lap("fit_m")
-        if ref.end_step() is not None:
-            ref.history = ref.history[:n_hist]
-            ref.start("inc", "cand")
+        tracker.record_step()
+        d = tracker.decide() if tracker.should_decide() else None
         laps.lap("flush_decide")
-        laps.end()
+        laps.end(d is not None)
+        decided += d is not None
+        step, k = step + 1, k + 1
     return laps
+
+
+def record_campaign(n_tests: int, n_groups: int, seed: int) -> list[dict[str, Any]]:
+    """Outcomes of ``n_tests`` live tests (our published settings assign), per step and arm."""
+    tester = VersionTester(TesterConfig.published(), rng=seed)
+    env = np.random.default_rng(seed + 1)
+    gs = groups(n_groups)
+    kinds = list(SCENARIOS)
+    logs, step = [], 0
+    for i in range(n_tests):
+        kind = kinds[int(env.integers(len(kinds)))]
+        fa, fb = SCENARIOS[kind]
+        inc, cand = f"v{i}", f"v{i}-cand"
+        tester.start(inc, cand, step=step)
+        steps: list[tuple[int, int, int, int]] = []  # (s_inc, n_inc, s_cand, n_cand)
+        k = 0
+        while True:
+            flat = [v for g in tester.assign(gs) for v in g]
+            is_cand = np.array([v == cand for v in flat])
+            won = env.random(len(flat)) < np.where(is_cand, fb(k), fa(k))
+            tester.record_many(flat, won)
+            steps.append(
+                (
+                    int(won[~is_cand].sum()),
+                    int((~is_cand).sum()),
+                    int(won[is_cand].sum()),
+                    int(is_cand.sum()),
+                )
+            )
+            d = tester.end_step(step)
+            step, k = step + 1, k + 1
+            if d is not None:
+                break
+        logs.append({"scenario": kind, "steps": steps, "live": d.outcome})
+    return logs
+
+
+def replay_port(logs: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    tracker = PublishedTracker(weighting_strategy="dynamic", rng=np.random.RandomState(seed))
+    out = []
+    for t, log in enumerate(logs):
+        tracker.start_version_test(f"v{t}-cand", step=0)
+        stats = None
+        for s_inc, n_inc, s_cand, n_cand in log["steps"]:
+            for j in range(n_cand):
+                tracker.record_episode_outcome(True, 1.0 if j < s_cand else 0.0)
+            for j in range(n_inc):
+                tracker.record_episode_outcome(False, 1.0 if j < s_inc else 0.0)
+            tracker.record_step()
+            if tracker.should_decide():
+                _, stats = tracker.decide()
+        assert stats is not None, f"replayed test {t} did not decide in the port"
+        out.append(stats)
+    return out
+
+
+def replay_ours(logs: list[dict[str, Any]], config: TesterConfig, seed: int) -> list[Any]:
+    tester = VersionTester(config, rng=seed)
+    out = []
+    for t, log in enumerate(logs):
+        inc, cand = f"v{t}", f"v{t}-cand"
+        tester.start(inc, cand, step=0)
+        d = None
+        for step, (s_inc, n_inc, s_cand, n_cand) in enumerate(log["steps"]):
+            outcomes = [True] * s_inc + [False] * (n_inc - s_inc)
+            outcomes += [True] * s_cand + [False] * (n_cand - s_cand)
+            tester.record_many([inc] * n_inc + [cand] * n_cand, np.array(outcomes, dtype=bool))
+            d = tester.end_step(step)
+        assert d is not None, f"replayed test {t} did not decide in our tester"
+        out.append(d)
+    return out
+
+
+def compare(ours: list[Any], port: list[dict[str, Any]]) -> dict[str, Any]:
+    same = same_full = 0
+    mismatches = []
+    for t, (d, p) in enumerate(zip(ours, port)):
+        inc, cand = d.incumbent, d.candidates[0]
+        ok = (d.outcome == "accept") == p["accepted"]
+        post = all(
+            math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
+            for x, y in (
+                (d.posteriors[cand].alpha, p["alpha_new"]),
+                (d.posteriors[cand].beta, p["beta_new"]),
+                (d.posteriors[inc].alpha, p["alpha_old"]),
+                (d.posteriors[inc].beta, p["beta_old"]),
+            )
+        )
+        full = ok and d.m == p["m_used"] and post
+        same += ok
+        same_full += full
+        if not full:
+            mismatches.append(
+                {"test": t, "ours": [d.outcome, d.m], "port": [p["accepted"], p["m_used"]]}
+            )
+    return {
+        "tests": len(port),
+        "same_decision": same,
+        "same_m_and_posteriors": same_full,
+        "mismatches": mismatches,
+    }
+
+
+def history_tests(n_tests: int, seed: int) -> list[tuple[list[list[int]], list[list[int]]]]:
+    logs = record_campaign(n_tests, 30, seed)
+    return [
+        ([[r[0], r[2]] for r in log["steps"]], [[r[1], r[3]] for r in log["steps"]]) for log in logs
+    ]
+
+
+def time_cold_fits(
+    tests: list[tuple[list[list[int]], list[list[int]]]], reps: int = 5
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for method in ("pooled", "predictive"):
+        walls, cpus = [], []
+        for _ in range(reps):
+            w, c = time.perf_counter(), time.process_time()
+            m = fit_concentration(tests, (1, 2000), (1.0, 1.0), method=method)  # type: ignore[arg-type]
+            walls.append(time.perf_counter() - w)
+            cpus.append(time.process_time() - c)
+        out[f"ours_{method}"] = {
+            "m": m,
+            "wall_ms": 1e3 * statistics.median(walls),
+            "cpu_ms": 1e3 * statistics.median(cpus),
+        }
+    port = PublishedTracker(weighting_strategy="dynamic")
+    w, c = time.perf_counter(), time.process_time()
+    for succ, eps in tests:
+        port._score_test(
+            [
+                {"new_m": s[1], "new_n": n[1], "old_m": s[0], "old_n": n[0]}
+                for s, n in zip(succ, eps)
+            ]
+        )
+    port._update_m()
+    out["port"] = {
+        "m": port.m,
+        "wall_ms": 1e3 * (time.perf_counter() - w),
+        "cpu_ms": 1e3 * (time.process_time() - c),
+    }
+    return out
 
 
 def run(
-    ref_steps: int = 1, ours_steps: int = 100, replay_tests: int = 20, seed: int = 0
+    n_tests: int, n_history: int, n_replay: int, replay_groups: int, seed: int
 ) -> dict[str, Any]:
-    cfg = TesterConfig()
-    history_tester, _ = simulate_campaign(50, seed, cfg)  # 50 finished tests of 5 steps each
-    assert len(history_tester.history) == 50
-    ours = time_ours(history_tester, ours_steps, seed)
-    ref = time_reference(history_tester, ref_steps, seed)
-    _, logs = simulate_campaign(replay_tests, seed + 100, cfg)
-    replay_mean = replay(logs, "posterior_mean", seed)
-    live = [log["decision"].outcome for log in logs]
-    replay_prob = replay(logs, "probability", seed)
-    res: dict[str, Any] = {"ours_steps": ours_steps, "ref_steps": ref_steps, "history_tests": 50}
-    for clock, name in ((0, "wall"), (1, "cpu")):
-        table = {
-            "ours": {p: ours.median([p], clock) for p in (*PARTS, "fit_m_cached")},
-            "reference": {p: ref.median([p], clock) for p in PARTS},
+    res: dict[str, Any] = {"load_start": os.getloadavg(), "tests": n_tests}
+    laps = {
+        "ours, published settings": time_ours(TesterConfig.published(), n_tests, 30, seed),
+        "ours, project defaults": time_ours(TesterConfig(), n_tests, 30, seed),
+        "port of published": time_port(n_tests, 30, seed),
+    }
+    res["per_step_ms"] = {
+        name: {
+            f"{how}_{clock_name}": lp.stat(PARTS, clock, how)
+            for how in ("median", "mean", "decide")
+            for clock, clock_name in ((0, "wall"), (1, "cpu"))
         }
-        table["ours"]["total"] = ours.median(PARTS, clock)
-        table["ours"]["total_cached"] = ours.median(CACHED_PARTS, clock)
-        table["reference"]["total"] = ref.median(PARTS, clock)
-        table["ratio_cold_refit"] = table["reference"]["total"] / table["ours"]["total"]
-        table["ratio_cached"] = table["reference"]["total"] / table["ours"]["total_cached"]
-        res[f"{name}_ms"] = table
-    res["replay_equals_live"] = replay_mean["outcomes"] == live
-    res["replay_posterior_mean"] = replay_mean
-    res["replay_probability"] = replay_prob
+        | {f"{part}_median_cpu": lp.stat([part], 1) for part in PARTS}
+        | {"steps": len(lp.steps)}
+        for name, lp in laps.items()
+    }
+    res["cold_fit"] = time_cold_fits(history_tests(n_history, seed + 50))
+    res["cold_fit"]["history_tests"] = n_history
+    logs = record_campaign(n_replay, replay_groups, seed + 100)
+    port = replay_port(logs, seed)
+    res["replay"] = {"groups": replay_groups, "scenarios": [log["scenario"] for log in logs]}
+    for name, cfg in SETTINGS.items():
+        ours = replay_ours(logs, cfg, seed)
+        res["replay"][name] = compare(ours, port)
+        if name == "ours, published settings":
+            res["replay"]["equals_live"] = [d.outcome for d in ours] == [
+                log["live"] for log in logs
+            ]
+    res["replay"]["port_accepted"] = sum(p["accepted"] for p in port)
+    res["load_end"] = os.getloadavg()
     return res
 
 
@@ -377,42 +357,57 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--ref-steps", type=int, default=1, help="reference steps to time (~30 s each)"
-    )
-    parser.add_argument("--ours-steps", type=int, default=100, help="VersionTester steps to time")
-    parser.add_argument("--replay-tests", type=int, default=20, help="tests replayed into both")
+    parser.add_argument("--tests", type=int, default=12, help="tests per timed live campaign")
+    parser.add_argument("--history", type=int, default=50, help="finished tests for the cold fit")
+    parser.add_argument("--replay-tests", type=int, default=40, help="tests replayed into all")
+    parser.add_argument("--replay-groups", type=int, default=30, help="groups of 8 per replay step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
-    res = run(args.ref_steps, args.ours_steps, args.replay_tests, args.seed)
+    res = run(args.tests, args.history, args.replay_tests, args.replay_groups, args.seed)
+    ls, le = res["load_start"], res["load_end"]
     print(
-        f"version tester, one training step (30 groups x 8 rollouts, M on 50 tests x 5 steps); "
-        f"median of {res['ours_steps']} (ours) / {res['ref_steps']} (reference) steps"
+        f"load average (1/5/15 min): start {ls[0]:.2f} {ls[1]:.2f} {ls[2]:.2f}, end {le[0]:.2f} {le[1]:.2f} {le[2]:.2f}"
     )
-    print(f"{'part':<16}{'ours wall':>11}{'ours cpu':>10}{'ref wall':>11}{'ref cpu':>10}  (ms)")
-    wall, cpu = res["wall_ms"], res["cpu_ms"]
-    for key in (*PARTS, "fit_m_cached", "total", "total_cached"):
-        ref_w = f"{wall['reference'][key]:>11.1f}" if key in wall["reference"] else f"{'':>11}"
-        ref_c = f"{cpu['reference'][key]:>10.1f}" if key in cpu["reference"] else f"{'':>10}"
-        print(f"{key:<16}{wall['ours'][key]:>11.2f}{cpu['ours'][key]:>10.2f}{ref_w}{ref_c}")
-    for label, key in (
-        ("cold M refit every step", "ratio_cold_refit"),
-        ("cached M curves", "ratio_cached"),
-    ):
-        print(f"speed ratio, {label}: {wall[key]:.0f}x wall, {cpu[key]:.0f}x cpu")
-    for rule in ("posterior_mean", "probability"):
-        r = res[f"replay_{rule}"]
+    print(f"per training step, 30 groups x 8 rollouts, {res['tests']} tests of 5 steps (ms)")
+    head = f"{'':<27}{'median wall':>12}{'median cpu':>11}{'mean cpu':>9}{'decide cpu':>11}"
+    print(head + f"{'assign':>8}{'record':>8}{'flush':>8}")
+    for name, r in res["per_step_ms"].items():
         print(
-            f"replayed outcomes, rule={rule}: same decision {r['same_decision']}/{r['tests']}, "
-            f"same M and posteriors {r['same_m_and_posteriors']}/{r['tests']} "
-            f"(accepted {r['accepted']})"
+            f"{name:<27}{r['median_wall']:>12.2f}{r['median_cpu']:>11.2f}{r['mean_cpu']:>9.2f}"
+            f"{r['decide_cpu']:>11.2f}{r['assign_median_cpu']:>8.2f}{r['record_median_cpu']:>8.2f}"
+            f"{r['flush_decide_median_cpu']:>8.2f}"
         )
-    print(f"replayed decisions equal the live ones: {res['replay_equals_live']}")
+    port_step = res["per_step_ms"]["port of published"]
+    for name in ("ours, published settings", "ours, project defaults"):
+        r = res["per_step_ms"][name]
+        print(
+            f"port / {name}: median step {port_step['median_cpu'] / r['median_cpu']:.0f}x cpu, "
+            f"{port_step['median_wall'] / r['median_wall']:.0f}x wall; mean step "
+            f"{port_step['mean_cpu'] / r['mean_cpu']:.0f}x cpu"
+        )
+    cf = res["cold_fit"]
+    print(f"M from scratch on {cf['history_tests']} tests x 5 steps (2,000-point grid):")
+    for name in ("ours_pooled", "ours_predictive", "port"):
+        print(
+            f"  {name:<16} M={cf[name]['m']!s:>6}  {cf[name]['wall_ms']:>9.1f} ms wall {cf[name]['cpu_ms']:>9.1f} ms cpu"
+        )
+    rp = res["replay"]
+    print(
+        f"replayed outcomes of {len(rp['scenarios'])} tests ({rp['groups']} groups x 8 a step), "
+        f"port accepted {rp['port_accepted']}:"
+    )
+    for name in SETTINGS:
+        r = rp[name]
+        print(
+            f"  {name:<29} same decision {r['same_decision']}/{r['tests']}, "
+            f"same M and posteriors {r['same_m_and_posteriors']}/{r['tests']}"
+        )
+    print(f"replayed decisions equal the live ones: {rp['equals_live']}")
     if args.json:
         _write_json(args.json, res)
-    mean_rule = res["replay_posterior_mean"]
-    ok = mean_rule["same_m_and_posteriors"] == mean_rule["tests"] and res["replay_equals_live"]
+    pub = rp["ours, published settings"]
+    ok = pub["same_m_and_posteriors"] == pub["tests"] and rp["equals_live"]
     return 0 if ok else 1
 
 

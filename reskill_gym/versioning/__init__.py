@@ -4,8 +4,8 @@ discounted Beta posterior, and accept/revert decisions. Pure numpy/scipy, no tra
 Exports ``VersionTester``, ``TesterConfig``, ``GroupSpec``, ``Decision``, ``StepRecord``,
 ``ArmPosterior``, ``ArmCounts``, ``FinishedTest``, ``TesterBusyError``,
 ``TesterInactiveError``, ``prob_greater``, ``prob_best``, ``beta_binomial_loglik_grid``,
-``finished_test_loglik``, ``fit_concentration``, ``clamp_probabilities`` and
-``allocate_groups``.
+``predictive_loglik_tests``, ``finished_test_loglik``, ``fit_concentration``,
+``clamp_probabilities`` and ``allocate_groups``.
 See ``reskill_gym/versioning/README.md`` for the algorithm and its options.
 
 >>> t = VersionTester(TesterConfig(), rng=0)
@@ -21,6 +21,7 @@ from reskill_gym.versioning.bayes import (
     beta_binomial_loglik_grid,
     finished_test_loglik,
     fit_concentration,
+    predictive_loglik_tests,
     prob_best,
     prob_greater,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "prob_greater",
     "prob_best",
     "beta_binomial_loglik_grid",
+    "predictive_loglik_tests",
     "finished_test_loglik",
     "fit_concentration",
     "clamp_probabilities",

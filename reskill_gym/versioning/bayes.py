@@ -1,8 +1,9 @@
 """Beta-posterior arithmetic for the version tester.
 
 Exports ``prob_greater``, ``prob_best``, ``beta_binomial_loglik_records``,
-``beta_binomial_loglik_grid``, ``pooled_means``,
-``m_grid_values``, ``finished_test_loglik``, ``best_m`` and ``fit_concentration``.
+``beta_binomial_loglik_grid``, ``pooled_means``, ``m_grid_values``,
+``predictive_loglik_tests``, ``finished_test_loglik``, ``best_m``, ``argmax_m``,
+``fit_concentration``, ``MFit`` and ``PREDICTIVE_FLOOR``.
 
 Two numbers drive a version test and both are computed here without Monte Carlo:
 
@@ -11,11 +12,18 @@ Two numbers drive a version test and both are computed here without Monte Carlo:
   sum for integer parameters does not apply; we integrate in quantile space,
   ``P(X > Y) = int_0^1 F_Y(Q_X(u)) du``, whose integrand is bounded in ``[0, 1]`` and monotone,
   with a fixed 212-node tanh-sinh rule evaluated as one vectorised call (~1e-10, < 1 ms);
-* the discount concentration ``M``: the per-step outcomes of finished tests are modelled as
-  Beta-Binomial draws around each arm's pooled success rate with concentration ``M`` (large
-  ``M``: steps look binomial, the arm is stationary; small ``M``: steps scatter more than
-  binomial noise allows, the policy is drifting). ``M`` is the grid point maximising the summed
-  log-likelihood, evaluated for the whole grid at once with ``scipy.special.gammaln``.
+* the discount concentration ``M``, the grid point maximising a log-likelihood of the
+  per-step outcomes of finished tests, evaluated for the whole grid at once with
+  ``scipy.special.gammaln``. Two likelihoods (``MFit``):
+
+  - ``pooled``: each step's outcomes are Beta-Binomial draws around the arm's pooled success
+    rate in that test with concentration ``M`` (large ``M``: steps look binomial, the arm is
+    stationary; small ``M``: steps scatter more than binomial noise allows, it drifts);
+  - ``predictive`` (the published tracker's fit): each step's outcomes are scored under the
+    one-step-ahead Beta-Binomial predictive of the arm's posterior *after* the step's discount
+    ``w = M / (M + n)`` was applied to all of it, prior pseudo-counts included (floored at
+    ``PREDICTIVE_FLOOR``); then the step's counts are added. A small ``M`` wins when recent
+    steps predict the next one better than the whole history does.
 
 >>> round(prob_greater(3.0, 1.0, 1.0, 1.0), 6)  # Beta(3,1) vs uniform: 3/4
 0.75
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from scipy import special
@@ -38,10 +47,21 @@ __all__ = [
     "beta_binomial_loglik_grid",
     "pooled_means",
     "m_grid_values",
+    "predictive_loglik_tests",
     "finished_test_loglik",
     "best_m",
+    "argmax_m",
     "fit_concentration",
+    "MFit",
+    "PREDICTIVE_FLOOR",
 ]
+
+MFit = Literal["pooled", "predictive"]
+
+PREDICTIVE_FLOOR = 1e-6
+"""Lower bound on discounted pseudo-counts in the predictive fit (the published value): with
+``M = 1`` and a hundred episodes a step, an arm without successes would otherwise shrink its
+alpha below any useful Beta parameter within three steps."""
 
 
 def _tanh_sinh_rule(h: float = 1.0 / 32.0, t_max: float = 3.3) -> tuple[np.ndarray, np.ndarray]:
@@ -229,21 +249,108 @@ def m_grid_values(m_grid: tuple[int, int]) -> np.ndarray:
     return np.arange(lo, hi + 1, dtype=float)
 
 
-def _test_records(
+def _check_table(
     successes: Sequence[Sequence[int]] | np.ndarray,
     episodes: Sequence[Sequence[int]] | np.ndarray,
-    prior: tuple[float, float],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flatten a ``steps x arms`` test into records (arm-major) with each arm's pooled mean."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """A finished test's ``steps x arms`` tables as floats, validated."""
     s_tab = np.asarray(successes, dtype=float)
     n_tab = np.asarray(episodes, dtype=float)
     if s_tab.shape != n_tab.shape or s_tab.ndim != 2:
         raise ValueError(
             f"successes and episodes must be equal steps x arms tables, got {s_tab.shape} and {n_tab.shape}"
         )
+    if not (
+        (s_tab >= 0).all()
+        and (s_tab <= n_tab).all()
+        and (s_tab == np.round(s_tab)).all()
+        and (n_tab == np.round(n_tab)).all()
+    ):
+        raise ValueError("successes and episodes must be integers with 0 <= successes <= episodes")
+    return s_tab, n_tab
+
+
+def _test_records(
+    successes: Sequence[Sequence[int]] | np.ndarray,
+    episodes: Sequence[Sequence[int]] | np.ndarray,
+    prior: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flatten a ``steps x arms`` test into records (arm-major) with each arm's pooled mean."""
+    s_tab, n_tab = _check_table(successes, episodes)
     mu = [pooled_means(s_tab[:, arm], n_tab[:, arm], prior) for arm in range(s_tab.shape[1])]
     mu_tab = np.broadcast_to(np.asarray(mu, dtype=float), s_tab.shape)
     return s_tab.T.ravel(), n_tab.T.ravel(), mu_tab.T.ravel()
+
+
+def predictive_loglik_tests(
+    tests: Sequence[tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]]],
+    m_values: Sequence[float] | np.ndarray,
+    prior: tuple[float, float],
+    floor: float = PREDICTIVE_FLOOR,
+) -> np.ndarray:
+    """One-step-ahead predictive log-likelihood of each finished test, shape ``(G, tests)``.
+
+    Per (test, arm), for every ``M`` at once: start at the prior ``(a, b)``; at each step with
+    ``n > 0`` episodes discount the whole posterior, ``a_d = max(w * a, floor)`` with
+    ``w = M / (M + n)`` (``w = 1`` when ``n = 0``), score the step's ``s`` successes under
+    ``BetaBinomial(n, a_d, b_d)``, then ``a = a_d + s``, ``b = b_d + n - s``. This is the
+    published tracker's recursion. All tests and arms advance together, one step at a time
+    (tests shorter than the longest are padded with empty steps, which change nothing), so
+    the cost is ``steps`` vectorised ``gammaln`` calls on a ``G x (tests * arms)`` array.
+
+    >>> # M = 3, 1 success in 2: w = 3/5, so Beta(1, 1) becomes Beta(0.6, 0.6) before scoring
+    >>> round(float(predictive_loglik_tests([([[1]], [[2]])], [3.0], (1.0, 1.0))[0, 0]), 6)
+    -1.299283
+    """
+    a0, b0 = float(prior[0]), float(prior[1])
+    if not (a0 > 0 and b0 > 0):
+        raise ValueError(f"prior must be two pseudo-counts > 0, got {prior}")
+    m = np.asarray(m_values, dtype=float)
+    if m.ndim != 1 or m.size == 0 or not (np.isfinite(m).all() and (m > 0).all()):
+        raise ValueError("m_values must be a non-empty 1-D array of finite values > 0")
+    tables = []
+    for t, (succ, eps) in enumerate(tests):
+        try:
+            tables.append(_check_table(succ, eps))
+        except ValueError as exc:
+            raise ValueError(f"finished test {t}: {exc}") from exc
+    if not tables:
+        return np.zeros((m.size, 0))
+    widths = [s.shape[1] for s, _ in tables]
+    n_steps = max(s.shape[0] for s, _ in tables)
+    s_all = np.zeros((n_steps, sum(widths)))
+    n_all = np.zeros_like(s_all)
+    col = 0
+    for (s_tab, n_tab), width in zip(tables, widths):
+        s_all[: s_tab.shape[0], col : col + width] = s_tab
+        n_all[: n_tab.shape[0], col : col + width] = n_tab
+        col += width
+    f_all = n_all - s_all
+    log_binom = special.gammaln(n_all + 1) - special.gammaln(s_all + 1) - special.gammaln(f_all + 1)
+    grid = m[:, None]
+    a = np.full((m.size, s_all.shape[1]), a0)
+    b = np.full_like(a, b0)
+    ll = np.zeros_like(a)
+    for step in range(n_steps):
+        s_t, n_t, f_t = s_all[step], n_all[step], f_all[step]
+        a = np.maximum(grid / (grid + n_t) * a, floor)  # n = 0 gives w = M / M = 1 exactly
+        b = np.maximum(grid / (grid + n_t) * b, floor)
+        live = np.flatnonzero(n_t > 0)
+        if live.size:
+            a_l, b_l = a[:, live], b[:, live]
+            ll[:, live] += (
+                log_binom[step, live]
+                + special.gammaln(s_t[live] + a_l)
+                + special.gammaln(f_t[live] + b_l)
+                - special.gammaln(n_t[live] + a_l + b_l)
+                - special.gammaln(a_l)
+                - special.gammaln(b_l)
+                + special.gammaln(a_l + b_l)
+            )
+        a = a + s_t
+        b = b + f_t
+    starts = np.concatenate(([0], np.cumsum(widths)[:-1]))
+    return np.add.reduceat(ll, starts, axis=1)
 
 
 def finished_test_loglik(
@@ -251,25 +358,39 @@ def finished_test_loglik(
     episodes: Sequence[Sequence[int]] | np.ndarray,
     m_grid: tuple[int, int],
     prior: tuple[float, float],
+    method: MFit = "pooled",
 ) -> np.ndarray:
     """Log-likelihood over the M grid of one finished test (``steps x arms`` tables).
 
-    Each arm's per-step records are modelled around that arm's pooled mean in this test, so a
-    test's curve depends on nothing else: the tester caches one curve per finished test and
-    a refit of M is a sum of cached curves plus an argmax.
+    ``pooled`` models each arm's per-step records around that arm's pooled mean in this
+    test; ``predictive`` is :func:`predictive_loglik_tests`. Either way a test's curve
+    depends on nothing else, so the tester adds one curve per finished test to a running
+    total and a refit of M is an argmax.
     """
+    grid = m_grid_values(m_grid)
+    if method == "predictive":
+        return predictive_loglik_tests([(successes, episodes)], grid, prior)[:, 0]
+    if method != "pooled":
+        raise ValueError(f"method must be 'pooled' or 'predictive', got {method!r}")
     s, n, mu = _test_records(successes, episodes, prior)
-    return beta_binomial_loglik_records(s, n, mu, m_grid_values(m_grid)).sum(axis=1)
+    return beta_binomial_loglik_records(s, n, mu, grid).sum(axis=1)
 
 
 def best_m(curves: Sequence[np.ndarray], m_grid: tuple[int, int]) -> int:
     """Grid point maximising the sum of per-test log-likelihood curves (smallest on ties)."""
-    grid = m_grid_values(m_grid)
-    if not curves:
+    if not len(curves):
         raise ValueError("fitting M needs at least one finished test")
-    total = np.zeros(grid.size)
+    total = np.zeros(m_grid_values(m_grid).size)
     for curve in curves:
         total += curve
+    return argmax_m(total, m_grid)
+
+
+def argmax_m(total: np.ndarray, m_grid: tuple[int, int]) -> int:
+    """Grid point of the highest summed log-likelihood (the smallest ``M`` on exact ties)."""
+    grid = m_grid_values(m_grid)
+    if total.shape != grid.shape:
+        raise ValueError(f"log-likelihood has {total.shape} points, the M grid {grid.size}")
     best = int(np.argmax(total))
     if not math.isfinite(float(total[best])):
         raise ValueError("Beta-Binomial log-likelihood is not finite on the M grid")
@@ -280,28 +401,35 @@ def fit_concentration(
     tests: Sequence[tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]]],
     m_grid: tuple[int, int],
     prior: tuple[float, float],
+    method: MFit = "pooled",
 ) -> int:
     """Grid-search the discount concentration ``M`` on the per-step records of finished tests.
 
     ``tests`` holds one ``(successes, episodes)`` pair per finished test, each a
-    ``steps x arms`` table. Every (test, arm) contributes its per-step records with the arm's
-    pooled mean. Returns the integer grid point (``m_grid`` inclusive) with the highest summed
+    ``steps x arms`` table. ``method`` picks the likelihood (see the module docstring).
+    Returns the integer grid point (``m_grid`` inclusive) with the highest summed
     log-likelihood; the smallest such ``M`` on exact ties. All records go through one
-    vectorised call; per-test curves are then summed exactly as the tester's cache does.
+    vectorised pass; per-test curves are then summed exactly as the tester's total is.
     """
+    if not tests:
+        raise ValueError("fit_concentration needs at least one finished test")
+    grid = m_grid_values(m_grid)
+    if method == "predictive":
+        per_test = predictive_loglik_tests(tests, grid, prior)
+        return best_m([per_test[:, i] for i in range(per_test.shape[1])], m_grid)
+    if method != "pooled":
+        raise ValueError(f"method must be 'pooled' or 'predictive', got {method!r}")
     parts = []
     for t, (succ, eps) in enumerate(tests):
         try:
             parts.append(_test_records(succ, eps, prior))
         except ValueError as exc:
             raise ValueError(f"finished test {t}: {exc}") from exc
-    if not parts:
-        raise ValueError("fit_concentration needs at least one finished test")
     per_record = beta_binomial_loglik_records(
         np.concatenate([p[0] for p in parts]),
         np.concatenate([p[1] for p in parts]),
         np.concatenate([p[2] for p in parts]),
-        m_grid_values(m_grid),
+        grid,
     )
     bounds = np.cumsum([0] + [p[0].size for p in parts])
     curves = [per_record[:, lo:hi].sum(axis=1) for lo, hi in zip(bounds[:-1], bounds[1:])]

@@ -1,6 +1,7 @@
 """Configuration of the skill-version tester.
 
-Exports ``TesterConfig`` (plus the ``Mode``, ``Discount`` and ``DecisionRule`` literals).
+Exports ``TesterConfig`` (plus the ``Mode``, ``Discount``, ``DecisionRule``, ``MFit`` and
+``DiscountConvention`` literals).
 Every field carries its help text (one source of truth for CLI help and docs); cross-field
 checks run at construction with messages that say what to change.
 
@@ -8,6 +9,8 @@ checks run at construction with messages that say what to change.
 (0.15, 0.85)
 >>> TesterConfig(mode="uniform", discount="none").mode
 'uniform'
+>>> TesterConfig.published().m_fit  # the published tracker's settings
+'predictive'
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["TesterConfig", "Mode", "Discount", "DecisionRule"]
+from reskill_gym.versioning.bayes import MFit
+
+__all__ = ["TesterConfig", "Mode", "Discount", "DecisionRule", "MFit", "DiscountConvention"]
 
 Mode = Literal["thompson", "uniform", "auto_accept", "off"]
 Discount = Literal["dynamic", "none", "last_step"]
 DecisionRule = Literal["posterior_mean", "probability"]
+DiscountConvention = Literal["evidence", "posterior"]
 
 
 class TesterConfig(BaseModel):
@@ -77,7 +83,36 @@ class TesterConfig(BaseModel):
     max_history_tests: int = Field(
         100,
         ge=1,
-        description="Most recent finished tests kept for fitting M (bounds memory and fit time).",
+        description=(
+            "Most recent finished tests whose per-step counts are kept in the state (audit, "
+            "and the tests a windowed fit of M reads); bounds the checkpoint size."
+        ),
+    )
+    m_fit: MFit = Field(
+        "pooled",
+        description=(
+            "Likelihood that picks M. pooled: each arm's per-step outcomes as Beta-Binomial "
+            "draws around its pooled rate in the test; predictive (the published tracker): "
+            "one-step-ahead Beta-Binomial predictive of the arm's posterior after the step's "
+            "discount M/(M+n) was applied to all of it, prior pseudo-counts included."
+        ),
+    )
+    m_fit_window: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Fit M on the most recent N finished tests; None: on every test finished since "
+            "the tester was created (a running sum, as published), however long the run."
+        ),
+    )
+    discount_convention: DiscountConvention = Field(
+        "evidence",
+        description=(
+            "What the dynamic discount w multiplies at each flush. evidence: only the "
+            "accumulated counts, alpha = a0 + w (alpha - a0) + s, so the prior stays whole; "
+            "posterior (published): the whole posterior, alpha = w alpha + s, so the prior "
+            "fades too."
+        ),
     )
 
     @model_validator(mode="after")
@@ -92,4 +127,32 @@ class TesterConfig(BaseModel):
         m_lo, m_hi = self.m_grid
         if m_lo < 1 or m_hi < m_lo:
             raise ValueError(f"m_grid={self.m_grid}: need 1 <= lo <= hi, e.g. (1, 2000)")
+        if self.m_fit_window is not None and self.m_fit_window > self.max_history_tests:
+            raise ValueError(
+                f"m_fit_window={self.m_fit_window} exceeds max_history_tests="
+                f"{self.max_history_tests}: raise max_history_tests or shrink the window"
+            )
+        if self.m_fit_window is not None and self.m_fit_window < self.min_finished_tests:
+            raise ValueError(
+                f"m_fit_window={self.m_fit_window} < min_finished_tests="
+                f"{self.min_finished_tests}: M could never be fitted"
+            )
         return self
+
+    @classmethod
+    def published(cls, **overrides: object) -> TesterConfig:
+        """The published tracker's settings (``weighting_strategy: dynamic``): predictive fit
+        of M on all finished tests, the whole posterior discounted, posterior-mean rule.
+
+        Defaults shared with the project (clamp, prior, grid, 5 steps, 50 episodes) are the
+        published values already; ``overrides`` replace any field.
+        """
+        base: dict[str, object] = {
+            "mode": "thompson",
+            "discount": "dynamic",
+            "m_fit": "predictive",
+            "m_fit_window": None,
+            "discount_convention": "posterior",
+            "decision_rule": "posterior_mean",
+        }
+        return cls(**{**base, **overrides})

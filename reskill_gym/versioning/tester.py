@@ -16,7 +16,9 @@ candidates can be tested at once, arm 0 is always the incumbent)::
 The published implementation used the global ``np.random`` (decisions could not be replayed),
 drew 10,000 Monte-Carlo samples per rollout and looped over the M grid in Python. Here the
 tester owns an ``np.random.Generator`` whose state is part of ``state_dict()``, the win
-probability is computed exactly once per step, and the grid is one vectorised array op.
+probability is computed exactly once per step, and the grid is one vectorised array op. The
+published settings (predictive fit of M, whole posterior discounted) are
+``TesterConfig.published()``.
 
 >>> tester = VersionTester(TesterConfig(min_steps=1, min_episodes=4), rng=0)
 >>> tester.start("lib-v1", "lib-v2", step=0)
@@ -46,8 +48,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reskill_gym.atomic import atomic_write_json
 from reskill_gym.versioning.assignment import allocate_flat, clamp_probabilities
-from reskill_gym.versioning.bayes import best_m, finished_test_loglik, prob_best
-from reskill_gym.versioning.config import DecisionRule, Discount, Mode, TesterConfig
+from reskill_gym.versioning.bayes import (
+    MFit,
+    argmax_m,
+    best_m,
+    finished_test_loglik,
+    m_grid_values,
+    prob_best,
+)
+from reskill_gym.versioning.config import (
+    DecisionRule,
+    Discount,
+    DiscountConvention,
+    Mode,
+    TesterConfig,
+)
 
 __all__ = [
     "VersionTester",
@@ -160,6 +175,10 @@ class Decision(BaseModel):
     m: float | None = Field(
         description="Discount concentration M used (None: no dynamic discount)."
     )
+    m_fit: MFit = Field("pooled", description="Likelihood that fitted M.")
+    discount_convention: DiscountConvention = Field(
+        "evidence", description="What the dynamic discount multiplied."
+    )
     posteriors: dict[str, ArmPosterior]
     counts: dict[str, ArmCounts]
     p_best: dict[str, float] = Field(description="P(version is best) at decision time.")
@@ -207,6 +226,15 @@ class _TesterState(BaseModel):
     active: _ActiveTest | None
     last_decision: Decision | None
     ignored_records: int = 0
+    m_loglik: list[float] | None = Field(
+        None,
+        description=(
+            "Summed log-likelihood over the M grid of every test finished so far (the fit "
+            "when m_fit_window is None); None in states written before it existed: rebuilt "
+            "from history."
+        ),
+    )
+    m_tests_scored: int = Field(0, ge=0, description="Finished tests summed in m_loglik.")
 
 
 def _jsonable(value: Any) -> Any:
@@ -264,7 +292,9 @@ class VersionTester:
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self._head: str | None = None
         self._history: list[FinishedTest] = []
-        self._curves: list[np.ndarray | None] = []  # M-grid log-likelihood per finished test
+        self._curves: list[np.ndarray | None] = []  # M-grid log-likelihood per kept test
+        self._ll_total = np.zeros(m_grid_values(self.config.m_grid).size)  # every finished test
+        self._n_scored = 0
         self._active: _ActiveTest | None = None
         self._index: dict[str, int] = {}
         self.last_decision: Decision | None = None
@@ -320,21 +350,34 @@ class VersionTester:
         return self._active.m if self._active else None
 
     # ------------------------------------------------------------------ lifecycle
-    def fit_m(self) -> int | None:
-        """Fit M on the finished tests' per-step records; None before ``min_finished_tests``.
-
-        Each finished test's log-likelihood curve over the grid is computed once and cached,
-        so a refit costs one new curve plus a sum (same arithmetic as ``fit_concentration``).
-        """
-        if len(self._history) < self.config.min_finished_tests:
-            return None
+    def _test_curve(self, test: FinishedTest) -> np.ndarray:
         cfg = self.config
-        for i, test in enumerate(self._history):
+        return finished_test_loglik(test.successes, test.episodes, cfg.m_grid, cfg.prior, cfg.m_fit)
+
+    def fit_m(self) -> int | None:
+        """Fit M on finished tests' per-step records; None before ``min_finished_tests``.
+
+        ``m_fit_window`` None: every test finished so far, whose curves (log-likelihood over
+        the grid, ``m_fit`` model) were added to a running total when each was decided, so a
+        refit is one argmax. ``m_fit_window`` N: the last N kept tests, each curve computed
+        once and cached. Both sum curves in decision order, as ``fit_concentration`` does.
+        """
+        cfg = self.config
+        if not self.fit_m_ready:
+            return None
+        if cfg.m_fit_window is None:
+            return argmax_m(self._ll_total, cfg.m_grid)
+        first = len(self._history) - cfg.m_fit_window
+        for i in range(max(0, first), len(self._history)):
             if self._curves[i] is None:
-                self._curves[i] = finished_test_loglik(
-                    test.successes, test.episodes, cfg.m_grid, cfg.prior
-                )
-        return best_m([c for c in self._curves if c is not None], cfg.m_grid)
+                self._curves[i] = self._test_curve(self._history[i])
+        return best_m([c for c in self._curves[max(0, first) :] if c is not None], cfg.m_grid)
+
+    @property
+    def tests_in_fit(self) -> int:
+        """How many finished tests the next fit of M reads."""
+        window = self.config.m_fit_window
+        return self._n_scored if window is None else min(window, len(self._history))
 
     def start(self, incumbent: str, candidates: Sequence[str] | str, step: int) -> Decision | None:
         """Begin testing ``candidates`` against ``incumbent`` from training step ``step`` on.
@@ -417,7 +460,7 @@ class VersionTester:
     @property
     def fit_m_ready(self) -> bool:
         """Whether enough finished tests exist for the dynamic discount."""
-        return len(self._history) >= self.config.min_finished_tests
+        return self.tests_in_fit >= self.config.min_finished_tests
 
     def abort(self, reason: str = "") -> None:
         """Drop the running test without a decision (HEAD stays the incumbent, no history)."""
@@ -534,6 +577,7 @@ class VersionTester:
         return counted
 
     def _weights(self, n: np.ndarray, m: float | None) -> np.ndarray:
+        """Discount per arm: M / (M + n) (1 for an arm without episodes), 1 or last-step 0."""
         d = self.config.discount
         if d == "dynamic" and m is not None:
             return m / (m + n)
@@ -549,7 +593,9 @@ class VersionTester:
         ``w = M / (M + n)`` (dynamic; ``n`` = the arm's episodes this step; ``w = 1`` until M
         can be fitted), ``1`` (none) or ``0`` (last_step; an arm without episodes this step
         keeps its evidence). Discounting the evidence, not the prior, keeps the posterior
-        proper. A second call for an already flushed step is ignored with a warning, and a
+        from fading below the prior. With ``discount_convention: posterior`` the dynamic
+        discount multiplies the whole posterior as published, ``alpha = w * alpha + s``.
+        A second call for an already flushed step is ignored with a warning, and a
         step without outcomes neither counts towards ``min_steps`` nor changes anything.
         """
         test = self._active
@@ -570,8 +616,12 @@ class VersionTester:
         s = np.asarray(test.pending_s, dtype=float)
         a0, b0 = self.config.prior
         w = self._weights(n, test.m)
-        alpha = a0 + w * (np.asarray(test.alpha) - a0) + s
-        beta = b0 + w * (np.asarray(test.beta) - b0) + (n - s)
+        if self.config.discount_convention == "posterior" and self.config.discount == "dynamic":
+            alpha = w * np.asarray(test.alpha) + s
+            beta = w * np.asarray(test.beta) + (n - s)
+        else:
+            alpha = a0 + w * (np.asarray(test.alpha) - a0) + s
+            beta = b0 + w * (np.asarray(test.beta) - b0) + (n - s)
         p = prob_best(alpha, beta)
         k = len(test.versions)
         test.steps.append(
@@ -634,6 +684,8 @@ class VersionTester:
             discount=cfg.discount,
             decision_rule=cfg.decision_rule,
             m=test.m,
+            m_fit=cfg.m_fit,
+            discount_convention=cfg.discount_convention,
             posteriors={
                 v: ArmPosterior(alpha=float(a), beta=float(b), mean=float(mu))
                 for v, a, b, mu in zip(test.versions, alpha, beta, means)
@@ -646,16 +698,18 @@ class VersionTester:
             steps=list(test.steps),
             reason=f"{reason} after {len(test.steps)} steps / {sum(test.total_n)} episodes",
         )
-        self._history.append(
-            FinishedTest(
-                versions=list(test.versions),
-                started_step=test.started_step,
-                decided_step=step,
-                successes=[r.successes for r in test.steps],
-                episodes=[r.episodes for r in test.steps],
-            )
+        finished = FinishedTest(
+            versions=list(test.versions),
+            started_step=test.started_step,
+            decided_step=step,
+            successes=[r.successes for r in test.steps],
+            episodes=[r.episodes for r in test.steps],
         )
-        self._curves.append(None)
+        curve = self._test_curve(finished)  # one curve per test, ~1-3 ms
+        self._history.append(finished)
+        self._curves.append(curve)
+        self._ll_total += curve
+        self._n_scored += 1
         excess = max(0, len(self._history) - cfg.max_history_tests)
         del self._history[:excess]
         del self._curves[:excess]
@@ -680,6 +734,8 @@ class VersionTester:
             active=self._active,
             last_decision=self.last_decision,
             ignored_records=self.ignored_records,
+            m_loglik=self._ll_total.tolist(),
+            m_tests_scored=self._n_scored,
         )
         return state.model_dump(mode="json")
 
@@ -695,6 +751,20 @@ class VersionTester:
         self._head = parsed.head
         self._history = list(parsed.history)
         self._curves = [None] * len(self._history)
+        grid_size = m_grid_values(parsed.config.m_grid).size
+        if parsed.m_loglik is None:  # older state: the kept history is all we know
+            self._ll_total = np.zeros(grid_size)
+            for test in self._history:
+                self._ll_total += self._test_curve(test)
+            self._n_scored = len(self._history)
+        else:
+            if len(parsed.m_loglik) != grid_size:
+                raise ValueError(
+                    f"invalid version-tester state: m_loglik has {len(parsed.m_loglik)} values, "
+                    f"the M grid {parsed.config.m_grid} has {grid_size}"
+                )
+            self._ll_total = np.asarray(parsed.m_loglik, dtype=float)
+            self._n_scored = parsed.m_tests_scored
         self._active = parsed.active
         self._index = {v: i for i, v in enumerate(parsed.active.versions)} if parsed.active else {}
         self.last_decision = parsed.last_decision

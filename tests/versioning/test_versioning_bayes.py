@@ -10,7 +10,9 @@ from scipy import special
 
 from reskill_gym.versioning.bayes import (
     beta_binomial_loglik_grid,
+    finished_test_loglik,
     fit_concentration,
+    predictive_loglik_tests,
     prob_best,
     prob_greater,
 )
@@ -151,3 +153,85 @@ def test_fit_concentration_separates_stationary_from_drifting_arms() -> None:
     assert 1 < m_drift < 100  # steps scatter far beyond binomial noise: strong discount
     with pytest.raises(ValueError, match="at least one finished test"):
         fit_concentration([], (1, 2000), (1.0, 1.0))
+
+
+def loop_predictive(tests: list, m_values: list[float], prior: tuple[float, float]) -> list:
+    """The published M score written as plain loops: per test, per M, per arm, per step."""
+    out = []
+    for succ, eps in tests:
+        curve = []
+        for m in m_values:
+            total = 0.0
+            for arm in range(len(succ[0])):
+                a, b = prior
+                for row_s, row_n in zip(succ, eps):
+                    s, n = row_s[arm], row_n[arm]
+                    w = m / (m + n) if n > 0 else 1.0
+                    a, b = max(w * a, 1e-6), max(w * b, 1e-6)
+                    if n > 0:
+                        f = n - s
+                        total += (
+                            math.lgamma(n + 1)
+                            - math.lgamma(s + 1)
+                            - math.lgamma(f + 1)
+                            + math.lgamma(s + a)
+                            + math.lgamma(f + b)
+                            - math.lgamma(n + a + b)
+                            - math.lgamma(a)
+                            - math.lgamma(b)
+                            + math.lgamma(a + b)
+                        )
+                    a, b = a + s, b + (n - s)
+            curve.append(total)
+        out.append(curve)
+    return out
+
+
+def _ragged_tests(rng: np.random.Generator, n_tests: int) -> list:
+    """Tests of 1-9 steps, 2-3 arms, some arm-steps empty, some rates at the extremes."""
+    tests = []
+    for _ in range(n_tests):
+        steps, arms = int(rng.integers(1, 10)), int(rng.integers(2, 4))
+        eps = rng.integers(0, 130, size=(steps, arms))
+        eps[rng.random(eps.shape) < 0.15] = 0
+        rates = rng.choice([0.0, 0.02, 0.3, 0.7, 1.0], size=(steps, arms))
+        tests.append((rng.binomial(eps, rates).tolist(), eps.tolist()))
+    return tests
+
+
+def test_predictive_fit_equals_plain_loop() -> None:
+    rng = np.random.default_rng(6)
+    tests = _ragged_tests(rng, 12)
+    grid = np.concatenate([np.arange(1.0, 40.0), [137.0, 999.0, 2000.0], rng.uniform(0.5, 2000, 5)])
+    for prior in [(1.0, 1.0), (0.5, 2.0)]:
+        fast = predictive_loglik_tests(tests, grid, prior)
+        slow = np.array(loop_predictive(tests, grid.tolist(), prior)).T
+        assert fast.shape == (grid.size, len(tests))
+        np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9)
+    # one test at a time through the tester's entry point gives the same curves
+    for i, (succ, eps) in enumerate(tests[:3]):
+        curve = finished_test_loglik(succ, eps, (1, 50), (1.0, 1.0), method="predictive")
+        slow = loop_predictive([(succ, eps)], list(range(1, 51)), (1.0, 1.0))[0]
+        np.testing.assert_allclose(curve, slow, rtol=0, atol=1e-9, err_msg=f"test {i}")
+    # the floor is reached: M = 1 with ~100 episodes a step and no successes
+    zero = [([[0, 0]] * 5, [[120, 100]] * 5)]
+    np.testing.assert_allclose(
+        predictive_loglik_tests(zero, [1.0], (1.0, 1.0))[:, 0],
+        np.array(loop_predictive(zero, [1.0], (1.0, 1.0))).T[:, 0],
+        rtol=0,
+        atol=1e-9,
+    )
+
+
+def test_predictive_fit_separates_stationary_from_drifting_arms() -> None:
+    rng = np.random.default_rng(7)
+    stationary = _simulate_tests(rng, drift=0.0)
+    drifting = _simulate_tests(rng, drift=0.1)
+    m_stationary = fit_concentration(stationary, (1, 2000), (1.0, 1.0), method="predictive")
+    m_drift = fit_concentration(drifting, (1, 2000), (1.0, 1.0), method="predictive")
+    assert m_stationary >= 300
+    assert m_drift < 150 and m_drift < m_stationary / 3
+    with pytest.raises(ValueError, match="method"):
+        fit_concentration(stationary, (1, 2000), (1.0, 1.0), method="nope")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="finished test 1"):
+        predictive_loglik_tests([([[1]], [[2]]), ([[3]], [[2]])], [1.0], (1.0, 1.0))

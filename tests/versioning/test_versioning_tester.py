@@ -110,8 +110,8 @@ SCENARIOS: dict[str, tuple[RateFn, RateFn, str]] = {
 }
 
 
-def campaign(seed: int, discount: str, n_tests: int = 7) -> list[tuple[bool, float | None]]:
-    tester = VersionTester(TesterConfig(discount=discount), rng=seed)
+def campaign(seed: int, config: TesterConfig, n_tests: int = 7) -> list[tuple[bool, float | None]]:
+    tester = VersionTester(config, rng=seed)
     env = np.random.default_rng(seed + 777)
     step, out = 0, []
     for i in range(n_tests):
@@ -123,9 +123,17 @@ def campaign(seed: int, discount: str, n_tests: int = 7) -> list[tuple[bool, flo
     return out
 
 
-def test_dynamic_discount_finds_finite_m_and_beats_no_discount_under_drift() -> None:
-    dyn = [r for s in range(12) for r in campaign(s, "dynamic")[2:]]  # M needs 2 finished tests
-    none = [r for s in range(12) for r in campaign(s, "none")[2:]]
+@pytest.mark.parametrize(
+    "config",
+    [TesterConfig(), TesterConfig.published()],
+    ids=["pooled-fit-evidence-discount", "published-predictive-fit-posterior-discount"],
+)
+def test_dynamic_discount_finds_finite_m_and_beats_no_discount_under_drift(
+    config: TesterConfig,
+) -> None:
+    # M needs 2 finished tests. Measured: pooled M 8-73, 85 % right; published M 11-41, 90 %.
+    dyn = [r for s in range(12) for r in campaign(s, config)[2:]]
+    none = [r for s in range(12) for r in campaign(s, TesterConfig(discount="none"))[2:]]
     ms = [m for _, m in dyn]
     assert all(m is not None for m in ms)
     assert max(ms) < 200  # finite M, far inside the 1..2000 grid
