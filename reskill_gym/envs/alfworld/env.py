@@ -59,6 +59,18 @@ class _Game:
     goal: str | None
 
 
+_WARNED_GENERATED: list[bool] = []
+
+
+def _warn_generated_once() -> None:
+    if not _WARNED_GENERATED:
+        _WARNED_GENERATED.append(True)
+        logger.warning(
+            "ALFWorld source='auto': no official data (data_dir and $ALFWORLD_DATA unset); "
+            "using the generated tasks (pass source='generated' to say so, or 'official')"
+        )
+
+
 class ALFWorldEnv(TextEnv):
     """ALFWorld household tasks: text observation, text command, reward 1 on success.
 
@@ -121,11 +133,16 @@ class ALFWorldEnv(TextEnv):
         if source != "generated":
             candidate = data_dir if data_dir is not None else os.environ.get("ALFWORLD_DATA")
             official_root = find_official_root(candidate) if candidate else None
-            if source == "official" and official_root is None:
+            if official_root is None and (source == "official" or candidate):
+                # asked for (source='official', or a data_dir / $ALFWORLD_DATA that is set):
+                # never fall back to the generated tasks silently
                 raise FileNotFoundError(
-                    f"source='official' but {candidate or '$ALFWORLD_DATA (unset)'} holds no "
-                    "json_2.1.1/{train,valid_seen,valid_unseen} tree"
+                    f"ALFWorld source={source!r}: {candidate or '$ALFWORLD_DATA (unset)'} holds "
+                    "no json_2.1.1/{train,valid_seen,valid_unseen} tree (download the data with "
+                    "`alfworld-download`, or use source='generated')"
                 )
+            if official_root is None:
+                _warn_generated_once()
         self.source = "official" if official_root is not None else "generated"
         self._games: dict[str, dict[str, _Game]] = {}
         if official_root is not None:

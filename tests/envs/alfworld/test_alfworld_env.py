@@ -252,3 +252,8 @@ def test_official_layout_tree_loads_through_the_same_path(
         env.close()
     with pytest.raises(FileNotFoundError, match="json_2.1.1"):
         ALFWorldEnv(source="official", data_dir=tmp_path / "nowhere")
+    # asked for by setting $ALFWORLD_DATA: source='auto' must not fall back silently either
+    monkeypatch.setenv("ALFWORLD_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        ALFWorldEnv()
+    assert ALFWorldEnv(source="generated").source == "generated"
