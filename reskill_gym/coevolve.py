@@ -1,7 +1,7 @@
 """Co-evolution: the one API every trainer calls.
 
-Exports ``CoEvolution``, ``CoEvolutionConfig``, ``StepPlan``, ``CoEvolutionEvent`` and
-``NoCoEvolution``.
+Exports ``CoEvolution``, ``CoEvolutionConfig``, ``StepPlan``, ``CoEvolutionEvent``,
+``NoCoEvolution`` and ``coevolution_metrics``.
 
 A trainer's step looks like this (the local GRPO loop and the veRL adapter both do it)::
 
@@ -40,10 +40,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reskill_gym.atomic import atomic_write_json
-from reskill_gym.creator import CreatorConfig, Reservoir, SkillCreator
+from reskill_gym.creator import CreatorConfig, Reservoir, SkillCreator, version_test_history
+from reskill_gym.creator.reservoir import DedupBy
 from reskill_gym.episode import Episode
 from reskill_gym.skills import LibraryView, SkillLibrary
 from reskill_gym.versioning import Decision, GroupSpec, TesterConfig, VersionTester
@@ -55,6 +56,7 @@ __all__ = [
     "CoEvolutionEvent",
     "NoCoEvolution",
     "GroupLike",
+    "coevolution_metrics",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,8 +82,18 @@ class CoEvolutionConfig(BaseModel):
     min_reservoir_size: int = Field(
         100, ge=1, description="Reservoir episodes needed before a creator pass is submitted."
     )
-    n_version_history: int = Field(
-        5, ge=1, description="Library versions kept on disk besides HEAD and live test arms."
+    reservoir_dedup_by: DedupBy = Field(
+        "episode",
+        description="Reservoir keying: 'task_arm_outcome' keeps one episode per (task, test "
+        "arm, outcome), newest wins (the published reservoir; the published configs set "
+        "it); 'episode' keeps every episode (runs with few distinct tasks, e.g. the demo).",
+    )
+    keep_versions: int = Field(
+        5,
+        ge=1,
+        description="Library versions kept on disk besides HEAD and live test arms (older "
+        "ones are pruned). Was 'n_version_history', which now means the recommender's "
+        "count of past version tests (creator.n_version_history).",
     )
     checkpoint_dir: str | None = Field(
         None,
@@ -90,6 +102,26 @@ class CoEvolutionConfig(BaseModel):
     seed: int = Field(0, description="Seed of the tester's generator (assignment draws).")
     tester: TesterConfig = Field(default_factory=TesterConfig)
     creator: CreatorConfig = Field(default_factory=CreatorConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "n_version_history" in data:
+            data = dict(data)
+            old = data.pop("n_version_history")
+            if "keep_versions" in data:
+                raise ValueError(
+                    "coevolution.n_version_history was renamed to keep_versions (versions "
+                    "kept on disk); give only keep_versions. The recommender's count of past "
+                    "version tests is coevolution.creator.n_version_history."
+                )
+            logger.warning(
+                "coevolution.n_version_history is deprecated: it sets keep_versions (library "
+                "versions kept on disk); the published n_version_history (past version tests "
+                "shown to the recommender) is coevolution.creator.n_version_history"
+            )
+            data["keep_versions"] = old
+        return data
 
 
 class CoEvolutionEvent(BaseModel):
@@ -108,6 +140,15 @@ class CoEvolutionEvent(BaseModel):
     step: int
     message: str
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _redact(self) -> CoEvolutionEvent:
+        # creator errors may quote an endpoint's reply with its headers: cut credentials
+        # here, where every event is made, so no log, events.jsonl or report carries one
+        from reskill_gym.redaction import redact, redact_obj
+
+        self.message, self.data = redact(self.message), redact_obj(self.data)
+        return self
 
 
 @dataclass
@@ -164,8 +205,14 @@ class CoEvolution:
         config = config or CoEvolutionConfig()
         tester = VersionTester(config.tester, rng=np.random.default_rng(config.seed))
         if creator is None and config.creator_enabled:
-            creator = SkillCreator(config.creator)
-        return cls(library, tester, creator, Reservoir(capacity=config.reservoir_size), config)
+            ccfg = config.creator
+            if ccfg.artifacts_dir is None and config.checkpoint_dir is not None:
+                ccfg = ccfg.model_copy(
+                    update={"artifacts_dir": Path(config.checkpoint_dir) / "creator"}
+                )
+            creator = SkillCreator(ccfg)
+        reservoir = Reservoir(capacity=config.reservoir_size, dedup_by=config.reservoir_dedup_by)
+        return cls(library, tester, creator, reservoir, config)
 
     # ----- the adapter contract -----------------------------------------------------------
     @property
@@ -220,7 +267,7 @@ class CoEvolution:
             if self.config.async_creator and self._should_submit():
                 events.append(self._submit(step))
         referenced = set(self.tester.versions) if self.tester.active else set()
-        self.library.prune(keep=self.config.n_version_history, referenced=referenced)
+        self.library.prune(keep=self.config.keep_versions, referenced=referenced)
         self.last_step = step
         if self.config.checkpoint_dir is not None:
             self.save(self.config.checkpoint_dir)
@@ -242,7 +289,9 @@ class CoEvolution:
 
     def _submit(self, step: int) -> CoEvolutionEvent:
         assert self.creator is not None
-        self.creator.submit(self.reservoir.snapshot(), self.view(), step)
+        n_hist = self.creator.config.n_version_history
+        history = version_test_history(self.library, last=n_hist) if n_hist else []
+        self.creator.submit(self.reservoir.snapshot(), self.view(), step, history=history)
         return CoEvolutionEvent(
             kind="creator_submitted",
             step=step,
@@ -419,3 +468,46 @@ class NoCoEvolution:
 
     def close(self) -> None:
         return None
+
+
+def coevolution_metrics(
+    coevo: CoEvolution | NoCoEvolution, events: Iterable[CoEvolutionEvent]
+) -> dict[str, float]:
+    """The step's co-evolution metrics, the same keys for every trainer (local and veRL).
+
+    ``versions/testing`` and ``versions/p_candidate`` (the test after this step's flush),
+    counts of this step's events (``versions/creator_submitted``, ``versions/creator_failed``,
+    ``versions/candidate_committed``, ``versions/test_started``, ``versions/decisions``,
+    ``versions/accepted``, ``versions/rejected``), the creator (``creator/busy``,
+    ``creator/passes``, ``creator/reservoir``) and ``skills/library_size``. Episode metrics
+    (per arm, parse outcomes, ...) come from ``reskill_gym.rollout.episode_metrics``.
+
+    >>> coevolution_metrics(NoCoEvolution(None), [])["versions/testing"]
+    0.0
+    """
+    evs = list(events)
+    m: dict[str, float] = {}
+    tester = getattr(coevo, "tester", None)
+    testing = bool(tester is not None and tester.active)
+    m["versions/testing"] = float(testing)
+    p = tester.p_candidate if testing else None
+    m["versions/p_candidate"] = float(p) if p is not None else float("nan")
+    kinds: dict[str, int] = {}
+    for e in evs:
+        kinds[e.kind] = kinds.get(e.kind, 0) + 1
+    for kind in ("creator_submitted", "creator_failed", "candidate_committed", "test_started"):
+        m[f"versions/{kind}"] = float(kinds.get(kind, 0))
+    decided = [e for e in evs if e.kind == "test_decided"]
+    m["versions/decisions"] = float(len(decided))
+    m["versions/accepted"] = float(sum(e.data.get("outcome") == "accept" for e in decided))
+    m["versions/rejected"] = float(sum(e.data.get("outcome") == "reject" for e in decided))
+    creator = getattr(coevo, "creator", None)
+    if creator is not None:
+        m["creator/busy"] = float(bool(creator.busy))
+        m["creator/passes"] = float(getattr(creator, "passes", 0))
+    reservoir = getattr(coevo, "reservoir", None)
+    if reservoir is not None:
+        m["creator/reservoir"] = float(len(reservoir))
+    view = coevo.view()
+    m["skills/library_size"] = float(len(view)) if view is not None else 0.0
+    return m

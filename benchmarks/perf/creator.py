@@ -147,6 +147,7 @@ def llm_pass(
 ) -> dict[str, Any]:
     with LoopbackLLMServer(Responder(delay)) as srv:
         cfg = CreatorConfig(
+            pipeline="project",  # the scripted answers below play the project pipeline's roles
             max_analyzed_episodes=episodes,
             analysis_workers=workers,
             failing_assertion_min_rate=0.05,

@@ -4,12 +4,17 @@ Exports ``CreatorConfig``.
 
 Defaults are the published reference values (``n_groups`` 30, ``min_success_ratio`` 0.3,
 ``min_reservoir_size`` 100, ``max_skill_content_chars`` 500, ``min_trigger_rate`` 0.5,
-``max_proposal_retries`` 3, ``analysis_workers`` 16). Unknown keys are rejected so a typo in
-a run config fails at start with the field name.
+``max_proposal_retries`` 3, ``analysis_workers`` 16, ``n_version_history`` 5, at most 15
+assertions, 8 skills in the library). ``pipeline`` picks the LLM creator's algorithm:
+``published`` (the default: contrastive analysis per task group, rule-graded typed
+assertions, one-call author verified over the whole reservoir) or ``project`` (per-episode
+analysis, LLM-counted assertions, per-skill authoring verified on targeted episodes). The
+``rules`` backend ignores it. Unknown keys are rejected so a typo in a run config fails at
+start with the field name.
 
 >>> cfg = CreatorConfig()
->>> cfg.backend, cfg.n_groups, cfg.min_trigger_rate
-('rules', 30, 0.5)
+>>> cfg.backend, cfg.pipeline, cfg.n_groups, cfg.min_trigger_rate
+('rules', 'published', 30, 0.5)
 >>> CreatorConfig(min_success_ratio=1.5)
 Traceback (most recent call last):
 ...
@@ -21,7 +26,7 @@ min_success_ratio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -43,13 +48,66 @@ class CreatorConfig(BaseModel):
         description="Extra LLMConfig fields / constructor arguments for the LLM backend "
         "(timeout_s, max_retries, cache_dir, prices, api_key ...).",
     )
+    pipeline: Literal["published", "project"] = Field(
+        "published",
+        description="LLM creator algorithm: 'published' (the ReSkill paper's pipeline: one "
+        "contrastive call per task group, rule-graded typed assertions, recommender, one-call "
+        "author, trigger rate over the whole reservoir) or 'project' (per-episode analysis, "
+        "LLM-counted assertions, per-skill author verified on the episodes it targets).",
+    )
     n_groups: int = Field(30, ge=1, description="Task groups sampled from the reservoir per pass.")
     min_success_ratio: float = Field(
         0.3,
         ge=0.0,
         le=1.0,
-        description="Minimum share of successful episodes among the sampled ones (when the "
-        "reservoir has enough successes), so the analyst sees what works as well as what fails.",
+        description="published: minimum share of sampled task groups with at least one "
+        "success (failure-only groups fill the rest first); project: minimum share of "
+        "successful episodes among the sampled ones. Either way where the reservoir allows.",
+    )
+    max_group_episodes: int = Field(
+        6, ge=1, le=26, description="published: episodes per task group shown to the analyst."
+    )
+    max_trace_actions: int = Field(
+        30,
+        ge=10,
+        description="published: traces longer than this show the first and last 5 actions.",
+    )
+    max_assertions: int = Field(
+        15, ge=1, description="published: live rule-graded assertions at most (adds refused)."
+    )
+    min_insight_groups: int = Field(
+        3, ge=1, description="published: fewest insight clusters the diagnosis is asked for."
+    )
+    max_insight_groups: int = Field(
+        8, ge=1, description="published: most insight clusters (extra ones are merged)."
+    )
+    n_version_history: int = Field(
+        5,
+        ge=0,
+        description="published: the recommender sees the last N version-test decisions.",
+    )
+    action_vocabulary: str = Field(
+        "auto",
+        description="published: text describing the env's actions for the recommender and "
+        "author; 'auto' = the built-in table for alfworld/scienceworld/search plus the "
+        "commonest action templates in the reservoir; '' = none.",
+    )
+    force_general_trigger: bool = Field(
+        False,
+        description="published: every authored skill gets a 'general' trigger (fires on "
+        "every turn); the author is told so and patterns are dropped.",
+    )
+    max_library_skills: int | None = Field(
+        8,
+        ge=1,
+        description="A proposal may not grow the library past this many skills (published: "
+        "8); None = no limit.",
+    )
+    artifacts_dir: Path | None = Field(
+        None,
+        description="Folder for per-step pass artifacts (step_<N>/: every stage's inputs, "
+        "prompts, raw answers, graded assertions, verification). None: CoEvolution uses "
+        "<checkpoint_dir>/creator when it has one, else nothing is written.",
     )
     min_reservoir_size: int = Field(
         100, ge=1, description="Episodes the reservoir needs before a pass is worth running."
@@ -70,7 +128,8 @@ class CreatorConfig(BaseModel):
         ge=0.0,
         le=1.0,
         description="A new or modified skill's trigger must fire on at least one turn in this "
-        "share of the reservoir trajectories it targets (replayed with TurnContext).",
+        "share of trajectories, replayed turn by turn: the whole reservoir (published) or the "
+        "trajectories the skill targets (project).",
     )
     duplicate_threshold: float = Field(
         0.7,
@@ -83,7 +142,10 @@ class CreatorConfig(BaseModel):
         3, ge=1, description="Authoring tries per skill, each fed the verifier's feedback."
     )
     max_operations_per_pass: int = Field(
-        3, ge=1, description="At most this many add/modify/delete operations in one proposal."
+        3,
+        ge=1,
+        description="At most this many add/modify/delete operations in one proposal "
+        "(published: the recommender proposes 1-3).",
     )
     failing_assertion_min_rate: float = Field(
         0.3,
@@ -126,6 +188,11 @@ class CreatorConfig(BaseModel):
             raise ValueError("max_analyzed_episodes must be >= 2 (a success and a failure)")
         if self.prompts_dir is not None and not Path(self.prompts_dir).is_dir():
             raise ValueError(f"prompts_dir {self.prompts_dir} is not a folder")
+        if self.min_insight_groups > self.max_insight_groups:
+            raise ValueError(
+                f"min_insight_groups ({self.min_insight_groups}) > max_insight_groups "
+                f"({self.max_insight_groups}); lower the first or raise the second"
+            )
         return self
 
     @property

@@ -6,6 +6,20 @@ Exports ``SkillCreator``.
 caller (a bug in a pass becomes an ``error`` event with the traceback's last line). The
 reason for a ``None`` is ``last_result.reason``; every event is in ``events``.
 
+Which LLM pass runs is ``CreatorConfig.pipeline``: ``published`` (``PublishedCreator``) or
+``project`` (``LLMCreator``); the ``rules`` backend has its own. ``history`` (recent
+version-test decisions, ``reskill_gym.creator.context.version_test_history``) feeds the
+published recommender. With ``CreatorConfig.artifacts_dir`` set, each pass writes its
+inputs, prompts, raw answers and results to ``<artifacts_dir>/step_<N>/``:
+
+``00_sample.json`` (sampled groups), ``01_analysis.json`` (per group: prompt, raw answer,
+source), ``01_insights.json``, ``02_insight_index.md``, ``03_assertions_before.json`` (graded
+over the whole reservoir), ``04_diagnosis_prompt.md`` / ``_response.txt``,
+``05_assertions_graded.json`` (after the changes), ``05_diagnosis.json``,
+``06_recommender_inputs.json`` / ``_prompt.md`` / ``_response.txt``,
+``06_recommendations.json``, ``07_author_try<k>_prompt.md`` / ``_response.txt``,
+``08_verify_try<k>.json`` and ``09_result.json`` (events, proposal, cost; every pipeline).
+
 ``submit`` runs the same pass on a background thread on a *snapshot* of the reservoir and
 returns at once; ``poll`` hands over the finished ``CreatorResult`` exactly once. ``cancel``
 stops a pass at its next stage boundary and discards it. Because a pass only returns data
@@ -27,13 +41,17 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
+from reskill_gym.creator.artifacts import PassArtifacts
 from reskill_gym.creator.assertions import AssertionStore
 from reskill_gym.creator.config import CreatorConfig
+from reskill_gym.creator.context import VersionTestRecord
 from reskill_gym.creator.pipeline import PassCancelled, PassContext
 from reskill_gym.creator.records import CreatorEvent, CreatorResult, PassCost, Proposal
 from reskill_gym.creator.reservoir import Reservoir
+from reskill_gym.creator.rule_assertions import RuleAssertionSet
 from reskill_gym.creator.rules import RulesCreator
 from reskill_gym.skills import LibraryView
 
@@ -54,6 +72,9 @@ class SkillCreator:
     def __init__(self, config: CreatorConfig | None = None, backend: Any = None) -> None:
         self.config = config or CreatorConfig()
         self.store = AssertionStore(self.config.max_assertion_examples)
+        self.rule_assertions = RuleAssertionSet(
+            self.config.max_assertions, self.config.max_assertion_examples
+        )
         self.events: list[CreatorEvent] = []
         self.last_result: CreatorResult | None = None
         self.passes = 0
@@ -75,6 +96,7 @@ class SkillCreator:
     def _init_llm(self, spec: Any) -> None:
         from reskill_gym.creator.llm_creator import LLMCreator
         from reskill_gym.creator.prompts import PromptSet
+        from reskill_gym.creator.published import PublishedCreator
         from reskill_gym.llm import LLMError, make_backend
 
         self._prompts = PromptSet.load(self.config.prompts_dir)  # bad templates fail here, loudly
@@ -89,23 +111,48 @@ class SkillCreator:
                 return
         else:
             self._backend = spec
-        self._engine = LLMCreator(self._backend, self._prompts)
+        if self.config.pipeline == "published":
+            self._engine = PublishedCreator(self._backend, self._prompts)
+        else:
+            self._engine = LLMCreator(self._backend, self._prompts)
         self.backend_name = self._engine.name
 
     # ------------------------------------------------------------------ synchronous
     def propose(
-        self, reservoir: Reservoir, library_view: LibraryView, *, step: int | None = None
+        self,
+        reservoir: Reservoir,
+        library_view: LibraryView,
+        *,
+        step: int | None = None,
+        history: Sequence[VersionTestRecord] = (),
     ) -> Proposal | None:
         """Run one pass now; see ``last_result`` / ``events`` for why it returned None."""
-        result = self._run(reservoir, library_view, step, threading.Event())
+        result = self._run(reservoir, library_view, step, threading.Event(), history)
         return result.proposal
 
     def _run(
-        self, reservoir: Reservoir, view: LibraryView, step: int | None, cancel: threading.Event
+        self,
+        reservoir: Reservoir,
+        view: LibraryView,
+        step: int | None,
+        cancel: threading.Event,
+        history: Sequence[VersionTestRecord] = (),
     ) -> CreatorResult:
         t0 = time.monotonic()
         store = self.store.copy()
-        ctx = PassContext(self.config, reservoir, view, step, store, cancel)
+        rules = self.rule_assertions.copy()
+        artifacts = PassArtifacts(self.config.artifacts_dir, step)
+        ctx = PassContext(
+            self.config,
+            reservoir,
+            view,
+            step,
+            store,
+            cancel,
+            rule_assertions=rules,
+            history=list(history),
+            artifacts=artifacts,
+        )
         usage0 = self._usage()
         proposal = None
         cancelled = False
@@ -148,9 +195,18 @@ class SkillCreator:
             step=step,
             cancelled=cancelled,
         )
+        artifacts.json(
+            "09_result.json",
+            {
+                "backend": self.backend_name,
+                "pipeline": "rules" if self.backend_name == "rules" else self.config.pipeline,
+                **result.model_dump(mode="json"),
+            },
+        )
         with self._lock:
             if not cancelled and not cancel.is_set():
                 self.store = store  # the pass's assertions become the creator's
+                self.rule_assertions = rules
                 self.passes += 1
             self.events.extend(ctx.events)
             del self.events[:-_MAX_EVENTS]
@@ -181,7 +237,14 @@ class SkillCreator:
         t = self._thread
         return t is not None and t.is_alive()
 
-    def submit(self, reservoir: Reservoir, view: LibraryView, step: int | None = None) -> bool:
+    def submit(
+        self,
+        reservoir: Reservoir,
+        view: LibraryView,
+        step: int | None = None,
+        *,
+        history: Sequence[VersionTestRecord] = (),
+    ) -> bool:
         """Start a pass in the background on a snapshot of ``reservoir``; returns at once.
 
         Returns False (and records a ``busy`` event) when a pass is already running.
@@ -198,7 +261,7 @@ class SkillCreator:
         cancel = self._cancel
 
         def work() -> None:
-            result = self._run(snap, view, step, cancel)
+            result = self._run(snap, view, step, cancel, list(history))
             with self._lock:
                 if cancel.is_set():
                     result = result.model_copy(
@@ -237,13 +300,21 @@ class SkillCreator:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """The assertion store and pass counter (events are logs, not state)."""
+        """Both assertion sets and the pass counter (events are logs, not state)."""
         with self._lock:
-            return {"assertions": self.store.state_dict(), "passes": self.passes}
+            return {
+                "assertions": self.store.state_dict(),
+                "rule_assertions": self.rule_assertions.state_dict(),
+                "passes": self.passes,
+            }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         store = AssertionStore(self.config.max_assertion_examples)
         store.load_state_dict(state["assertions"])
+        rules = RuleAssertionSet(self.config.max_assertions, self.config.max_assertion_examples)
+        if state.get("rule_assertions") is not None:  # absent in checkpoints before it existed
+            rules.load_state_dict(state["rule_assertions"])
         with self._lock:
             self.store = store
+            self.rule_assertions = rules
             self.passes = int(state.get("passes", 0))

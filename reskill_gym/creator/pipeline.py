@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reskill_gym.creator.artifacts import PassArtifacts
 from reskill_gym.creator.assertions import Assertion, AssertionStore
 from reskill_gym.creator.config import CreatorConfig
+from reskill_gym.creator.context import VersionTestRecord
 from reskill_gym.creator.records import (
     AssertionRef,
     CreatorEvent,
@@ -27,6 +29,7 @@ from reskill_gym.creator.records import (
     SkillVerification,
 )
 from reskill_gym.creator.reservoir import Reservoir
+from reskill_gym.creator.rule_assertions import RuleAssertionSet
 from reskill_gym.creator.verify import Verifier
 from reskill_gym.episode import Episode
 from reskill_gym.skills import LibraryView, Operation
@@ -42,7 +45,12 @@ class PassCancelled(Exception):
 
 @dataclass
 class PassContext:
-    """Inputs and running state of one pass."""
+    """Inputs and running state of one pass.
+
+    ``store`` holds the project pipeline's (and the rules creator's) assertions,
+    ``rule_assertions`` the published pipeline's rule-graded ones; ``history`` is the recent
+    version-test decisions and ``artifacts`` the pass's folder writer.
+    """
 
     config: CreatorConfig
     reservoir: Reservoir
@@ -52,6 +60,9 @@ class PassContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     events: list[CreatorEvent] = field(default_factory=list)
     reason: str = ""
+    rule_assertions: RuleAssertionSet = field(default_factory=RuleAssertionSet)
+    history: list[VersionTestRecord] = field(default_factory=list)
+    artifacts: PassArtifacts = field(default_factory=lambda: PassArtifacts(None, None))
 
     def __post_init__(self) -> None:
         self.verifier = Verifier(

@@ -3,8 +3,10 @@
 Exports ``PromptTemplate``, ``PromptSet``, ``ROLES``, ``render_episode`` and
 ``render_skills``.
 
-One file per role (``analyst.md``, ``diagnostician.md``, ``recommender.md``,
-``author.md``) with a ``# System`` and a ``# User`` section; ``$name`` placeholders are
+One file per role with a ``# System`` and a ``# User`` section: the project pipeline's
+``analyst.md``, ``diagnostician.md``, ``recommender.md``, ``author.md``, and the published
+pipeline's ``contrastive_analyst.md``, ``batch_diagnoser.md``, ``skill_recommender.md``,
+``skill_author.md`` (their inputs and outputs follow the published ReSkill prompts); ``$name`` placeholders are
 filled with ``string.Template`` (so JSON braces in a prompt need no escaping). A folder
 given as ``CreatorConfig.prompts_dir`` overrides the packaged files one by one; a template
 that uses a placeholder its role does not provide fails at load, naming the file.
@@ -48,6 +50,47 @@ ROLES: dict[str, frozenset[str]] = {
             "skills",
             "feedback",
             "max_chars",
+        }
+    ),
+    "contrastive_analyst": frozenset({"env_id", "skills", "group"}),
+    "batch_diagnoser": frozenset(
+        {
+            "assertion_pass_rates",
+            "n_reservoir",
+            "insight_summaries",
+            "current_assertions",
+            "n_assertions",
+            "max_assertions",
+            "skills",
+            "min_groups",
+            "max_groups",
+        }
+    ),
+    "skill_recommender": frozenset(
+        {
+            "action_vocabulary",
+            "insight_groups",
+            "diagnosis",
+            "graded_assertions",
+            "library",
+            "version_history",
+            "max_library_skills",
+            "min_operations",
+            "max_operations",
+            "trigger_types",
+            "trigger_type_names",
+        }
+    ),
+    "skill_author": frozenset(
+        {
+            "feedback",
+            "recommendations",
+            "referenced_skills",
+            "referenced_insights",
+            "library",
+            "action_vocabulary",
+            "max_chars",
+            "trigger_types",
         }
     ),
 }
@@ -102,7 +145,7 @@ class PromptTemplate:
 
 
 class PromptSet(Mapping[str, PromptTemplate]):
-    """The four role templates: packaged defaults, overridden file by file from a folder."""
+    """The role templates: packaged defaults, overridden file by file from a folder."""
 
     def __init__(self, templates: Mapping[str, PromptTemplate]) -> None:
         self._t = dict(templates)

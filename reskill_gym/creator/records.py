@@ -52,6 +52,8 @@ EventKind = Literal[
     "verification_failed",
     "skill_verified",
     "assertions_updated",
+    "analysis_done",
+    "fallback",
     "cancelled",
     "busy",
     "error",

@@ -1,12 +1,23 @@
 """The experience reservoir: a bounded store of recent episodes, grouped by task.
 
-Exports ``Reservoir`` and ``EpisodeGroup``.
+Exports ``Reservoir``, ``EpisodeGroup``, ``DedupBy``, ``arm_label`` and ``dedup_key``.
 
 The trainer adds every finished episode; the oldest fall out past ``capacity`` (200, the
-reference size). The creator samples *groups* of episodes of the same task that mix
-successes and failures, because a failure is only diagnosable next to a success on the
-same task. Persistence is JSON lines (one header line, then one ``Episode`` per line),
-written atomically, so a resumed run finds the reservoir it had.
+reference size). Two keying rules (``dedup_by``):
+
+* ``task_arm_outcome`` (the published ``ExperienceReservoir``, ``dedup_by='task'``): at most
+  one episode per (task, arm, outcome), where arm is ``new`` (the candidate of a live
+  version test) or ``old`` (everything else) and outcome is success/failure. A newer
+  episode with the same key replaces the older one and becomes the newest (FIFO eviction
+  by insertion order), so 200 slots hold up to 200 *different* situations rather than many
+  copies of one task from repeated GRPO groups. Each task holds at most 4 entries.
+* ``episode``: one slot per episode id (no dedup; per-task runs, tiny demos).
+
+The creator samples *groups* of episodes of the same task, because a failure is only
+diagnosable next to a success on the same task: ``sample_task_groups`` (the published
+group sampler) and ``sample_groups`` (the project's episode-share sampler). Persistence is
+JSON lines (one header line, then one ``Episode`` per line), written atomically, so a
+resumed run finds the reservoir it had.
 
 >>> from reskill_gym.episode import Episode
 >>> r = Reservoir(capacity=3)
@@ -16,18 +27,24 @@ written atomically, so a resumed run finds the reservoir it had.
 (3, ['e2', 'e3', 'e4'])
 >>> sorted(g.task_id for g in r.sample_groups(2, min_success_ratio=0.3, rng=0))
 ['t0', 't1']
+>>> d = Reservoir(capacity=10, dedup_by="task_arm_outcome")
+>>> d.add([Episode(episode_id=f"e{i}", env_id="x", task_id="t", task="t", won=i == 3)
+...        for i in range(5)])
+>>> [e.episode_id for e in d.episodes()]  # one failure and one success of task t are kept
+['e3', 'e4']
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import ValidationError
@@ -35,12 +52,32 @@ from pydantic import ValidationError
 from reskill_gym.atomic import atomic_write_text
 from reskill_gym.episode import Episode
 
-__all__ = ["Reservoir", "EpisodeGroup"]
+__all__ = ["Reservoir", "EpisodeGroup", "DedupBy", "arm_label", "dedup_key"]
 
 log = logging.getLogger(__name__)
 
 _FORMAT = "reskill-reservoir"
 _FORMAT_VERSION = 1
+
+DedupBy = Literal["task_arm_outcome", "episode"]
+DEDUP_MODES: tuple[str, ...] = ("task_arm_outcome", "episode")
+
+
+def arm_label(ep: Episode) -> str:
+    """``new`` for the candidate arm of a live version test, else ``old`` (published labels).
+
+    >>> arm_label(Episode(episode_id="e", env_id="x", task_id="t", task="t", arm="candidate"))
+    'new'
+    """
+    return "new" if ep.arm == "candidate" else "old"
+
+
+def dedup_key(ep: Episode, dedup_by: DedupBy) -> str:
+    """The slot an episode occupies: its id, or ``task_id|arm|outcome``."""
+    if dedup_by == "episode":
+        return ep.episode_id
+    outcome = "success" if ep.success else "failure"
+    return f"{ep.task_id}|{arm_label(ep)}|{outcome}"
 
 
 @dataclass(frozen=True)
@@ -59,20 +96,44 @@ class EpisodeGroup:
         """Has at least one success and one failure."""
         return 0 < self.n_success < len(self.episodes)
 
+    @property
+    def has_success(self) -> bool:
+        return self.n_success > 0
+
+    @property
+    def has_failure(self) -> bool:
+        return self.n_success < len(self.episodes)
+
+    @property
+    def arms(self) -> set[str]:
+        """``new`` / ``old`` labels present (see ``arm_label``)."""
+        return {arm_label(e) for e in self.episodes}
+
 
 class Reservoir:
     """Bounded, thread-safe episode store; ``path`` is where ``save()`` writes by default.
 
-    Constructing with a ``path`` that exists loads it (resume). Re-adding an episode id
-    replaces the old record and makes it the newest.
+    Constructing with a ``path`` that exists loads it (resume). Re-adding an episode id (or,
+    with ``dedup_by="task_arm_outcome"``, an episode with the same key) replaces the old
+    record and makes it the newest.
     """
 
-    def __init__(self, capacity: int = 200, path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        capacity: int = 200,
+        path: str | Path | None = None,
+        *,
+        dedup_by: DedupBy = "episode",
+    ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
+        if dedup_by not in DEDUP_MODES:
+            raise ValueError(f"dedup_by must be one of {', '.join(DEDUP_MODES)}, got {dedup_by!r}")
         self.capacity = capacity
+        self.dedup_by: DedupBy = dedup_by
         self.path = Path(path) if path is not None else None
-        self._eps: OrderedDict[str, Episode] = OrderedDict()
+        self._eps: OrderedDict[str, Episode] = OrderedDict()  # slot key -> episode
+        self._ids: dict[str, str] = {}  # episode id -> slot key
         self._lock = threading.Lock()
         if self.path is not None and self.path.exists():
             self.add(_read_jsonl(self.path)[1])
@@ -91,10 +152,22 @@ class Reservoir:
                         "reservoir: skipping dropped episode %s (%s)", ep.episode_id, ep.error
                     )
                     continue
-                self._eps.pop(ep.episode_id, None)
-                self._eps[ep.episode_id] = ep
+                self._insert(ep)
             while len(self._eps) > self.capacity:
-                self._eps.popitem(last=False)
+                _, old = self._eps.popitem(last=False)
+                self._ids.pop(old.episode_id, None)
+
+    def _insert(self, ep: Episode) -> None:
+        # An episode id re-added under a new key (its outcome changed) leaves its old slot.
+        prev_key = self._ids.pop(ep.episode_id, None)
+        if prev_key is not None:
+            self._eps.pop(prev_key, None)
+        key = dedup_key(ep, self.dedup_by)
+        replaced = self._eps.pop(key, None)
+        if replaced is not None:
+            self._ids.pop(replaced.episode_id, None)
+        self._eps[key] = ep
+        self._ids[ep.episode_id] = key
 
     def __len__(self) -> int:
         return len(self._eps)
@@ -109,7 +182,9 @@ class Reservoir:
             return list(self._eps.values())
 
     def get(self, episode_id: str) -> Episode | None:
-        return self._eps.get(episode_id)
+        with self._lock:
+            key = self._ids.get(episode_id)
+            return self._eps.get(key) if key is not None else None
 
     def groups(self) -> list[EpisodeGroup]:
         """Episodes grouped by ``task_id`` (groups in order of first appearance)."""
@@ -131,13 +206,11 @@ class Reservoir:
 
     def snapshot(self) -> Reservoir:
         """An independent copy (episodes are immutable records, so this is cheap)."""
-        other = Reservoir(self.capacity)
-        other._eps = OrderedDict(self._eps_items())
-        return other
-
-    def _eps_items(self) -> list[tuple[str, Episode]]:
+        other = Reservoir(self.capacity, dedup_by=self.dedup_by)
         with self._lock:
-            return list(self._eps.items())
+            other._eps = OrderedDict(self._eps)
+            other._ids = dict(self._ids)
+        return other
 
     # ---- sampling --------------------------------------------------------------------
     def sample_groups(
@@ -182,24 +255,76 @@ class Reservoir:
             chosen[idx] = winning.pop(0)
         return chosen
 
+    def sample_task_groups(
+        self,
+        n_groups: int = 30,
+        min_success_ratio: float = 0.3,
+        rng: np.random.Generator | int | None = None,
+        *,
+        max_episodes: int = 6,
+    ) -> list[EpisodeGroup]:
+        """Up to ``n_groups`` task groups for contrastive analysis (the published sampler).
+
+        Mixed groups (a success and a failure) come first, in random order. The remaining
+        slots are filled with failure-only groups before success-only ones, except that at
+        least ``min_success_ratio`` of the chosen *groups* contain a success where the
+        reservoir has them (the published ``sample_task_groups`` takes the ratio as an
+        argument but never applies it; here it is applied). Each group keeps at most
+        ``max_episodes`` episodes (published: 1-6, labelled A-F), chosen newest first and
+        round-robin over (arm, outcome) so a capped group still shows both outcomes and
+        both arms; they are returned oldest first.
+        """
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        groups = self.groups()
+        if not groups or n_groups < 1:
+            return []
+
+        def shuffled(items: list[EpisodeGroup]) -> list[EpisodeGroup]:
+            return [items[i] for i in gen.permutation(len(items))]
+
+        mixed = shuffled([g for g in groups if g.mixed])
+        fail_only = shuffled([g for g in groups if not g.has_success])
+        win_only = shuffled([g for g in groups if not g.has_failure])
+        chosen = mixed[:n_groups]
+        total = min(n_groups, len(groups))
+        want_wins = math.ceil(min_success_ratio * total - 1e-9) - len(chosen)
+        n_win = max(0, min(want_wins, len(win_only), total - len(chosen)))
+        n_fail = min(len(fail_only), total - len(chosen) - n_win)
+        chosen += fail_only[:n_fail] + win_only[:n_win]
+        chosen += win_only[n_win : n_win + total - len(chosen)]
+        return [_cap_group(g, max_episodes) for g in chosen]
+
     # ---- persistence -----------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> Path:
         """Write all episodes as JSON lines, atomically; returns the path."""
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("Reservoir.save: no path given and the reservoir has none")
-        header = {"format": _FORMAT, "version": _FORMAT_VERSION, "capacity": self.capacity}
+        header = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "capacity": self.capacity,
+            "dedup_by": self.dedup_by,
+        }
         lines = [json.dumps(header)] + [ep.model_dump_json() for ep in self.episodes()]
         atomic_write_text(target, "\n".join(lines) + "\n")
         return target
 
     @classmethod
-    def load(cls, path: str | Path, capacity: int | None = None) -> Reservoir:
-        """Read a file written by ``save`` (or plain ``Episode`` JSON lines)."""
+    def load(
+        cls, path: str | Path, capacity: int | None = None, *, dedup_by: DedupBy | None = None
+    ) -> Reservoir:
+        """Read a file written by ``save`` (or plain ``Episode`` JSON lines).
+
+        ``dedup_by`` defaults to the file's own (``episode`` for files without a header).
+        """
         p = Path(path)
         header, eps = _read_jsonl(p)
         cap = capacity or int(header.get("capacity") or max(len(eps), 200))
-        r = cls(cap)
+        mode = dedup_by or header.get("dedup_by") or "episode"
+        if mode not in DEDUP_MODES:
+            raise ValueError(f"{p}: header field 'dedup_by': unknown mode {mode!r}")
+        r = cls(cap, dedup_by=mode)
         r.path = p
         r.add(eps)
         return r
@@ -207,10 +332,13 @@ class Reservoir:
     def state_dict(self) -> dict[str, Any]:
         return {
             "capacity": self.capacity,
+            "dedup_by": self.dedup_by,
             "episodes": [ep.model_dump(mode="json") for ep in self.episodes()],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()`` output; the reservoir keeps its own ``dedup_by`` (the run
+        config decides it), re-keying the saved episodes if the mode changed."""
         try:
             eps = [Episode.model_validate(e) for e in state["episodes"]]
             cap = int(state["capacity"])
@@ -219,7 +347,25 @@ class Reservoir:
         with self._lock:
             self.capacity = cap
             self._eps = OrderedDict()
+            self._ids = {}
         self.add(eps)
+
+
+def _cap_group(group: EpisodeGroup, max_episodes: int) -> EpisodeGroup:
+    """At most ``max_episodes`` of a group: newest first, round-robin over (arm, outcome)."""
+    if len(group.episodes) <= max_episodes:
+        return group
+    buckets: dict[tuple[str, bool], list[int]] = {}
+    for i in reversed(range(len(group.episodes))):
+        e = group.episodes[i]
+        buckets.setdefault((arm_label(e), e.success), []).append(i)
+    picked: list[int] = []
+    queues = list(buckets.values())
+    while len(picked) < max_episodes:
+        for q in queues:
+            if q and len(picked) < max_episodes:
+                picked.append(q.pop(0))
+    return EpisodeGroup(group.task_id, tuple(group.episodes[i] for i in sorted(picked)))
 
 
 def _read_jsonl(path: Path) -> tuple[dict[str, Any], list[Episode]]:

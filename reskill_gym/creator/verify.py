@@ -6,13 +6,17 @@ Checks, in order (all are reported, so an author sees every problem at once):
 
 * ``operation`` - add a new name, modify or delete an existing one;
 * ``schema`` - the skill model validates (name is a safe folder name, trigger well formed);
-* ``content_length`` - the injected text fits ``max_skill_content_chars``;
+* ``content_length`` - the injected text fits ``max_skill_content_chars`` (``content_fields``:
+  ``content`` counts the ``## Action`` text, ``all`` counts when-to-use + action + examples,
+  as the published verifier does);
+* ``operation`` also refuses an add that would grow the library past ``max_library_skills``;
 * ``regex`` - a pattern trigger is short, safe (no nested quantifiers, no back-references)
   and compiles, via ``reskill_gym.skills.triggers``;
-* ``trigger_rate`` - replaying the trigger over the turns of the reservoir trajectories the
-  skill targets (``TurnContext`` per turn, with the candidate library so retrieval ranks
-  against its real neighbours) it fires in at least ``min_trigger_rate`` of them; a skill
-  that never fires where it is needed is dead weight;
+* ``trigger_rate`` - replaying the trigger over the turns of the given trajectories (the
+  whole reservoir in the published pipeline, the episodes the skill targets in the project
+  one; ``TurnContext`` per turn, with the candidate library so retrieval ranks against its
+  real neighbours) it fires in at least ``min_trigger_rate`` of them; a skill that never
+  fires where it is needed is dead weight;
 * ``duplicate`` - not a near copy of another skill (max of word Jaccard and difflib ratio
   of the injected text below ``duplicate_threshold``).
 
@@ -36,6 +40,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 from reskill_gym.creator.records import Check, SkillVerification
 from reskill_gym.episode import Episode
@@ -71,10 +76,22 @@ def trigger_fire_rate(skill: Skill, view: LibraryView, episodes: Sequence[Episod
     """Share of ``episodes`` in which ``skill`` would be in the bundle on at least one turn.
 
     ``view`` must contain ``skill`` (retrieval ranks against the other skills); bundle caps
-    are lifted so only the trigger decides.
+    are lifted so only the trigger decides. Non-retrieval triggers are decided by the skill
+    alone, in one pass over each trajectory (an action pattern sees the previous action, so
+    the last action of an episode never fires anything, as in the published estimator).
     """
     if not episodes:
         return 0.0
+    t = skill.trigger
+    if t.type in ("general", "beginning"):
+        return sum(1 for ep in episodes if ep.turns) / len(episodes)
+    if t.type in ("action_pattern", "observation_pattern") and t.pattern:
+        m = compile_pattern(t.pattern)
+        if t.type == "action_pattern":
+            hits = sum(1 for ep in episodes if any(m.search(x.action) for x in ep.turns[:-1]))
+        else:
+            hits = sum(1 for ep in episodes if any(m.search(x.observation) for x in ep.turns))
+        return hits / len(episodes)
     cap = len(view) + 1
     hits = 0
     for ep in episodes:
@@ -111,11 +128,27 @@ class Verifier:
         max_content_chars: int = 500,
         min_trigger_rate: float = 0.5,
         duplicate_threshold: float = 0.7,
+        content_fields: Literal["content", "all"] = "content",
+        max_library_skills: int | None = None,
+        targets_label: str = "targeted trajectories",
     ) -> None:
         self.base = base
         self.max_content_chars = max_content_chars
         self.min_trigger_rate = min_trigger_rate
         self.duplicate_threshold = duplicate_threshold
+        self.content_fields = content_fields
+        self.max_library_skills = max_library_skills
+        self.targets_label = targets_label
+
+    def content_chars(self, skill: Skill) -> int:
+        """The characters the content limit counts (see ``content_fields``)."""
+        if self.content_fields == "all":
+            return len(skill.when_to_use) + len(skill.content) + len(skill.examples)
+        return len(skill.content)
+
+    def library_size_after(self, ops: Sequence[Operation]) -> int:
+        """Skills in the library once ``ops`` are applied."""
+        return len(self.candidate_view(ops))
 
     def candidate_view(self, ops: Sequence[Operation]) -> LibraryView:
         """The base view with ``ops`` applied (in memory, for trigger replay)."""
@@ -185,6 +218,19 @@ class Verifier:
                     detail="the modified skill is identical to the current one",
                 )
             )
+        elif (
+            op.op == "add"
+            and self.max_library_skills is not None
+            and self.library_size_after([*accepted, op]) > self.max_library_skills
+        ):
+            checks.append(
+                Check(
+                    name="operation",
+                    ok=False,
+                    detail=f"the library would hold {self.library_size_after([*accepted, op])} "
+                    f"skills (limit {self.max_library_skills}); delete or modify a skill instead",
+                )
+            )
         else:
             checks.append(Check(name="operation", ok=True))
         if op.op == "delete":
@@ -203,13 +249,14 @@ class Verifier:
                 op=op.op, name=name, passed=False, checks=checks, attempts=attempts
             )
         checks.append(Check(name="schema", ok=True))
-        n = len(skill.content)
+        n = self.content_chars(skill)
+        what = "when_to_use + action + examples" if self.content_fields == "all" else "content"
         checks.append(
             Check(
                 name="content_length",
                 ok=n <= self.max_content_chars,
-                detail=f"{n} chars (limit {self.max_content_chars})"
-                + ("" if n <= self.max_content_chars else "; shorten the content"),
+                detail=f"{what}: {n} chars (limit {self.max_content_chars})"
+                + ("" if n <= self.max_content_chars else "; shorten it"),
             )
         )
         pattern = skill.trigger.pattern
@@ -220,13 +267,16 @@ class Verifier:
             except SkillError as e:
                 checks.append(Check(name="regex", ok=False, detail=str(e)))
         view = self.candidate_view([*accepted, op])
-        rate = trigger_fire_rate(skill, view, targets)
+        try:
+            rate = trigger_fire_rate(skill, view, targets)
+        except SkillError:  # an unsafe pattern: already reported by the regex check
+            rate = 0.0
         if not targets:
             checks.append(
                 Check(
                     name="trigger_rate",
                     ok=False,
-                    detail="no targeted trajectories in the reservoir",
+                    detail=f"no {self.targets_label} in the reservoir",
                 )
             )
         else:
@@ -234,7 +284,7 @@ class Verifier:
                 Check(
                     name="trigger_rate",
                     ok=rate >= self.min_trigger_rate,
-                    detail=f"fires in {rate:.0%} of {len(targets)} targeted trajectories "
+                    detail=f"fires in {rate:.0%} of {len(targets)} {self.targets_label} "
                     f"(needs {self.min_trigger_rate:.0%})"
                     + (
                         ""

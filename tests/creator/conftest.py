@@ -1,5 +1,6 @@
-"""Shared fixtures: real Search trajectories from a mistake-making scripted agent, and a
-scripted LLM (a responder for the loopback server) that plays the four creator roles."""
+"""Shared fixtures: real Search trajectories from a mistake-making scripted agent, and
+scripted LLMs (responders for the loopback server) that play the creator roles of the
+project pipeline (``creator_llm``) and of the published one (``published_llm``)."""
 
 from __future__ import annotations
 
@@ -169,6 +170,167 @@ class ScriptedCreatorLLM:
 
     def _unknown(self, req: LoopbackRequest) -> str:
         return "{}"
+
+
+PUBLISHED_GOOD = {
+    "name": "read-before-answering",
+    "content": {
+        "when_to_use": "Apply right after a search returned passages.",
+        "action": "Copy the answer span from the passages into <answer> </answer>; search "
+        "again with the entity names if the passages do not contain it.",
+        "examples": ["DO: <answer> Granshiand </answer>\nDON'T: <answer> unknown </answer>"],
+    },
+    "trigger_type": "action_pattern",
+    "trigger_pattern": "<search>",
+}
+
+
+def first_user(req: LoopbackRequest) -> str:
+    """The stage's own prompt (a schema re-ask appends a repair message after it)."""
+    return next(m["content"] for m in req.messages if m["role"] == "user")
+
+
+def published_role(req: LoopbackRequest) -> str:
+    s = req.system
+    for key, name in (
+        ("You compare episodes of ONE task", "analyst"),
+        ("You diagnose the failures", "diagnoser"),
+        ("You plan revisions of a skill library", "recommender"),
+        ("You write skills for a reinforcement-learning agent", "author"),
+    ):
+        if key in s:
+            return name
+    return "unknown"
+
+
+class PublishedLLM:
+    """Answers each published-pipeline role from what its request contains (thread-safe).
+
+    ``author``: replies for the author calls in order (the last one repeats); ``fail[role]``:
+    a fixed reply (text or ``LoopbackError``) for that role. One task group's analysis is
+    always unusable, to exercise the heuristic fallback.
+    """
+
+    GOOD = PUBLISHED_GOOD
+    role = staticmethod(published_role)
+    first_user = staticmethod(first_user)
+
+    def __init__(self, *, author: list[str] | None = None, fail: dict[str, object] | None = None):
+        self.author = list(
+            author or [json.dumps({"operations": [{"type": "add", "skill": PUBLISHED_GOOD}]})]
+        )
+        self.fail = dict(fail or {})
+        self.lock = threading.Lock()
+        self.calls: dict[str, int] = {}
+        self.replies: dict[str, list[str]] = {}
+        self.bad_task: str | None = None
+
+    def __call__(self, req: LoopbackRequest):
+        r = published_role(req)
+        with self.lock:
+            self.calls[r] = self.calls.get(r, 0) + 1
+        if r in self.fail:
+            return self.fail[r]
+        text = getattr(self, f"_{r}")(req)
+        with self.lock:
+            self.replies.setdefault(r, []).append(text)
+        return text
+
+    def _analyst(self, req: LoopbackRequest) -> str:
+        user = first_user(req)
+        task = re.search(r"^TASK: (.*)$", user, re.M).group(1)
+        with self.lock:
+            if self.bad_task is None:
+                self.bad_task = task
+        if task == self.bad_task:  # this group never gets a usable answer: heuristic fallback
+            return "I think the agent should search more."
+        actions = re.findall(r"ACTION: (.*?)(?:  \[skills|$)", user, re.M)
+        untagged = any(not a.startswith("<") for a in actions)
+        failed = "FAIL," in user
+        mode = "untagged_reply" if untagged else ("weak_search" if failed else "none")
+        return json.dumps(
+            {
+                "task_type": "search",
+                "insight": f"{mode}: the agent {'replied without tags' if untagged else 'searched'}",
+                "failure_mode": mode,
+                "failure_snippet": actions[:3] if failed else None,
+                "failure_point": "Step 1: no tag" if untagged else None,
+                "success_snippet": None,
+                "success_pattern": None,
+                "trigger_relevant_actions": ["<search>", "(a+)+"],  # the second is unsafe
+                "skill_impact": "no relevant skill active",
+                "ab_delta": "new arm won" if "[new," in user else "N/A",
+                "confidence": "High",
+            }
+        )
+
+    def _diagnoser(self, req: LoopbackRequest) -> str:
+        user = first_user(req)
+        idx = [int(i) for i in re.findall(r"^(\d+)\. ", user, re.M)]
+        tagged = [i for i in idx if re.search(rf"^{i}\. untagged", user, re.M)]
+        rest = [i for i in idx if i not in tagged]
+        return json.dumps(
+            {
+                "assertion_operations": [
+                    {
+                        "op": "add",
+                        "check_type": "action_before",
+                        "params": {"first": "<search>", "second": "<answer>"},
+                        "description": "Searches before answering.",
+                    },
+                    {
+                        "op": "add",
+                        "check_type": "action_not_exists",
+                        "params": {"pattern": "^I need to"},
+                        "description": "Never replies without an action tag.",
+                    },
+                    {
+                        "op": "add",
+                        "check_type": "action_exists",
+                        "params": {"pattern": r"(\w+\s?)*"},
+                    },
+                    {"op": "add", "check_type": "max_steps", "params": {"m": 3}},
+                ],
+                "diagnosis": "DIAG-MARKER: untagged replies waste turns.",
+                "priority_modes": ["untagged_reply"],
+                "insight_groups": [
+                    {"label": "untagged", "insight_indices": tagged, "representative_index": 999},
+                    {
+                        "label": "other",
+                        "insight_indices": [*rest, 999],
+                        "representative_index": None,
+                    },
+                ],
+            }
+        )
+
+    def _recommender(self, req: LoopbackRequest) -> str:
+        return json.dumps(
+            {
+                "reasoning": "Teach reading the passages.",
+                "operations": [
+                    {
+                        "op": "add",
+                        "target": None,
+                        "intent": "answer from the passages",
+                        "evidence": "cluster 1",
+                        "referenced_insights": [0, 1, 77],
+                        "trigger_suggestion": "action_pattern",
+                    },
+                    {"op": "modify", "target": "no-such-skill", "intent": "x"},
+                ],
+            }
+        )
+
+    def _author(self, req: LoopbackRequest) -> str:
+        with self.lock:
+            return self.author.pop(0) if len(self.author) > 1 else self.author[0]
+
+
+@pytest.fixture()
+def published_llm() -> type[PublishedLLM]:
+    """The published-pipeline scripted-LLM class (``.GOOD``, ``.role``, ``.first_user``)."""
+    return PublishedLLM
 
 
 @pytest.fixture()

@@ -15,6 +15,7 @@ FAST = {"timeout_s": 10.0, "max_retries": 1, "backoff_base_s": 0.01, "backoff_ma
 def cfg(**kw) -> CreatorConfig:
     return CreatorConfig(
         **{
+            "pipeline": "project",
             "min_reservoir_size": 20,
             "max_analyzed_episodes": 16,
             "failing_assertion_min_rate": 0.1,

@@ -1,5 +1,6 @@
-"""The LLM creator end to end with the real openai/anthropic SDKs against the loopback server,
-and every bad answer the issue lists: each becomes an event, never an exception."""
+"""The project pipeline's LLM creator end to end with the real openai/anthropic SDKs against
+the loopback server, and every bad answer the issue lists: each becomes an event, never an
+exception. (The published pipeline: test_creator_published.py.)"""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ FAST = {"timeout_s": 5.0, "max_retries": 2, "backoff_base_s": 0.01, "backoff_max
 
 def cfg(**kw) -> CreatorConfig:
     base = dict(
+        pipeline="project",
         min_reservoir_size=20,
         max_analyzed_episodes=16,
         failing_assertion_min_rate=0.1,

@@ -161,3 +161,72 @@ def test_verifier_checks() -> None:
     rep = v.verify(Operation.add(second), [e], accepted=[Operation.add(ok)])
     assert "similar to 'retry-after-nothing'" in rep.feedback()
     assert similarity("Heat the mug with microwave 1.", "Search the names in the question.") < 0.5
+
+
+def test_dedup_task_arm_outcome_keeps_newest_per_key() -> None:
+    r = Reservoir(capacity=6, dedup_by="task_arm_outcome")
+    r.add([ep(0, "t", False), ep(1, "t", False), ep(2, "t", True)])
+    assert [e.episode_id for e in r.episodes()] == ["e1", "e2"]  # e1 replaced e0, newest last
+    assert r.get("e0") is None and r.get("e1").task_id == "t"
+    r.add([ep(3, "t", False, arm="candidate"), ep(4, "t", True, arm="incumbent")])
+    # candidate = 'new' arm: its own slot; incumbent = 'old': replaces e2
+    assert [e.episode_id for e in r.episodes()] == ["e1", "e3", "e4"]
+    r.add([ep(10 + k, f"u{k}", False) for k in range(4)])  # FIFO past capacity 6
+    assert len(r) == 6 and [e.episode_id for e in r.episodes()][:3] == ["e3", "e4", "e10"]
+    assert r.get("e1") is None  # the oldest slot went first
+    # Re-adding an id whose outcome changed moves it to its new key and drops the old slot.
+    r.add(ep(10, "u0", True))
+    assert sum(e.episode_id == "e10" for e in r.episodes()) == 1 and r.get("e10").won
+    snap = r.snapshot()
+    assert snap.dedup_by == "task_arm_outcome" and snap.episodes() == r.episodes()
+    state = json.loads(json.dumps(r.state_dict()))
+    fresh = Reservoir(dedup_by="task_arm_outcome")
+    fresh.load_state_dict(state)
+    assert fresh.episodes() == r.episodes()
+    with pytest.raises(ValueError, match="dedup_by must be one of"):
+        Reservoir(dedup_by="task")  # type: ignore[arg-type]
+
+
+def test_dedup_mode_round_trips_through_the_file(tmp_path) -> None:
+    r = Reservoir(capacity=9, dedup_by="task_arm_outcome")
+    r.add([ep(i, f"t{i % 2}", i % 3 == 0) for i in range(8)])
+    back = Reservoir.load(r.save(tmp_path / "r.jsonl"))
+    assert back.dedup_by == "task_arm_outcome" and back.episodes() == r.episodes()
+    assert Reservoir.load(tmp_path / "r.jsonl", dedup_by="episode").dedup_by == "episode"
+
+
+def _groups_reservoir() -> Reservoir:
+    r = Reservoir(500)
+    i = 0
+    for prefix, n, wins in (("m", 4, 1), ("f", 6, 0), ("w", 6, 4)):
+        for t in range(n):
+            for k in range(4):
+                r.add(ep(i, f"{prefix}{t}", k < wins))
+                i += 1
+    return r
+
+
+def test_sample_task_groups_published_order_and_group_ratio() -> None:
+    r = _groups_reservoir()  # 4 mixed, 6 failure-only, 6 success-only task groups
+    g = r.sample_task_groups(10, min_success_ratio=0.0, rng=0)
+    kinds = [x.task_id[0] for x in g]
+    assert kinds == ["m"] * 4 + ["f"] * 6  # mixed first, then failure-only fills the rest
+    g = r.sample_task_groups(10, min_success_ratio=0.6, rng=0)
+    kinds = [x.task_id[0] for x in g]
+    assert kinds[:4] == ["m"] * 4 and kinds.count("w") == 2 and kinds.count("f") == 4
+    assert sum(x.has_success for x in g) / len(g) >= 0.6  # the ratio counts groups
+    g = r.sample_task_groups(14, min_success_ratio=0.3, rng=0)
+    assert [x.task_id[0] for x in g].count("w") == 4  # failure-only exhausted, wins top up
+    again = r.sample_task_groups(10, min_success_ratio=0.6, rng=0)
+    assert [x.task_id for x in again] == [x.task_id for x in r.sample_task_groups(10, 0.6, rng=0)]
+    assert r.sample_task_groups(0) == [] and Reservoir().sample_task_groups(5) == []
+
+
+def test_sample_task_groups_caps_episodes_keeping_both_outcomes_and_arms() -> None:
+    r = Reservoir(100)
+    r.add([ep(i, "t", i == 0, arm="candidate" if i == 1 else None) for i in range(12)])
+    (g,) = r.sample_task_groups(3, rng=0, max_episodes=4)
+    ids = [e.episode_id for e in g.episodes]
+    assert len(ids) == 4 and "e0" in ids and "e1" in ids  # the lone success and 'new' arm kept
+    assert ids == sorted(ids, key=lambda s: int(s[1:]))  # oldest first
+    assert g.arms == {"new", "old"} and g.mixed
