@@ -15,7 +15,9 @@ The engine runs in a worker process per env (see ``worker.py`` for why). Reward 
 the step that wins, else 0.0; ``info["score"]`` is the engine's score. Invalid commands get
 the engine's own "Nothing happens." and ``info["invalid_action"] = True``. With
 ``reset(options={"expert": True})`` the planner's plan from the current state is in
-``info["expert_plan"]`` and its first command in ``info["expert_action"]`` on every turn.
+``info["expert_plan"]`` and its first command in ``info["expert_action"]`` on every turn,
+and :meth:`ALFWorldEnv.lookahead` labels the current state's admissible commands by one-step
+look-ahead (each applied to a copy of the state and re-planned; the episode is unchanged).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class _Game:
 
 
 _WARNED_GENERATED: list[bool] = []
+_ALFWORLD_DEFAULT_DATA = Path("~/.cache/alfworld").expanduser()
 
 
 def _warn_generated_once() -> None:
@@ -133,7 +136,12 @@ class ALFWorldEnv(TextEnv):
         if source != "generated":
             candidate = data_dir if data_dir is not None else os.environ.get("ALFWORLD_DATA")
             official_root = find_official_root(candidate) if candidate else None
-            if official_root is None and (source == "official" or candidate):
+            # importing the alfworld package sets $ALFWORLD_DATA to its own default cache
+            # (~/.cache/alfworld) when unset: that value alone is not a request for the data
+            asked = data_dir is not None or (
+                candidate is not None and Path(candidate).expanduser() != _ALFWORLD_DEFAULT_DATA
+            )
+            if official_root is None and (source == "official" or asked):
                 # asked for (source='official', or a data_dir / $ALFWORLD_DATA that is set):
                 # never fall back to the generated tasks silently
                 raise FileNotFoundError(
@@ -251,6 +259,31 @@ class ALFWorldEnv(TextEnv):
             admissible_actions=list(reply["admissible"]),
             extra={"score": float(reply["score"]), **self._expert_info(reply)},
         )
+
+    def lookahead(self) -> dict[str, Any]:
+        """One-step look-ahead from the current state (needs ``reset(options={"expert": True})``).
+
+        Returns ``{"plan": [...], "lookahead": [{"action", "won", "plan_len", "obs"}, ...]}``:
+        for every admissible command, the length of the planner's plan after it (0 if it wins,
+        ``None`` if no plan exists from there). The engine state is restored, so the episode
+        goes on as if nothing had been tried.
+        """
+        if self._episode_over:
+            raise RuntimeError("alfworld: lookahead needs a running episode (call reset())")
+        if not self._expert:
+            raise RuntimeError("alfworld: lookahead needs reset(options={'expert': True})")
+        try:
+            reply = self._engine.request(
+                {"op": "lookahead"}, timeout=self.step_timeout, what="lookahead"
+            )
+        except EngineCrashedError:
+            self._episode_over = True
+            raise
+        except RuntimeError as exc:  # the engine raised: its state is unknown
+            self._engine.close()
+            self._episode_over = True
+            raise EngineCrashedError(f"{exc}\nThe engine was restarted; call reset().") from exc
+        return {"plan": list(reply["plan"]), "lookahead": list(reply["lookahead"])}
 
     def _expert_info(self, reply: dict[str, Any]) -> dict[str, Any]:
         if not self._expert:

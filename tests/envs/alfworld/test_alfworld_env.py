@@ -257,3 +257,6 @@ def test_official_layout_tree_loads_through_the_same_path(
     with pytest.raises(FileNotFoundError, match="nowhere"):
         ALFWorldEnv()
     assert ALFWorldEnv(source="generated").source == "generated"
+    # importing alfworld sets $ALFWORLD_DATA to its default cache: not a request by itself
+    monkeypatch.setenv("ALFWORLD_DATA", str(Path("~/.cache/alfworld").expanduser()))
+    assert ALFWorldEnv(cache_dir=tmp_path / "cache").source == "generated"
