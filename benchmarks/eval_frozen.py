@@ -5,7 +5,8 @@ with optional overrides ``--agent SPEC``, ``--out DIR``, ``--tasks N``, ``--skil
 (repeatable, replaces the config's list) and ``--workers K``.
 
 A config file holds the fields of ``reskill_gym.evaluation.EvalConfig`` (env, splits,
-skills, agent, tasks, seeds, mode, max_turns, difficulty, temperature, ...) plus ``out``.
+skills, agent, tasks, seeds, max_turns, difficulty, temperature, the ``rollout:`` block of
+the turn contract - action mode and format, score_norm, history - ...) plus ``out``.
 Seeds and task selection are fixed and the default temperature is 0, so a rerun with the
 same agent gives the same episodes (API models may still vary). Interrupt and rerun to
 resume; the report lands in ``<out>/report.md``.
@@ -18,19 +19,18 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from reskill_gym.evaluation import EvalAbortedError, EvalConfig, run_and_report  # noqa: E402
+from reskill_gym.yaml_loading import YAMLLoadError, load_yaml_file  # noqa: E402
 
 
 def load_config(path: Path, overrides: dict[str, object]) -> tuple[EvalConfig, Path]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise SystemExit(f"{path}: not valid YAML: {e}") from None
+    try:  # bounded: size, depth and alias expansion capped (no YAML bomb hangs a run)
+        data = load_yaml_file(path) or {}
+    except YAMLLoadError as e:
+        raise SystemExit(str(e)) from None
     if not isinstance(data, dict):
         raise SystemExit(f"{path}: expected a mapping of EvalConfig fields")
     data.update({k: v for k, v in overrides.items() if v is not None})

@@ -5,7 +5,8 @@ Exports: ``atomic_write_bytes``, ``atomic_write_text``, ``atomic_write_json``,
 
 A reader (or a process that restarts after a kill) sees either the old file or the new
 one, never a half-written file, because ``os.replace`` within one folder is atomic on
-POSIX and Windows. Every component that persists state (libraries, checkpoints, caches,
+POSIX and Windows. A symbolic link at the target path is replaced by the new file, never
+written through. Every component that persists state (libraries, checkpoints, caches,
 reports, datasets) writes through this module, so there is one implementation to trust.
 
 >>> import tempfile, pathlib
@@ -61,8 +62,14 @@ def atomic_path(path: str | Path, *, suffix: str = ".tmp") -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(name)
-    # mkstemp creates 0600 files; keep an existing file's mode, else the usual 0644.
-    os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644)
+    # mkstemp creates 0600 files; keep an existing regular file's mode, else the usual 0644.
+    # lstat: a link at ``path`` is replaced by the file, and its target's mode is not ours.
+    try:
+        st = os.lstat(target)
+        mode = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else 0o644
+    except FileNotFoundError:
+        mode = 0o644
+    os.chmod(tmp, mode)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -2,30 +2,97 @@
 
 Sub-commands live next to the concept they drive and are attached here; each attach
 imports its module lazily enough that ``reskill --help`` stays fast.
+
+Errors: bad input (a bad skill folder or library, a tampered store, an invalid YAML file,
+a path that is a file where a folder is needed, bytes that are not UTF-8, ...) ends any
+command with one line ``error: ...`` on stderr and exit code 2, never a Python traceback
+(``-v`` logs the traceback at debug level). Every log line passes through
+``reskill_gym.redaction.RedactingFilter``, so credentials never reach the terminal or a
+log file.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "user_errors"]
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "the input is bad": reported as ``error: ...``, exit code 2.
+
+    A function (not a constant) so that ``reskill --help`` does not import the skills
+    package.
+    """
+    from reskill_gym.skills.errors import LibraryError, SkillError
+    from reskill_gym.yaml_loading import YAMLLoadError
+
+    return (
+        SkillError,
+        LibraryError,
+        YAMLLoadError,
+        UnicodeError,
+        FileNotFoundError,
+        FileExistsError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    from reskill_gym.redaction import redact
+
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return redact(" ".join(text.split()))
+
+
+class _ReskillGroup(TyperGroup):
+    """The root group: bad input that escaped a command becomes one ``error:`` line, exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not isinstance(exc, user_errors()):
+                raise
+            logging.getLogger(__name__).debug("%s", type(exc).__name__, exc_info=True)
+            typer.echo(f"error: {_one_line(exc)}", err=True)
+            raise typer.Exit(code=2) from None
+
 
 app = typer.Typer(
     name="reskill",
     help="Skill-policy co-evolution for agentic RL.",
     no_args_is_help=True,
     add_completion=False,
+    cls=_ReskillGroup,
 )
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _root(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Debug logging, including one line per HTTP request."
+    ),
+) -> None:
+    from reskill_gym.llm.httplog import set_http_logging
+    from reskill_gym.redaction import install_log_redaction
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()
+    set_http_logging(verbose)
 
 
 @app.command()
@@ -39,27 +106,33 @@ def version() -> None:
 # --- sub-command groups (one line each; keep this section sorted) ---
 from reskill_gym.creator.commands import creator_app  # noqa: E402
 from reskill_gym.evaluation.commands import eval_command  # noqa: E402
+from reskill_gym.evolve import evolve_command  # noqa: E402
+from reskill_gym.report import report_command  # noqa: E402
 from reskill_gym.skills.commands import skills_app  # noqa: E402
-from reskill_gym.training import report_command, train_command  # noqa: E402
 
 app.add_typer(creator_app, name="creator")
 app.command("eval")(eval_command)
+app.command("evolve")(evolve_command)
 app.command("report")(report_command)
 app.add_typer(skills_app, name="skills")
-app.command("train")(train_command)
 
 
 def _attach_plugins() -> None:
-    """Attach sub-commands that adapters register under the ``reskill_gym.cli`` entry points.
+    """Attach commands that adapters register under the ``reskill_gym.cli`` entry points.
 
     The core never imports an adapter by name (adapters depend on the core, not the
-    reverse); ``reskill verl ...`` arrives this way from ``reskill_verl``.
+    reverse): ``reskill verl ...`` (a command group) arrives this way from ``reskill_verl``
+    and ``reskill train`` (a command) from ``reskill_local``.
     """
     from importlib.metadata import entry_points
 
     for ep in entry_points(group="reskill_gym.cli"):
         try:
-            app.add_typer(ep.load(), name=ep.name)
+            target = ep.load()
+            if isinstance(target, typer.Typer):
+                app.add_typer(target, name=ep.name)
+            else:
+                app.command(ep.name)(target)
         except Exception as exc:  # a broken optional adapter must not break the core CLI
             logging.getLogger(__name__).warning("reskill %s unavailable: %s", ep.name, exc)
 

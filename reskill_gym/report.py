@@ -1,11 +1,13 @@
 """The report of a training run: ``report.md`` and PNG plots, from the run folder's files.
 
-Exports ``write_report``, ``load_run`` and ``RunRecord``.
+Exports ``write_report``, ``load_run``, ``RunRecord`` and ``report_command`` (``reskill report``).
 
-Inputs are what any trainer writes into a run folder (the local trainer does; a veRL run
-can write the same): ``metrics.jsonl`` (one row per step, keys ``charts/...`` and
-``arms/<arm>/{reward_mean,success_rate,episodes}``), ``events.jsonl`` (co-evolution events)
-and the skill library with its history in ``skills/``. Outputs::
+Inputs are what every trainer writes into a run folder (the local trainer into its run
+folder, the veRL adapter into ``<trainer.default_local_dir>/reskill``): ``metrics.jsonl``
+(one row per step in the shared namespace: ``episode/...``, ``arms/<arm>/...``,
+``versions/...``, see ``reskill_gym.rollout.episode_metrics`` and
+``reskill_gym.coevolve.coevolution_metrics``), ``events.jsonl`` (co-evolution events),
+``config.yaml`` and the skill library with its history in ``skills/``. Outputs::
 
     report.md
     plots/reward_per_arm.png      reward and success per step, one line per arm
@@ -15,8 +17,8 @@ matplotlib is imported inside :func:`write_report` with the Agg backend (no disp
 
 >>> import tempfile, pathlib
 >>> run = pathlib.Path(tempfile.mkdtemp())
->>> _ = (run / "metrics.jsonl").write_text('{"step": 0, "charts/reward_mean": 0.5}\\n')
->>> load_run(run).metrics[0]["charts/reward_mean"]
+>>> _ = (run / "metrics.jsonl").write_text('{"step": 0, "episode/reward_mean": 0.5}\\n')
+>>> load_run(run).metrics[0]["episode/reward_mean"]
 0.5
 """
 
@@ -30,9 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from reskill_gym.atomic import atomic_write_text
 
-__all__ = ["write_report", "load_run", "RunRecord"]
+__all__ = ["write_report", "load_run", "RunRecord", "report_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +48,18 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
     if not path.is_file():
         return rows
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    for n, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if not raw.strip():
             continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            logger.warning("%s:%d: unreadable line skipped (torn write?)", path, n)
+        try:  # a stray byte or a torn write spoils one line, not the report
+            row = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            logger.warning("%s:%d: unreadable line skipped (torn write or not UTF-8?)", path, n)
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            logger.warning("%s:%d: not a JSON object; skipped", path, n)
     return rows
 
 
@@ -90,42 +99,62 @@ class RunRecord:
 def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     """Read ``metrics.jsonl``, ``events.jsonl``, ``config.yaml`` and the library of a run."""
     run = Path(run_dir)
-    metrics = _read_jsonl(run / "metrics.jsonl")
+    metrics = [r for r in _read_jsonl(run / "metrics.jsonl") if _int(r.get("step")) is not None]
     events = _read_jsonl(run / "events.jsonl")
     config: dict[str, Any] = {}
     if (run / "config.yaml").is_file():
-        import yaml
+        from reskill_gym.yaml_loading import YAMLLoadError, load_yaml_file
 
-        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+        config = load_yaml_file(run / "config.yaml") or {}
+        if not isinstance(config, dict):
+            raise YAMLLoadError("the top level must be a mapping", path=str(run / "config.yaml"))
     lives: dict[str, VersionLife] = {}
     for e in events:
-        data = e.get("data") or {}
+        data = e.get("data") if isinstance(e.get("data"), dict) else {}
         kind = e.get("kind")
-        if kind == "candidate_committed" and data.get("candidate"):
+        step = _int(e.get("step"))
+        if kind == "candidate_committed" and isinstance(data.get("candidate"), str):
             life = lives.setdefault(data["candidate"], VersionLife(data["candidate"]))
-            life.base, life.created = data.get("base"), e.get("step")
+            life.base, life.created = str(data.get("base")), step
             life.operations = str(data.get("operations", ""))
-        elif kind == "test_started" and data.get("candidate"):
+        elif kind == "test_started" and isinstance(data.get("candidate"), str):
             life = lives.setdefault(data["candidate"], VersionLife(data["candidate"]))
-            life.test_started = e.get("step")
+            life.test_started = step
         elif kind == "test_decided":
-            for cand in data.get("candidates", []):
+            cands = data.get("candidates")
+            for cand in cands if isinstance(cands, list) else []:
+                if not isinstance(cand, str):
+                    continue
                 life = lives.setdefault(cand, VersionLife(cand))
-                life.decided = e.get("step")
+                life.decided = step
                 life.outcome = "accepted" if data.get("accepted") == cand else "rejected"
                 life.reason = str(data.get("reason", ""))
-                life.counts = data.get("counts") or {}
+                counts = data.get("counts")
+                life.counts = {
+                    str(k): v
+                    for k, v in (counts.items() if isinstance(counts, dict) else ())
+                    if isinstance(v, dict)
+                }
                 if life.test_started is None:
-                    life.test_started = data.get("started_step")
+                    life.test_started = _int(data.get("started_step"))
     head, skills, history_len = None, [], 0
-    if (run / "skills" / ".reskill" / "HEAD").is_file():
+    # local runs keep the library in skills/, the veRL adapter in library/
+    folder = next(
+        (run / d for d in ("skills", "library") if (run / d / ".reskill" / "HEAD").is_file()), None
+    )
+    if folder is not None:
         from reskill_gym.skills import SkillLibrary
 
-        lib = SkillLibrary(run / "skills")
+        lib = SkillLibrary(folder)
         head = lib.head
         skills = [(s.name, s.description) for s in lib.view().skills]
         history_len = len(lib.history())
     return RunRecord(run, metrics, events, config, list(lives.values()), head, skills, history_len)
+
+
+def _int(v: Any) -> int | None:
+    """``v`` if it is an integer (not a bool), else None: run files are read defensively."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 def _series(metrics: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
@@ -155,7 +184,7 @@ def _plot_rewards(rec: RunRecord, path: Path) -> None:
             if xs:
                 style = "--" if arm == "incumbent" else "-"
                 ax.plot(xs, ys, style, marker="o", ms=3, label=arm, color=_COLORS[arm])
-        xs, ys = _series(rec.metrics, f"charts/{metric}")
+        xs, ys = _series(rec.metrics, f"episode/{metric}")
         if xs:
             ax.plot(xs, ys, ":", color="gray", label="all")
         last = int(rec.metrics[-1]["step"])
@@ -210,8 +239,8 @@ def _fmt(v: Any, spec: str = ".2f") -> str:
 
 
 def _markdown(rec: RunRecord) -> str:
-    cfg_run = rec.config.get("run", {})
-    env = rec.config.get("env", {})
+    cfg_run = rec.config.get("run") if isinstance(rec.config.get("run"), dict) else {}
+    env = rec.config.get("env") if isinstance(rec.config.get("env"), dict) else {}
     last = rec.metrics[-1] if rec.metrics else {}
     lines = [
         f"# Run report: {rec.run_dir.name}",
@@ -237,12 +266,12 @@ def _markdown(rec: RunRecord) -> str:
     ]
     for r in rec.metrics:
         lines.append(
-            f"| {r['step']} | {_fmt(r.get('charts/reward_mean'))} | "
-            f"{_fmt(r.get('charts/success_rate'))} | {_fmt(r.get('arms/head/success_rate'))} | "
+            f"| {r['step']} | {_fmt(r.get('episode/reward_mean'))} | "
+            f"{_fmt(r.get('episode/success_rate'))} | {_fmt(r.get('arms/head/success_rate'))} | "
             f"{_fmt(r.get('arms/incumbent/success_rate'))} | "
             f"{_fmt(r.get('arms/candidate/success_rate'))} | "
-            f"{_fmt(r.get('versions/p_candidate'))} | {_fmt(r.get('rollouts/dropped'), '.0f')} | "
-            f"{_fmt(r.get('time/step_s'), '.0f')} |"
+            f"{_fmt(r.get('versions/p_candidate'))} | {_fmt(r.get('episode/dropped'), '.0f')} | "
+            f"{_fmt(r.get('time/step_s', r.get('timing_s/step')), '.0f')} |"
         )
     lines += ["", "## Library versions", ""]
     if not rec.lives:
@@ -269,7 +298,8 @@ def _markdown(rec: RunRecord) -> str:
     if notes:
         lines += ["", "## Creator and rollout notes", ""]
         for e in notes[-20:]:
-            lines.append(f"- step {e.get('step')}: {e.get('kind')}: {e.get('message', '')[:200]}")
+            msg = str(e.get("message", ""))[:200]
+            lines.append(f"- step {e.get('step')}: {e.get('kind')}: {msg}")
     lines += ["", "## Final skills", ""]
     lines += [f"- **{name}**: {desc}" for name, desc in rec.skills] or ["(empty library)"]
     return "\n".join(lines) + "\n"
@@ -287,4 +317,21 @@ def write_report(run_dir: str | os.PathLike[str]) -> Path:
     plots.mkdir(exist_ok=True)
     _plot_rewards(rec, plots / "reward_per_arm.png")
     _plot_lifecycle(rec, plots / "skill_lifecycle.png")
-    return atomic_write_text(rec.run_dir / "report.md", _markdown(rec))
+    from reskill_gym.redaction import redact
+
+    return atomic_write_text(rec.run_dir / "report.md", redact(_markdown(rec)))
+
+
+def report_command(
+    run_dir: Path = typer.Argument(..., help="A run folder (runs/<name>)."),
+) -> None:
+    """(Re)write report.md and the plots of a run folder."""
+    from reskill_gym.skills.errors import LibraryError, SkillError
+    from reskill_gym.yaml_loading import YAMLLoadError
+
+    try:
+        path = write_report(run_dir)
+    except (FileNotFoundError, YAMLLoadError, LibraryError, SkillError) as exc:
+        typer.echo(f"report: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"report: {path}")

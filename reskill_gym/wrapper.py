@@ -1,7 +1,9 @@
 """Per-turn skill injection as a Gymnasium wrapper.
 
-Exports ``SkillWrapper``, ``SkillSource``, ``TurnPrompt``, ``PromptSegment``, ``turn_prompt``,
-``observation_to_messages``, ``strip_skill_block``, ``DEFAULT_SYSTEM_PROMPT`` and ``SKILL_SEPARATOR``.
+Exports ``SkillWrapper``, ``SkillSource``, ``strip_skill_block`` and ``SKILL_SEPARATOR``.
+
+How the observation becomes a model prompt (skill block as its own segment, history, admissible
+actions) is the rollout contract's job: :mod:`reskill_gym.rollout`.
 
 The wrapper is the only place skills meet an environment: on every ``reset`` and ``step`` it
 builds a :class:`~reskill_gym.skills.TurnContext` (turn index, previous action, observation,
@@ -43,10 +45,9 @@ With no skill firing the observation is exactly the engine's. ``info`` carries
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 
@@ -63,25 +64,11 @@ from reskill_gym.skills.bundle import (
     DEFAULT_TEMPLATE,
 )
 
-__all__ = [
-    "SkillWrapper",
-    "SkillSource",
-    "TurnPrompt",
-    "PromptSegment",
-    "turn_prompt",
-    "observation_to_messages",
-    "strip_skill_block",
-    "DEFAULT_SYSTEM_PROMPT",
-    "SKILL_SEPARATOR",
-]
+__all__ = ["SkillWrapper", "SkillSource", "strip_skill_block", "SKILL_SEPARATOR"]
 
 logger = logging.getLogger(__name__)
 
 SKILL_SEPARATOR = "\n\n"
-DEFAULT_SYSTEM_PROMPT = (
-    "You are an agent acting in a text environment. Read the task and the current "
-    "observation, use the skills when they apply, and reply with exactly one action."
-)
 
 SkillSource = LibraryView | SkillLibrary | str | Path | None
 
@@ -230,109 +217,3 @@ def strip_skill_block(observation: str, info: Mapping[str, Any]) -> str:
     if not observation.endswith(suffix):
         raise ValueError("observation does not end with this turn's skill block")
     return observation[: -len(suffix)]
-
-
-# ------------------------------------------------------------------------------------------
-# Chat layout shared by every trainer and evaluation agent.
-
-SegmentKind = Literal["system", "task", "history", "observation", "skills", "actions"]
-
-
-@dataclass(frozen=True)
-class PromptSegment:
-    """One labelled piece of a prompt: trainers mask or log by ``kind``."""
-
-    kind: SegmentKind
-    text: str
-
-
-@dataclass
-class TurnPrompt:
-    """The prompt of one turn as labelled segments plus the chat messages built from them.
-
-    Layout: a system message (``system``), then one user message made of ``task``,
-    ``history`` (the last few actions and observations), ``observation`` (bare),
-    ``skills`` (the bundle, its own segment so it can be masked or dropped), and
-    ``actions`` (the admissible commands when the env lists them).
-    """
-
-    system: str
-    user_segments: list[PromptSegment] = field(default_factory=list)
-    joiner: str = "\n\n"
-
-    @property
-    def segments(self) -> list[PromptSegment]:
-        return [PromptSegment("system", self.system), *self.user_segments]
-
-    def user_text(self) -> str:
-        return self.joiner.join(s.text for s in self.user_segments if s.text)
-
-    def messages(self) -> list[dict[str, str]]:
-        """OpenAI/HF-style messages (string contents)."""
-        return [
-            {"role": "system", "content": self.system},
-            {"role": "user", "content": self.user_text()},
-        ]
-
-    def spans(self) -> list[tuple[SegmentKind, int, int]]:
-        """Character spans of each user segment inside ``user_text()``."""
-        out: list[tuple[SegmentKind, int, int]] = []
-        pos = 0
-        for s in self.user_segments:
-            if not s.text:
-                continue
-            if out:
-                pos += len(self.joiner)
-            out.append((s.kind, pos, pos + len(s.text)))
-            pos += len(s.text)
-        return out
-
-
-def turn_prompt(
-    observation: str,
-    info: Mapping[str, Any],
-    *,
-    system: str = DEFAULT_SYSTEM_PROMPT,
-    history: Sequence[tuple[str, str]] = (),
-    show_admissible: bool = True,
-    include_skills: bool = True,
-) -> TurnPrompt:
-    """Build the turn prompt from a wrapped env's observation and info.
-
-    ``history`` holds (action, bare observation) pairs of earlier turns, oldest first; the
-    caller decides how many to keep.
-    """
-    bare = strip_skill_block(observation, info)
-    segs: list[PromptSegment] = []
-    task = str(info.get("task", ""))
-    if task:
-        segs.append(PromptSegment("task", f"Task: {task}"))
-    if history:
-        lines = [f"> {a}\n{o}" for a, o in history]
-        segs.append(PromptSegment("history", "Previous turns:\n" + "\n".join(lines)))
-    segs.append(PromptSegment("observation", f"Observation:\n{bare}"))
-    bundle = info.get("bundle_text") or ""
-    if include_skills and bundle:
-        segs.append(PromptSegment("skills", bundle.rstrip("\n")))
-    admissible = info.get("admissible_actions")
-    if show_admissible and admissible:
-        segs.append(PromptSegment("actions", "Admissible actions: " + ", ".join(admissible)))
-    return TurnPrompt(system=system, user_segments=segs)
-
-
-def observation_to_messages(
-    observation: str, info: Mapping[str, Any], **kwargs: Any
-) -> list[dict[str, str]]:
-    """The chat messages a model sees for this turn (see :func:`turn_prompt` for options).
-
-    >>> msgs = observation_to_messages("You see a door.", {"task": "open the door",
-    ...     "bundle_text": "", "admissible_actions": ["open door", "look"]})
-    >>> print(msgs[1]["content"])
-    Task: open the door
-    <BLANKLINE>
-    Observation:
-    You see a door.
-    <BLANKLINE>
-    Admissible actions: open door, look
-    """
-    return turn_prompt(observation, info, **kwargs).messages()

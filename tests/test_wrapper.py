@@ -14,7 +14,7 @@ from reskill_gym.checker import check_skill_env
 from reskill_gym.envs.base import EngineStep, TextEnv
 from reskill_gym.envs.search import SearchEnv
 from reskill_gym.skills import LibraryError, LibraryView, Skill, SkillLibrary, Trigger, write_skill
-from reskill_gym.wrapper import SkillWrapper, strip_skill_block, turn_prompt
+from reskill_gym.wrapper import SkillWrapper, strip_skill_block
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -159,17 +159,3 @@ def test_vector_envs(vector_cls: type, search_lib: Path, cache: Path) -> None:
         assert "after-search" in obs[0] and "on-invalid" in obs[1]
     finally:
         venv.close()
-
-
-def test_turn_prompt_segments(search_lib: Path, cache: Path) -> None:
-    env = _search_env(search_lib, cache=cache)
-    obs, info = env.reset(seed=0)
-    prompt = turn_prompt(obs, info, history=[("<search>a</search>", "nothing")])
-    kinds = [k for k, _, _ in prompt.spans()]
-    assert kinds == ["task", "history", "observation", "skills"]
-    text = prompt.user_text()
-    for kind, start, end in prompt.spans():
-        seg = next(s for s in prompt.user_segments if s.kind == kind)
-        assert text[start:end] == seg.text
-    no_skills = turn_prompt(obs, info, include_skills=False)
-    assert "Advice from" not in no_skills.user_text()

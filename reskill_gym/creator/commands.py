@@ -32,28 +32,49 @@ def _fail(msg: str, code: int = 1) -> typer.Exit:
 
 
 def _emit(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    from reskill_gym.redaction import redact
+
+    typer.echo(redact(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
 
 
 @creator_app.command("run")
 def run_cmd(
     reservoir: Path = typer.Option(..., "--reservoir", "-r", help="Reservoir JSONL file."),
-    library: Path = typer.Option(..., "--library", "-L", help="Skill library folder."),
+    library: Path = typer.Option(
+        ...,
+        "--library",
+        "-L",
+        exists=True,
+        file_okay=False,
+        help="Skill library folder (a library, or a folder of skills to make one of).",
+    ),
     backend: str = typer.Option(
         "rules",
         "--backend",
         "-b",
         help="rules | anthropic[:model] | bedrock:model | openai:<base_url>#<model> | local[:path]",
     ),
-    step: int = typer.Option(None, "--step", help="Training step recorded with the version."),
+    step: int = typer.Option(
+        None, "--step", min=0, help="Training step recorded with the version."
+    ),
     config: Path = typer.Option(
-        None, "--config", help="JSON file of CreatorConfig fields (backend/--step override it)."
+        None,
+        "--config",
+        exists=True,
+        dir_okay=False,
+        help="JSON file of CreatorConfig fields (backend/--step override it).",
     ),
     state: Path = typer.Option(
-        None, "--state", help="JSON file keeping the assertion store between runs."
+        None, "--state", dir_okay=False, help="JSON file keeping the assertion store between runs."
     ),
     min_reservoir_size: int = typer.Option(
-        None, "--min-reservoir-size", help="Override CreatorConfig.min_reservoir_size."
+        None, "--min-reservoir-size", min=1, help="Override CreatorConfig.min_reservoir_size."
+    ),
+    pipeline: str = typer.Option(
+        None, "--pipeline", help="LLM creator algorithm: published (default) | project."
+    ),
+    artifacts: Path = typer.Option(
+        None, "--artifacts", file_okay=False, help="Folder for per-stage pass artifacts."
     ),
     commit: bool = typer.Option(True, "--commit/--no-commit", help="Commit the proposal."),
     set_head: bool = typer.Option(
@@ -61,7 +82,10 @@ def run_cmd(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Run one creator pass and commit the verified proposal as a new library version."""
+    """Run one creator pass and commit the verified proposal as a new library version.
+
+    Exit status: 0 a proposal, 3 no proposal (the reason is printed), 2 bad input.
+    """
     from pydantic import ValidationError
 
     from reskill_gym.atomic import atomic_write_text
@@ -73,6 +97,10 @@ def run_cmd(
         fields["backend"] = backend
         if min_reservoir_size is not None:
             fields["min_reservoir_size"] = min_reservoir_size
+        if pipeline is not None:
+            fields["pipeline"] = pipeline
+        if artifacts is not None:
+            fields["artifacts_dir"] = artifacts
         cfg = CreatorConfig(**fields)
     except (OSError, json.JSONDecodeError, ValidationError) as e:
         raise _fail(f"config {config or ''}: {e}") from None
@@ -118,7 +146,9 @@ def run_cmd(
         typer.echo(f"no proposal: {result.reason}")
         for e in result.events:
             if e.kind not in ("pass_started", "pass_finished"):
-                typer.echo(f"  [{e.stage}/{e.kind}] {e.message}")
+                from reskill_gym.redaction import redact
+
+                typer.echo(redact(f"  [{e.stage}/{e.kind}] {e.message}"))
     else:
         typer.echo(f"proposal by {proposal.proposed_by}: {proposal.summary()}")
         for op in proposal.operations:
@@ -142,18 +172,25 @@ def run_cmd(
         if version is not None:
             typer.echo(f"committed {version} (parent {proposal.base_version})")
     if proposal is None:
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=3)  # not an error: scripts tell it apart from bad input (2)
 
 
 @creator_app.command("record")
 def record_cmd(
     env: str = typer.Option(..., "--env", help="search | alfworld"),
-    out: Path = typer.Option(..., "--out", "-o", help="Reservoir JSONL file to write."),
-    tasks: int = typer.Option(25, "--tasks", help="Number of training tasks."),
-    group_size: int = typer.Option(4, "--group-size", help="Rollouts per task."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", dir_okay=False, help="Reservoir JSONL file to write."
+    ),
+    tasks: int = typer.Option(25, "--tasks", min=1, help="Number of training tasks."),
+    group_size: int = typer.Option(4, "--group-size", min=1, help="Rollouts per task."),
     seed: int = typer.Option(0, "--seed"),
     library: Path = typer.Option(
-        None, "--library", "-L", help="Skill library injected while playing (records skill_ids)."
+        None,
+        "--library",
+        "-L",
+        exists=True,
+        file_okay=False,
+        help="Skill library injected while playing (records skill_ids).",
     ),
     difficulty: str = typer.Option("tiny", "--difficulty", help="alfworld: tiny | small | std."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -165,7 +202,12 @@ def record_cmd(
         SearchMistakeAgent,
         record_episodes,
     )
+    from reskill_gym.envs.alfworld.spec import DIFFICULTIES
 
+    if difficulty not in DIFFICULTIES:
+        raise _fail(f"--difficulty must be one of {', '.join(DIFFICULTIES)}, got {difficulty!r}", 2)
+    if out.parent.exists() and not out.parent.is_dir():
+        raise _fail(f"--out {out}: {out.parent} is a file, not a folder", 2)
     agent: Any
     if env == "search":
         from reskill_gym.envs.search import SearchEnv
@@ -180,7 +222,7 @@ def record_cmd(
         agent, env_id = ALFWorldMistakeAgent(), "ReSkill-ALFWorld-v0"
         ids = base.task_ids("train")
     else:
-        raise _fail(f"--env must be search or alfworld, got {env!r}")
+        raise _fail(f"--env must be search or alfworld, got {env!r}", 2)
     step = max(1, len(ids) // max(tasks, 1))
     chosen = ids[::step][:tasks]
     wrapped = base

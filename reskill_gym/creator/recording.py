@@ -4,7 +4,9 @@ typical mistakes (so a reservoir can be built offline for tests, demos and bench
 Exports ``record_episode``, ``record_episodes``, ``ScriptedAgent``,
 ``SearchMistakeAgent`` and ``ALFWorldMistakeAgent``.
 
-The agents play the *real* engines; only their decisions are scripted. Each episode draws
+Episodes are played through the turn contract (``RolloutSession.act_command``), so the
+records are the ones trainers and ``reskill eval`` write. The agents play the *real*
+engines; only their decisions are scripted. Each episode draws
 a profile from the agent's ``profiles`` weights:
 
 * ``SearchMistakeAgent``: ``good`` (searches the question's entities, reads the answer off
@@ -26,7 +28,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from reskill_gym.episode import Episode, Turn
+from reskill_gym.episode import Episode
+from reskill_gym.rollout import RolloutSession, TurnConfig
 
 __all__ = [
     "record_episode",
@@ -58,55 +61,30 @@ def record_episode(
     step: int = 0,
     env_id: str | None = None,
 ) -> Episode:
-    """Play one episode of ``env`` (a ``TextEnv``, optionally inside ``SkillWrapper``)."""
-    options = dict(agent.reset_options)
-    if task_id is not None:
-        options["task_id"] = task_id
-    obs, info = env.reset(seed=seed, options=options)
-    rng = np.random.default_rng(seed)
-    agent.begin(env, info, rng)
-    turns: list[Turn] = []
-    reward_sum = 0.0
-    won = False
-    while True:
-        bare = info.get("observation", obs)
-        action = agent.act(bare, info)
-        skill_ids = list(info.get("skill_ids", ()))
-        obs, reward, terminated, truncated, info = env.step(action)
-        reward_sum += float(reward)
-        turns.append(
-            Turn(
-                observation=bare,
-                action=action,
-                reward=float(reward),
-                skill_ids=skill_ids,
-                invalid_action=bool(info.get("invalid_action", False)),
-            )
-        )
-        won = bool(info.get("won", False))
-        if terminated or truncated:
-            break
-    version = info.get("library_version")
-    return Episode(
+    """Play one episode of ``env`` (a ``TextEnv``, optionally inside ``SkillWrapper``).
+
+    The episode runs through the turn contract (:class:`reskill_gym.rollout.RolloutSession`),
+    so the record is the one every trainer and ``reskill eval`` writes: bare observations,
+    skills per turn, the env's verdict on each command. The scripted agent reads the bare
+    observation and the env ``info`` and sends ready commands (``parse: scripted``); its
+    ``reset_options`` (e.g. ``expert=True``) go to ``reset``. ``env_id`` overrides the id
+    the session derives from the env.
+    """
+    session = RolloutSession(
+        env,
+        TurnConfig(),
         episode_id=episode_id or uuid.uuid4().hex[:12],
-        env_id=env_id or _env_id(env),
-        task_id=str(info.get("task_id", task_id or "")),
-        task=str(info.get("task", "")),
-        task_type=str(info.get("task_type", "")),
-        split=str(info.get("split", "train")),
-        library_version=version,
         group_id=group_id,
         step=step,
-        turns=turns,
-        final_observation=info.get("observation", obs),
-        reward=reward_sum,
-        won=won,
     )
-
-
-def _env_id(env: Any) -> str:
-    spec = getattr(env, "spec", None) or getattr(env.unwrapped, "spec", None)
-    return spec.id if spec is not None else type(env.unwrapped).__name__
+    session.reset(task_id=task_id, seed=seed, options=agent.reset_options)
+    agent.begin(session.env, session.info, np.random.default_rng(seed))
+    while not session.done:
+        session.act_command(agent.act(session.bare, session.info))
+    episode = session.episode()
+    if env_id is not None:
+        episode.env_id = env_id
+    return episode
 
 
 def record_episodes(

@@ -1,14 +1,17 @@
 """Frozen skill-library evaluation: agents, paired runs with resume, reports with CIs and plots.
 
-Exports ``EvalConfig``, ``EvalRun``, ``EpisodeRecord``, ``EvalAbortedError``, ``run_eval``,
+Exports ``EvalConfig``, ``EvalRun``, ``EvalEpisode``, ``EvalAbortedError``, ``run_eval``,
 ``summarize``, ``write_report``, ``render_table``, ``EvalSummary``, ``make_agent``,
-``parse_agent_spec``, ``parse_action`` and ``run_and_report``.
+``parse_agent_spec``, ``run_and_report``, ``ExpertConfig``, ``ExpertState``, ``ExpertScore``,
+``run_expert``, ``summarize_expert`` and ``write_expert_report``.
 
 ``reskill eval`` (see ``commands.py``) is the command-line face of ``run_and_report``; the
-modules are ``agents`` (spec strings -> agents, reply parsing), ``runner`` (conditions,
-episodes, JSONL, resume, workers) and ``report`` (statistics, table, report.md, PNGs).
-Nothing heavy is imported here: torch loads only for ``local:`` agents, matplotlib only
-when a report is written.
+modules are ``agents`` (spec strings -> agents that answer a turn), ``runner`` (conditions,
+episodes played through the turn contract :mod:`reskill_gym.rollout`, JSONL, resume,
+workers) and ``report`` (statistics, table, report.md, PNGs). ``--metric expert``: ``states``
+(planner and perturbed trajectories, look-ahead labels), ``expert`` (conditions none /
+library / placebo / shuffled, scoring through the turn contract) and ``expert_report``. Nothing heavy is imported
+here: torch loads only for ``local:`` agents, matplotlib only when a report is written.
 
 >>> from reskill_gym.evaluation import parse_agent_spec
 >>> parse_agent_spec("anthropic:claude-sonnet-4-5").kind
@@ -17,21 +20,24 @@ when a report is written.
 
 from __future__ import annotations
 
-from reskill_gym.evaluation.agents import make_agent, parse_action, parse_agent_spec
+from reskill_gym.evaluation.agents import make_agent, parse_agent_spec
 from reskill_gym.evaluation.commands import run_and_report
+from reskill_gym.evaluation.expert import ExpertConfig, ExpertScore, run_expert
+from reskill_gym.evaluation.expert_report import summarize_expert, write_expert_report
 from reskill_gym.evaluation.report import EvalSummary, render_table, summarize, write_report
 from reskill_gym.evaluation.runner import (
-    EpisodeRecord,
     EvalAbortedError,
     EvalConfig,
+    EvalEpisode,
     EvalRun,
     run_eval,
 )
+from reskill_gym.evaluation.states import ExpertState
 
 __all__ = [
     "EvalConfig",
     "EvalRun",
-    "EpisodeRecord",
+    "EvalEpisode",
     "EvalAbortedError",
     "run_eval",
     "summarize",
@@ -40,6 +46,11 @@ __all__ = [
     "EvalSummary",
     "make_agent",
     "parse_agent_spec",
-    "parse_action",
     "run_and_report",
+    "ExpertConfig",
+    "ExpertState",
+    "ExpertScore",
+    "run_expert",
+    "summarize_expert",
+    "write_expert_report",
 ]

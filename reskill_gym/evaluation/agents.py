@@ -1,8 +1,8 @@
-"""Evaluation agents: one ``--agent`` spec string -> something that maps a turn to an action.
+"""Evaluation agents: one ``--agent`` spec string -> something that answers one turn.
 
-Exports ``AgentSpec``, ``AgentKind``, ``ActionMode``, ``ParseOutcome``, ``TurnDecision``,
+Exports ``AgentSpec``, ``AgentKind``, ``ActionMode``, ``AgentReply``, ``AgentChoice``,
 ``Agent``, ``LLMAgent``, ``ScoreAgent``, ``CallableAgent``, ``AgentRefusalError``,
-``parse_agent_spec``, ``parse_action``, ``make_agent`` and ``AGENT_KINDS``.
+``parse_agent_spec``, ``make_agent`` and ``AGENT_KINDS``.
 
 Specs (the same strings as ``reskill_gym.llm`` backends, plus user callables):
 
@@ -11,27 +11,31 @@ Specs (the same strings as ``reskill_gym.llm`` backends, plus user callables):
 - ``local:<path|default>``            a transformers model here (``default``: SmolLM2-135M)
 - ``python:<module>:<function>``      ``function(messages, info) -> str``, your own policy
 
-Action modes: ``generate`` (free text; for envs with admissible actions the reply is mapped
-to one by :func:`parse_action`, and the outcome ``exact``/``contained``/``raw`` is recorded;
-for envs without them, e.g. Search, the text itself is the action and the env parses its tags)
-and ``score`` (``local:`` only: every admissible action is scored by its summed token
-log-probability; the argmax is taken at ``temperature=0`` - the evaluation default, so runs
-are deterministic - else one is sampled from ``softmax(logp / temperature)`` with the
-episode's seeded generator).
+An agent only *answers*; it never reads or maps a reply. The turn contract
+(:class:`reskill_gym.rollout.RolloutSession`) builds the messages it sees and turns its
+answer into an env action exactly as training does:
+
+- ``generate`` agents (``LLMAgent``, ``CallableAgent``) return the reply text with its usage
+  (:class:`AgentReply`); the session parses it under ``rollout.action_format`` (``tagged``
+  ``<action>...</action>`` for ALFWorld/ScienceWorld, ``passthrough`` for Search,
+  ``lenient`` on request);
+- the ``score`` agent (``ScoreAgent``, ``local:`` only) returns a
+  :class:`~reskill_gym.rollout.ScoreChoice` made by the one choice rule
+  :func:`~reskill_gym.rollout.choose_action` from the model's per-token log-probs of every
+  admissible command, with the run's ``score_norm`` and a uniform ``u`` drawn from the
+  episode's seeded generator (``temperature=0``: the argmax, the evaluation default).
 
 >>> parse_agent_spec("python:my_pkg.policies:act").target
 'my_pkg.policies:act'
->>> parse_action("I think: > go to desk 1.", ["look", "go to desk 1", "go to desk 10"])
-('go to desk 1', 'contained')
+>>> CallableAgent(lambda messages, info: "<action>look</action>", name="f").act([], {}, None)
+AgentReply(text='<action>look</action>', input_tokens=0, output_tokens=0, cost_usd=0.0)
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import math
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -39,20 +43,20 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from reskill_gym.llm import LLMConfigError, parse_spec
+from reskill_gym.rollout import ScoreChoice, choose_action
 
 __all__ = [
     "AgentSpec",
     "AgentKind",
     "ActionMode",
-    "ParseOutcome",
-    "TurnDecision",
+    "AgentReply",
+    "AgentChoice",
     "Agent",
     "LLMAgent",
     "ScoreAgent",
     "CallableAgent",
     "AgentRefusalError",
     "parse_agent_spec",
-    "parse_action",
     "make_agent",
     "AGENT_KINDS",
 ]
@@ -61,7 +65,6 @@ log = logging.getLogger(__name__)
 
 AgentKind = Literal["anthropic", "bedrock", "openai", "local", "python"]
 ActionMode = Literal["generate", "score"]
-ParseOutcome = Literal["exact", "contained", "raw", "text", "score", "empty"]
 AGENT_KINDS: dict[str, str] = {
     "anthropic": "anthropic:<model>",
     "bedrock": "bedrock:<model>",
@@ -74,7 +77,7 @@ _REFUSAL_STOPS = frozenset({"refusal", "content_filter"})
 
 
 class AgentRefusalError(RuntimeError):
-    """The model declined or returned nothing usable (empty text, refusal stop reason)."""
+    """The model declined to answer (a refusal stop reason): the runner re-asks the turn."""
 
 
 class AgentSpec(BaseModel):
@@ -111,110 +114,58 @@ def parse_agent_spec(spec: str) -> AgentSpec:
     return AgentSpec(spec=spec, kind=cfg.backend, target=rest.strip())
 
 
-# ----- parsing ---------------------------------------------------------------------------
-_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
-_PREFIX = re.compile(r"^(?:action|command|next action|answer)\s*[:=-]\s*", re.IGNORECASE)
+# ----- what an agent answers ---------------------------------------------------------------
+@dataclass(frozen=True)
+class AgentReply:
+    """A generated reply (raw text, parsed by the session) and what it cost."""
 
-
-def _clean(line: str) -> str:
-    line = _FENCE.sub("", line.strip())
-    line = line.strip().lstrip(">").strip()
-    line = _PREFIX.sub("", line)
-    return " ".join(line.strip().strip("`'\"*").rstrip(".!").split()).lower()
-
-
-def parse_action(text: str, admissible: Sequence[str] | None) -> tuple[str, ParseOutcome]:
-    """Map a free-text reply to an action: exact, else contained admissible command, else raw.
-
-    *Exact*: the whole reply, or one of its lines, equals an admissible command after
-    stripping code fences, quotes, a leading ``>`` / ``Action:`` and a final period (case
-    ignored). *Contained*: the longest admissible command that occurs in the reply on word
-    boundaries (longest first, so ``go to cabinet 10`` beats ``go to cabinet 1``); ties go
-    to the one mentioned last (models tend to reason first and act at the end). *Raw*: the
-    reply's first non-empty line, whitespace-normalised (the env then judges it).
-
-    >>> parse_action("go to desk 1", ["look", "go to desk 1"])
-    ('go to desk 1', 'exact')
-    >>> parse_action("Thought: find it.\\nAction: open drawer 2", ["open drawer 1", "open drawer 2"])
-    ('open drawer 2', 'exact')
-    >>> parse_action("dance wildly", ["look"])
-    ('dance wildly', 'raw')
-    >>> parse_action("   ", ["look"])
-    ('', 'empty')
-    """
-    lines = [
-        ln for ln in text.strip().splitlines() if ln.strip() and not ln.strip().startswith("```")
-    ]
-    if not lines:
-        return "", "empty"
-    if not admissible:
-        return " ".join(lines[0].split()), "raw"
-    by_lower = {c.lower(): c for c in admissible}
-    whole = _clean(" ".join(lines))
-    if whole in by_lower:
-        return by_lower[whole], "exact"
-    for line in reversed(lines):
-        cleaned = _clean(line)
-        if cleaned in by_lower:
-            return by_lower[cleaned], "exact"
-    flat = " ".join(text.lower().split())
-    best: tuple[int, int, str] | None = None
-    for cmd in admissible:
-        pattern = r"(?<![\w])" + re.escape(" ".join(cmd.lower().split())) + r"(?![\w])"
-        hits = [m.start() for m in re.finditer(pattern, flat)]
-        if hits:
-            key = (len(cmd), hits[-1], cmd)
-            if best is None or key[:2] > best[:2]:
-                best = key
-    if best is not None:
-        return best[2], "contained"
-    return " ".join(lines[0].split()), "raw"
-
-
-# ----- agents ----------------------------------------------------------------------------
-@dataclass
-class TurnDecision:
-    """What an agent did on one turn, with its cost."""
-
-    action: str
-    parse: ParseOutcome
-    text: str = ""
+    text: str
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
-    attempts: int = 1
-    choice_prob: float | None = None
+
+
+@dataclass(frozen=True)
+class AgentChoice:
+    """A score-mode choice (made by ``choose_action``) and the tokens it read."""
+
+    choice: ScoreChoice
+    input_tokens: int = 0
 
 
 class Agent(Protocol):
-    """An evaluation agent. ``act`` may raise ``LLMError`` / ``AgentRefusalError``; the
-    runner retries and, when retries are spent, records an error episode."""
+    """An evaluation agent: ``act`` answers one turn from its chat ``messages`` and the env
+    ``info`` (admissible actions, skills). ``act`` may raise ``LLMError`` /
+    ``AgentRefusalError`` (re-asked with backoff) or anything else (the episode is recorded
+    as an error); ``LLMAuthError`` / ``LLMConfigError`` stop the run."""
 
     name: str
+    mode: ActionMode
 
     def act(
         self,
         messages: list[dict[str, str]],
         info: Mapping[str, Any],
-        rng: np.random.Generator,
-    ) -> TurnDecision: ...
+        rng: np.random.Generator | None,
+    ) -> AgentReply | AgentChoice: ...
 
     def close(self) -> None: ...
 
 
 class LLMAgent:
-    """Free-text generation through any ``reskill_gym.llm`` backend, parsed per turn.
+    """Free-text generation through any ``reskill_gym.llm`` backend.
 
     >>> from reskill_gym.llm.base import BaseBackend, RawAnswer
     >>> from reskill_gym.llm.config import LLMConfig
     >>> class Fixed(BaseBackend):
     ...     name = "fixed"
-    ...     def _send(self, messages, **kw): return RawAnswer(text="Action: look", output_tokens=2)
-    >>> agent = LLMAgent(Fixed(LLMConfig(backend="local")))
-    >>> d = agent.act([{"role": "user", "content": "?"}], {"admissible_actions": ["look"]}, None)
-    >>> d.action, d.parse, d.output_tokens
-    ('look', 'exact', 2)
+    ...     def _send(self, messages, **kw):
+    ...         return RawAnswer(text="<action>look</action>", output_tokens=2)
+    >>> LLMAgent(Fixed(LLMConfig(backend="local"))).act([{"role": "user", "content": "?"}], {}, None)
+    AgentReply(text='<action>look</action>', input_tokens=0, output_tokens=2, cost_usd=0.0)
     """
+
+    mode: ActionMode = "generate"
 
     def __init__(self, backend: Any, *, max_tokens: int = 256, temperature: float = 0.0) -> None:
         self.backend = backend
@@ -227,28 +178,19 @@ class LLMAgent:
         messages: list[dict[str, str]],
         info: Mapping[str, Any],
         rng: np.random.Generator | None,
-    ) -> TurnDecision:
+    ) -> AgentReply:
         c = self.backend.complete(
             messages, max_tokens=self.max_tokens, temperature=self.temperature
         )
-        if (c.stop_reason or "") in _REFUSAL_STOPS or not c.text.strip():
-            raise AgentRefusalError(
-                f"{self.name}: {'refusal' if c.text.strip() else 'empty reply'} "
-                f"(stop_reason={c.stop_reason!r})"
-            )
-        admissible = info.get("admissible_actions")
-        if admissible:
-            action, outcome = parse_action(c.text, admissible)
-        else:
-            action, outcome = c.text.strip(), "text"
-        return TurnDecision(
-            action=action,
-            parse=outcome,
+        if (c.stop_reason or "") in _REFUSAL_STOPS:
+            raise AgentRefusalError(f"{self.name}: refusal (stop_reason={c.stop_reason!r})")
+        # An empty reply is not an error here: the session records it as an invalid turn,
+        # as training does.
+        return AgentReply(
             text=c.text,
             input_tokens=c.usage.input_tokens,
             output_tokens=c.usage.output_tokens,
             cost_usd=c.cost_usd,
-            attempts=c.attempts,
         )
 
     def close(self) -> None:
@@ -256,13 +198,24 @@ class LLMAgent:
 
 
 class ScoreAgent:
-    """Pick an admissible action by the local model's summed log-probability (``score`` mode)."""
+    """Choose an admissible command by the local model's token log-probs (``score`` mode).
 
-    def __init__(self, backend: Any, *, temperature: float = 0.0) -> None:
-        if not hasattr(backend, "score"):
+    The backend gives per-token log-probs of every candidate
+    (``LocalBackend.token_logprobs``); :func:`~reskill_gym.rollout.choose_action` applies
+    ``score_norm`` and ``temperature`` and draws with ``u = rng.random()``: the rule the
+    local trainer uses, so a policy is evaluated as it was trained.
+    """
+
+    mode: ActionMode = "score"
+
+    def __init__(self, backend: Any, *, temperature: float = 0.0, score_norm: str = "mean") -> None:
+        if not hasattr(backend, "token_logprobs"):
             raise LLMConfigError(f"score mode needs a local: backend, got {backend.name!r}")
+        if score_norm not in ("sum", "mean"):
+            raise LLMConfigError(f"score_norm must be 'sum' or 'mean', got {score_norm!r}")
         self.backend = backend
         self.temperature = temperature
+        self.score_norm = score_norm
         self.name = f"{backend.name}:{backend.model}"
 
     def act(
@@ -270,33 +223,24 @@ class ScoreAgent:
         messages: list[dict[str, str]],
         info: Mapping[str, Any],
         rng: np.random.Generator | None,
-    ) -> TurnDecision:
+    ) -> AgentChoice:
         admissible = list(info.get("admissible_actions") or [])
         if not admissible:
             raise LLMConfigError(
                 "score mode needs info['admissible_actions'] (this env lists none); "
                 "use --mode generate"
             )
+        if rng is None:
+            raise ValueError("ScoreAgent needs the episode's seeded rng")
+        u = float(rng.random())  # drawn every turn, so the stream does not depend on temperature
         before = self.backend.usage.input_tokens
-        scores = np.asarray(self.backend.score(messages, admissible), dtype=np.float64)
+        lps = self.backend.token_logprobs(messages, admissible)
         # prompt + candidate tokens read (exact with one worker; shared backends may interleave)
         read = self.backend.usage.input_tokens - before
-        z = scores / self.temperature if self.temperature > 0 else scores
-        probs = np.exp(z - z.max())
-        probs /= probs.sum()
-        if self.temperature > 0:
-            if rng is None:
-                raise ValueError("ScoreAgent with temperature > 0 needs a seeded rng")
-            k = int(rng.choice(len(admissible), p=probs))
-        else:
-            k = int(np.argmax(scores))
-        return TurnDecision(
-            action=admissible[k],
-            parse="score",
-            text=admissible[k],
-            input_tokens=max(0, read),
-            choice_prob=float(probs[k]) if math.isfinite(float(probs[k])) else None,
+        choice = choose_action(
+            admissible, lps, norm=self.score_norm, temperature=self.temperature, u=u
         )
+        return AgentChoice(choice=choice, input_tokens=max(0, read))
 
     def close(self) -> None:
         self.backend.close()
@@ -305,10 +249,11 @@ class ScoreAgent:
 class CallableAgent:
     """A user's ``function(messages, info) -> str``; the reply is parsed like an LLM's.
 
-    >>> agent = CallableAgent(lambda messages, info: "open door", name="door")
-    >>> agent.act([], {"admissible_actions": ["open door"]}, None).parse
-    'exact'
+    Returning anything but a ``str`` (``None`` included) is an error of the policy: the
+    episode is recorded with ``error`` set.
     """
+
+    mode: ActionMode = "generate"
 
     def __init__(
         self, fn: Callable[[list[dict[str, str]], Mapping[str, Any]], str], *, name: str
@@ -321,18 +266,11 @@ class CallableAgent:
         messages: list[dict[str, str]],
         info: Mapping[str, Any],
         rng: np.random.Generator | None,
-    ) -> TurnDecision:
+    ) -> AgentReply:
         reply = self.fn(messages, info)
         if not isinstance(reply, str):
             raise TypeError(f"{self.name} returned {type(reply).__name__}, expected str")
-        if not reply.strip():
-            raise AgentRefusalError(f"{self.name}: empty action")
-        admissible = info.get("admissible_actions")
-        if admissible:
-            action, outcome = parse_action(reply, admissible)
-        else:
-            action, outcome = reply.strip(), "text"
-        return TurnDecision(action=action, parse=outcome, text=reply)
+        return AgentReply(text=reply)
 
     def close(self) -> None:
         return None
@@ -356,6 +294,7 @@ def make_agent(
     mode: ActionMode = "generate",
     temperature: float = 0.0,
     max_tokens: int = 256,
+    score_norm: str = "mean",
     llm_overrides: Mapping[str, Any] | None = None,
 ) -> Agent:
     """Build the agent a spec names. ``llm_overrides`` go to the backend's ``LLMConfig``
@@ -378,5 +317,5 @@ def make_agent(
         )
     backend = make_backend(parsed.spec, **dict(llm_overrides or {}))
     if mode == "score":
-        return ScoreAgent(backend, temperature=temperature)
+        return ScoreAgent(backend, temperature=temperature, score_norm=score_norm)
     return LLMAgent(backend, max_tokens=max_tokens, temperature=temperature)

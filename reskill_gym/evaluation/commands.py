@@ -7,6 +7,7 @@ Exports ``eval_command`` (attached to the ``reskill`` Typer app as ``eval``) and
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import typer
 
-from reskill_gym.evaluation.runner import EvalAbortedError, EvalConfig, EvalRun, run_eval
+from reskill_gym.evaluation.runner import EvalAbortedError, EvalConfig, run_eval
 
 __all__ = ["eval_command", "run_and_report"]
 
@@ -24,8 +25,13 @@ log = logging.getLogger(__name__)
 LOCAL_ALFWORLD_DEFAULTS: dict[str, Any] = {"difficulty": "tiny", "max_turns": 20}
 
 
-def run_and_report(config: EvalConfig, out: Path, *, console: Any = None, **kw: Any) -> EvalRun:
-    """Run (or resume) ``config`` into ``out``, then write report.md, summary.json and plots."""
+def run_and_report(config: EvalConfig, out: Path, *, console: Any = None, **kw: Any) -> Any:
+    """Run (or resume) ``config`` into ``out``, then write report.md, summary.json and plots.
+
+    Returns the ``EvalRun`` (metric success) or the ``ExpertRun`` (metric expert).
+    """
+    if config.metric == "expert":
+        return _run_expert_and_report(config, out, console=console, **kw)
     from reskill_gym.evaluation.report import render_table, summarize, write_report
 
     def progress(rec: Any, n: int, total: int) -> None:
@@ -40,7 +46,7 @@ def run_and_report(config: EvalConfig, out: Path, *, console: Any = None, **kw: 
             rec.task_id,
             rec.seed,
             status,
-            rec.turns,
+            len(rec.turns),
             rec.wall_s,
         )
 
@@ -58,6 +64,53 @@ def run_and_report(config: EvalConfig, out: Path, *, console: Any = None, **kw: 
     write_report(summary, out)
     if console is not None:
         console.print(render_table(summary))
+    return run
+
+
+def _load_text() -> str:
+    try:
+        a, b, c = os.getloadavg()
+    except OSError:  # pragma: no cover - not on this platform
+        return "unknown"
+    return f"load average {a:.2f} / {b:.2f} / {c:.2f} on {os.cpu_count()} CPUs"
+
+
+def _run_expert_and_report(config: EvalConfig, out: Path, *, console: Any = None, **kw: Any) -> Any:
+    from reskill_gym.evaluation.expert import STATES_FILE, run_expert
+    from reskill_gym.evaluation.expert_report import (
+        render_expert_table,
+        summarize_expert,
+        write_expert_report,
+    )
+
+    load_before = _load_text()
+
+    def progress(rec: Any, n: int, total: int) -> None:
+        log.info(
+            "eval expert [%d/%d] %s %s: p_opt %.3f, top1 %s, rank %d (%.1fs%s)",
+            n,
+            total,
+            rec.condition,
+            rec.state_key,
+            rec.p_opt,
+            rec.top1,
+            rec.expert_rank,
+            rec.wall_s,
+            f", same prompt as {rec.reused}" if rec.reused else "",
+        )
+
+    run = run_expert(config, out, progress=progress, **kw)
+    meta = run.meta | {
+        "score_norm": config.rollout.score_norm,
+        "wall_s": round(run.wall_s, 1),
+        "collect_s": round(run.collect_s, 1),
+        "load": f"{load_before} at the start, {_load_text()} at the end",
+        "states_file": STATES_FILE,
+    }
+    summary = summarize_expert(run.states, run.scores, meta=meta)
+    write_expert_report(summary, out)
+    if console is not None:
+        console.print(render_expert_table(summary))
     return run
 
 
@@ -106,12 +159,29 @@ def eval_command(
         help="ALFWorld: tiny, small or std (default: the env's, std; tiny for local: agents).",
     ),
     temperature: float = typer.Option(
-        0.0, "--temperature", min=0.0, help="0 = greedy (deterministic)."
+        None,
+        "--temperature",
+        min=0.0,
+        help="0 = greedy (deterministic); default 0 for --metric success, 1 (the training "
+        "sampling temperature) for --metric expert.",
     ),
     max_tokens: int = typer.Option(
         256, "--max-tokens", min=1, help="Max tokens per generated reply."
     ),
-    history: int = typer.Option(3, "--history", min=0, help="Earlier turns shown in the prompt."),
+    history: int = typer.Option(
+        None, "--history", min=0, help="per_turn layout: earlier turns shown (rollout default 3)."
+    ),
+    action_format: str = typer.Option(
+        None,
+        "--action-format",
+        help="generate mode: tagged (<think>..</think><action>..</action>), lenient or "
+        "passthrough; default tagged, passthrough for search.",
+    ),
+    score_norm: str = typer.Option(
+        None,
+        "--score-norm",
+        help="score mode: mean (default, as training) or sum of token log-probs.",
+    ),
     retry_errors: bool = typer.Option(
         False, "--retry-errors", help="On resume, re-run the error episodes."
     ),
@@ -119,6 +189,37 @@ def eval_command(
         3, "--max-retries", min=0, help="Transport retries per request (429/5xx/timeouts)."
     ),
     timeout_s: float = typer.Option(120.0, "--timeout", help="Per-request timeout, seconds."),
+    metric: str = typer.Option(
+        "success",
+        "--metric",
+        help="success (play episodes) or expert (score planner-labelled states under "
+        "none/library/placebo/shuffled skills; alfworld, local: agents).",
+    ),
+    perturb_share: float = typer.Option(
+        None,
+        "--perturb-share",
+        min=0.0,
+        max=1.0,
+        help="expert: share of random admissible commands in perturbed trajectories (0.3).",
+    ),
+    perturbed: int = typer.Option(
+        None, "--perturbed", min=0, help="expert: perturbed trajectories per task (1)."
+    ),
+    states_per_task: int = typer.Option(
+        None, "--states-per-task", min=1, help="expert: states kept per task (5)."
+    ),
+    placebo_skills: list[str] = typer.Option(
+        [],
+        "--placebo-skills",
+        help="expert: other-domain skill folder for the placebo (repeatable; default: the "
+        "library's sibling folders).",
+    ),
+    label_method: str = typer.Option(
+        None,
+        "--label",
+        help="expert: look-ahead labelling, snapshot (default, engine state restored) or "
+        "replay (reset + prefix per command, slow reference).",
+    ),
 ) -> None:
     """Evaluate frozen skill libraries with an agent; write episodes.jsonl, report.md and plots."""
     from rich.console import Console
@@ -128,6 +229,20 @@ def eval_command(
     except ValueError:
         typer.echo(f"error: --seeds takes integers, got {seeds}", err=True)
         raise typer.Exit(code=2) from None
+    if out.exists() and not out.is_dir():
+        typer.echo(
+            f"error: --out {out}: is a file; give a folder (it is created if missing)", err=True
+        )
+        raise typer.Exit(code=2)
+    if difficulty is not None:
+        from reskill_gym.envs.alfworld.spec import DIFFICULTIES
+
+        if difficulty not in DIFFICULTIES:
+            typer.echo(
+                f"error: --difficulty {difficulty!r}: choose one of {', '.join(DIFFICULTIES)}",
+                err=True,
+            )
+            raise typer.Exit(code=2)
     kind = agent.split(":", 1)[0].lower()
     llm: dict[str, Any] = {"max_retries": max_retries, "timeout_s": timeout_s}
     if kind == "local" and env == "alfworld":
@@ -145,8 +260,31 @@ def eval_command(
                 "eval: local agent on alfworld: --max-turns %d (default for local agents)",
                 max_turns,
             )
+    expert: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "perturb_share": perturb_share,
+            "perturbed": perturbed,
+            "states_per_task": states_per_task,
+            "placebo_skills": placebo_skills or None,
+            "label": label_method,
+        }.items()
+        if v is not None
+    }
+    if metric not in ("success", "expert"):
+        typer.echo(f"error: --metric {metric!r}: choose success or expert", err=True)
+        raise typer.Exit(code=2)
+    if expert and metric != "expert":
+        typer.echo(f"error: {', '.join(expert)}: only with --metric expert", err=True)
+        raise typer.Exit(code=2)
+    extra: dict[str, Any] = {"metric": metric}
+    if expert:
+        extra["expert"] = expert
+    if temperature is not None:
+        extra["temperature"] = temperature
     try:
         config = EvalConfig(
+            **extra,
             env=env,
             splits=split,
             skills=skills,
@@ -158,9 +296,10 @@ def eval_command(
             mode=mode,
             max_turns=max_turns,
             difficulty=difficulty,
-            temperature=temperature,
             max_tokens=max_tokens,
             history_turns=history,
+            action_format=action_format,
+            score_norm=score_norm,
             retry_errors=retry_errors,
             llm=llm,
         )
@@ -179,6 +318,12 @@ def eval_command(
             f"interrupted; rerun the same command to resume from {out}/episodes.jsonl", err=True
         )
         raise typer.Exit(code=130) from None
+    if config.metric == "expert":
+        console.print(
+            f"{len(run.states)} states, {run.ran} scores run, {run.skipped} resumed in "
+            f"{time.monotonic() - t0:.0f}s -> {out}/report.md"
+        )
+        return
     console.print(
         f"{run.ran} episodes run, {run.skipped} resumed, {run.errors} errors in "
         f"{time.monotonic() - t0:.0f}s -> {out}/report.md"

@@ -1,15 +1,24 @@
 """Summaries of an evaluation log: bootstrap CIs, paired differences, skill statistics, plots.
 
 Exports ``RateCI``, ``ConditionStats``, ``PairedDiff``, ``TaskTypeStats``, ``SkillStats``,
-``EvalSummary``, ``bootstrap_mean_ci``, ``summarize``, ``render_table``, ``write_report`` and
-``ALL_SPLITS``.
+``EvalSummary``, ``bootstrap_mean_ci``, ``cluster_bootstrap_ci``, ``episode_signature``,
+``summarize``, ``render_table``, ``write_report`` and ``ALL_SPLITS``.
 
 Statistics (all from ``episodes.jsonl``, so a report can be rebuilt at any time):
 
 - success rate per condition and split with a 95 % percentile-bootstrap CI;
 - the paired difference of each library condition against the baseline (``no-skills``, else
-  the first condition) over the units (split, task, seed) both ran without error, with a
-  bootstrap CI over units, and the discordant counts (units only one side won);
+  the first condition) over the units (split, task, seed) both ran without error, and the
+  discordant counts (units only one side won);
+- the unit of resampling is the *task* (``cluster_bootstrap_ci``): episodes of one task
+  (several seeds) are not independent draws, so a CI over episodes would be too narrow;
+- exact duplicates count once when the agent is deterministic (temperature 0): ALFWorld's
+  reset ignores the seed and greedy decoding repeats itself, so ``seeds: [0, 1]`` plays every
+  episode twice, identically, and counting both would halve the variance for free. Episodes
+  of one condition, split and task with the same observations, actions and outcome
+  (``episode_signature``) are collapsed into one (pairs: both sides identical). At
+  temperature > 0 each seed is an independent draw of the policy, so equal episodes are kept
+  (collapsing them would under-weight the policy's most likely behaviour);
 - error episodes are counted and shown, and left out of rates (an API outage is not
   evidence about a skill library); a unit with an error on either side leaves the pairs;
 - skills: per library condition, in how many episodes each skill fired, on how many turns,
@@ -36,7 +45,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from reskill_gym.atomic import atomic_path, atomic_write_text
-from reskill_gym.evaluation.runner import NO_SKILLS, EpisodeRecord
+from reskill_gym.evaluation.runner import NO_SKILLS, EvalEpisode
+from reskill_gym.redaction import redact
 
 __all__ = [
     "RateCI",
@@ -46,6 +56,8 @@ __all__ = [
     "SkillStats",
     "EvalSummary",
     "bootstrap_mean_ci",
+    "cluster_bootstrap_ci",
+    "episode_signature",
     "summarize",
     "render_table",
     "write_report",
@@ -58,12 +70,13 @@ ALL_SPLITS = "all"
 
 
 class RateCI(BaseModel):
-    """A mean with its bootstrap confidence interval."""
+    """A mean with its bootstrap confidence interval (``n`` values in ``clusters`` clusters)."""
 
     mean: float = 0.0
     lo: float = 0.0
     hi: float = 0.0
     n: int = 0
+    clusters: int = 0
 
 
 def bootstrap_mean_ci(
@@ -83,7 +96,74 @@ def bootstrap_mean_ci(
     means = draws @ uniq / x.size
     a = (1 - level) / 2
     lo, hi = np.quantile(means, [a, 1 - a])
-    return RateCI(mean=float(x.mean()), lo=float(lo), hi=float(hi), n=int(x.size))
+    return RateCI(
+        mean=float(x.mean()), lo=float(lo), hi=float(hi), n=int(x.size), clusters=int(x.size)
+    )
+
+
+def cluster_bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    clusters: Sequence[Any],
+    *,
+    n_boot: int = 10_000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> RateCI:
+    """Percentile bootstrap CI of the mean that resamples whole clusters (tasks).
+
+    Each resample draws as many clusters as there are, with replacement, and takes the mean
+    over all values of the drawn clusters (a cluster drawn twice counts twice). With one value
+    per cluster this is the ordinary bootstrap. Vectorised: per-cluster sums and counts times
+    a multinomial matrix of draw counts.
+
+    >>> r = cluster_bootstrap_ci([1, 1, 1, 0, 0, 0], ["a", "a", "a", "b", "b", "b"], seed=0)
+    >>> r.mean, r.n, r.clusters, (r.lo, r.hi)
+    (0.5, 6, 2, (0.0, 1.0))
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if len(clusters) != x.size:
+        raise ValueError(f"{x.size} values but {len(clusters)} cluster labels")
+    if x.size == 0:
+        return RateCI(mean=float("nan"), lo=float("nan"), hi=float("nan"), n=0, clusters=0)
+    _, inv = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
+    sums = np.bincount(inv, weights=x)
+    counts = np.bincount(inv).astype(np.float64)
+    k = sums.size
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(np.float64)
+    means = (draws @ sums) / (draws @ counts)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(means, [a, 1 - a])
+    return RateCI(mean=float(x.mean()), lo=float(lo), hi=float(hi), n=int(x.size), clusters=int(k))
+
+
+def episode_signature(rec: EvalEpisode) -> tuple[Any, ...]:
+    """What makes two episodes of one condition, split and task exact duplicates: every
+    observation and command, the outcome and the error."""
+    return (
+        tuple((t.observation, t.action, t.valid, t.reward) for t in rec.turns),
+        rec.final_observation,
+        rec.won,
+        rec.error,
+    )
+
+
+def _distinct(recs: Iterable[EvalEpisode], collapse: bool) -> list[EvalEpisode]:
+    """``recs`` with exact duplicates (same condition, split, task, signature) counted once."""
+    out = []
+    seen: set[tuple[Any, ...]] = set()
+    for r in recs:
+        if collapse:
+            key = (r.condition, r.split, r.task_id, episode_signature(r))
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(r)
+    return out
+
+
+def _task(r: EvalEpisode) -> str:
+    return f"{r.split}|{r.task_id}"
 
 
 class ConditionStats(BaseModel):
@@ -93,6 +173,7 @@ class ConditionStats(BaseModel):
     split: str
     episodes: int
     errors: int
+    distinct: int = Field(0, description="Episodes left after exact duplicates are collapsed.")
     success: RateCI
     avg_turns: float
     avg_reward: float
@@ -100,6 +181,9 @@ class ConditionStats(BaseModel):
     output_tokens: int
     cost_usd: float
     parse_counts: dict[str, int] = Field(default_factory=dict)
+    valid_action_ratio: float = Field(
+        float("nan"), description="Share of turns whose reply carried a valid action."
+    )
 
 
 class PairedDiff(BaseModel):
@@ -155,41 +239,55 @@ class EvalSummary(BaseModel):
 
 
 def _condition_stats(
-    name: str, split: str, recs: list[EpisodeRecord], n_boot: int, seed: int
+    name: str, split: str, recs: list[EvalEpisode], n_boot: int, seed: int, collapse: bool
 ) -> ConditionStats:
-    ok = [r for r in recs if r.error is None]
+    ok = _distinct([r for r in recs if r.error is None], collapse)
     parse: dict[str, int] = defaultdict(int)
     for r in recs:
         for k, v in r.parse_counts.items():
             parse[k] += v
+    turns = [t for r in ok for t in r.turns]
     return ConditionStats(
         condition=name,
         split=split,
         episodes=len(recs),
-        errors=len(recs) - len(ok),
-        success=bootstrap_mean_ci([float(r.success) for r in ok], n_boot=n_boot, seed=seed),
-        avg_turns=float(np.mean([r.turns for r in ok])) if ok else float("nan"),
+        errors=sum(r.error is not None for r in recs),
+        distinct=len(ok),
+        success=cluster_bootstrap_ci(
+            [float(r.success) for r in ok], [_task(r) for r in ok], n_boot=n_boot, seed=seed
+        ),
+        avg_turns=float(np.mean([len(r.turns) for r in ok])) if ok else float("nan"),
         avg_reward=float(np.mean([r.reward for r in ok])) if ok else float("nan"),
         input_tokens=sum(r.input_tokens for r in recs),
         output_tokens=sum(r.output_tokens for r in recs),
         cost_usd=round(sum(r.cost_usd for r in recs), 6),
         parse_counts=dict(sorted(parse.items())),
+        valid_action_ratio=sum(t.valid for t in turns) / len(turns) if turns else float("nan"),
     )
 
 
 def summarize(
-    records: Iterable[EpisodeRecord],
+    records: Iterable[EvalEpisode],
     *,
     conditions: Sequence[str] | None = None,
     n_boot: int = 10_000,
     seed: int = 0,
     meta: dict[str, Any] | None = None,
+    collapse_duplicates: bool | None = None,
 ) -> EvalSummary:
-    """Statistics of the records (``conditions`` fixes the order; default: as first seen)."""
+    """Statistics of the records (``conditions`` fixes the order; default: as first seen).
+
+    ``collapse_duplicates``: count exact duplicate episodes once (see the module docstring);
+    ``None``: when ``meta['temperature']`` is 0 or absent (a deterministic agent).
+    """
     recs = list(records)
+    meta = dict(meta or {})
+    if collapse_duplicates is None:
+        collapse_duplicates = float(meta.get("temperature") or 0.0) == 0.0
+    meta["collapse_duplicates"] = collapse_duplicates
     order = list(conditions) if conditions else list(dict.fromkeys(r.condition for r in recs))
     splits = list(dict.fromkeys(r.split for r in recs))
-    by_cond: dict[str, list[EpisodeRecord]] = {c: [] for c in order}
+    by_cond: dict[str, list[EvalEpisode]] = {c: [] for c in order}
     for r in recs:
         by_cond.setdefault(r.condition, []).append(r)
     order = list(by_cond)
@@ -198,7 +296,7 @@ def summarize(
         for split in [*splits, ALL_SPLITS]:
             sel = [r for r in by_cond[c] if split == ALL_SPLITS or r.split == split]
             if sel:
-                stats.append(_condition_stats(c, split, sel, n_boot, seed))
+                stats.append(_condition_stats(c, split, sel, n_boot, seed, collapse_duplicates))
 
     baseline = NO_SKILLS if NO_SKILLS in by_cond else (order[0] if order else None)
     paired = []
@@ -208,15 +306,22 @@ def summarize(
             if c == baseline:
                 continue
             for split in [*splits, ALL_SPLITS]:
-                diffs, wins, losses = [], 0, 0
+                diffs, tasks, wins, losses = [], [], 0, 0
+                seen_pairs: set[tuple[Any, ...]] = set()
                 for r in by_cond[c]:
                     if split != ALL_SPLITS and r.split != split:
                         continue
                     b = base.get((r.split, r.task_id, r.seed))
                     if b is None or b.error is not None or r.error is not None:
                         continue
+                    if collapse_duplicates:
+                        key = (r.split, r.task_id, episode_signature(r), episode_signature(b))
+                        if key in seen_pairs:
+                            continue
+                        seen_pairs.add(key)
                     d = float(r.success) - float(b.success)
                     diffs.append(d)
+                    tasks.append(_task(r))
                     wins += d > 0
                     losses += d < 0
                 if diffs:
@@ -225,7 +330,7 @@ def summarize(
                             condition=c,
                             baseline=baseline,
                             split=split,
-                            diff=bootstrap_mean_ci(diffs, n_boot=n_boot, seed=seed),
+                            diff=cluster_bootstrap_ci(diffs, tasks, n_boot=n_boot, seed=seed),
                             wins=wins,
                             losses=losses,
                         )
@@ -233,28 +338,33 @@ def summarize(
 
     task_types = []
     for c in order:
-        groups: dict[str, list[float]] = defaultdict(list)
-        for r in by_cond[c]:
-            if r.error is None:
-                groups[r.task_type or "?"].append(float(r.success))
+        groups: dict[str, list[EvalEpisode]] = defaultdict(list)
+        for r in _distinct([r for r in by_cond[c] if r.error is None], collapse_duplicates):
+            groups[r.task_type or "?"].append(r)
         for tt in sorted(groups):
+            g = groups[tt]
             task_types.append(
                 TaskTypeStats(
                     condition=c,
                     task_type=tt,
-                    success=bootstrap_mean_ci(groups[tt], n_boot=n_boot, seed=seed),
+                    success=cluster_bootstrap_ci(
+                        [float(r.success) for r in g],
+                        [_task(r) for r in g],
+                        n_boot=n_boot,
+                        seed=seed,
+                    ),
                 )
             )
 
     skills = []
     for c in order:
-        ok = [r for r in by_cond[c] if r.error is None]
+        ok = _distinct([r for r in by_cond[c] if r.error is None], collapse_duplicates)
         fired_eps: dict[str, list[bool]] = defaultdict(list)
         turns: dict[str, int] = defaultdict(int)
         for r in ok:
             for s in r.skills_fired:
                 fired_eps[s].append(r.success)
-            for t in r.turn_log:
+            for t in r.turns:
                 for s in t.skill_ids:
                     turns[s] += 1
         for s in sorted(fired_eps, key=lambda k: (-len(fired_eps[k]), k)):
@@ -278,7 +388,7 @@ def summarize(
         paired=paired,
         task_types=task_types,
         skills=skills,
-        meta=dict(meta or {}),
+        meta=meta,
     )
 
 
@@ -346,8 +456,8 @@ def _plot_success_by_split(summary: EvalSummary, path: Path) -> None:
             except KeyError:
                 r = RateCI(mean=float("nan"), lo=float("nan"), hi=float("nan"))
             means.append(100 * r.mean)
-            lo.append(100 * (r.mean - r.lo))
-            hi.append(100 * (r.hi - r.mean))
+            lo.append(max(0.0, 100 * (r.mean - r.lo)))
+            hi.append(max(0.0, 100 * (r.hi - r.mean)))
         pos = x - 0.4 + width * (i + 0.5)
         ax.bar(pos, means, width, yerr=[lo, hi], capsize=4, label=c)
         for p, m in zip(pos, means):
@@ -380,7 +490,10 @@ def _plot_task_types(summary: EvalSummary, path: Path) -> None:
             for tt in types
         ]
         means = [100 * r.mean for r in rs]
-        err = [[100 * (r.mean - r.lo) for r in rs], [100 * (r.hi - r.mean) for r in rs]]
+        err = [
+            [max(0.0, 100 * (r.mean - r.lo)) for r in rs],
+            [max(0.0, 100 * (r.hi - r.mean)) for r in rs],
+        ]
         ax.bar(x - 0.4 + width * (i + 0.5), means, width, yerr=err, capsize=3, label=c)
     ax.set_xticks(x, [t.replace("_", "\n", 2) for t in types], fontsize=7)
     ax.set_ylim(0, 105)
@@ -445,7 +558,7 @@ def _plot_paired(summary: EvalSummary, path: Path) -> None:
             ax.errorbar(
                 100 * r.mean,
                 yi,
-                xerr=[[100 * (r.mean - r.lo)], [100 * (r.hi - r.mean)]],
+                xerr=[[max(0.0, 100 * (r.mean - r.lo))], [max(0.0, 100 * (r.hi - r.mean))]],
                 fmt="o",
                 capsize=4,
                 color="C0" if d.split != ALL_SPLITS else "C3",
@@ -501,17 +614,28 @@ def _markdown(summary: EvalSummary, plots: Sequence[str]) -> str:
         "",
         "## Success",
         "",
-        "Success % with 95 % bootstrap CI; error episodes are counted but left out of the "
-        "rates. *vs baseline*: paired difference in percentage points over units (task, "
-        "seed) both conditions finished, with units won only by the condition / only by "
-        "the baseline.",
+        "Success % with 95 % bootstrap CI that resamples tasks (seeds of one task are not "
+        "independent); error episodes are counted but left out of the rates. "
+        + (
+            "The agent is deterministic (temperature 0): exact duplicate episodes (same "
+            "condition, task, observations, actions and outcome; ALFWorld ignores the seed) "
+            "count once (*distinct*). "
+            if m.get("collapse_duplicates")
+            else "Temperature > 0: every seed is an independent draw, duplicates are kept. "
+        )
+        + "*vs baseline*: paired difference in percentage points over units (task, seed) "
+        "both conditions finished, with units won only by the condition / only by the "
+        "baseline.",
         "",
     ]
     rows = []
     for s in summary.stats:
         try:
             d = summary.diff(s.condition, s.split)
-            diff = f"{_signed(d.diff)} (n={d.diff.n}, +{d.wins}/-{d.losses})"
+            diff = (
+                f"{_signed(d.diff)} (n={d.diff.n} in {d.diff.clusters} tasks, "
+                f"+{d.wins}/-{d.losses})"
+            )
         except KeyError:
             diff = "baseline" if s.condition == summary.baseline else "-"
         rows.append(
@@ -520,6 +644,8 @@ def _markdown(summary: EvalSummary, plots: Sequence[str]) -> str:
                 s.split,
                 s.episodes,
                 s.errors,
+                s.distinct,
+                s.success.clusters,
                 _pct(s.success),
                 diff,
                 f"{s.avg_turns:.1f}",
@@ -533,6 +659,8 @@ def _markdown(summary: EvalSummary, plots: Sequence[str]) -> str:
                 "split",
                 "episodes",
                 "errors",
+                "distinct",
+                "tasks",
                 "success %",
                 "vs baseline (pp)",
                 "avg turns",
@@ -544,13 +672,21 @@ def _markdown(summary: EvalSummary, plots: Sequence[str]) -> str:
     out += ["", "## Cost and parsing", ""]
     out.append(
         _md_table(
-            ["condition", "input tokens", "output tokens", "cost USD", "parse outcomes (turns)"],
+            [
+                "condition",
+                "input tokens",
+                "output tokens",
+                "cost USD",
+                "valid actions",
+                "parse outcomes (turns)",
+            ],
             [
                 [
                     f"`{s.condition}`",
                     s.input_tokens,
                     s.output_tokens,
                     f"{s.cost_usd:.4f}",
+                    "-" if np.isnan(s.valid_action_ratio) else f"{100 * s.valid_action_ratio:.0f}%",
                     ", ".join(f"{k} {v}" for k, v in s.parse_counts.items()) or "-",
                 ]
                 for s in summary.stats
@@ -623,8 +759,9 @@ def write_report(summary: EvalSummary, out_dir: str | os.PathLike[str]) -> dict[
         with atomic_path(out / name, suffix=".png") as tmp:
             fn(summary, tmp)
         written[name] = out / name
-    atomic_write_text(out / "summary.json", summary.model_dump_json(indent=2))
+    # error texts may quote an endpoint's reply, headers included: no credential is written
+    atomic_write_text(out / "summary.json", redact(summary.model_dump_json(indent=2)))
     written["summary.json"] = out / "summary.json"
-    atomic_write_text(out / "report.md", _markdown(summary, list(PLOTS)))
+    atomic_write_text(out / "report.md", redact(_markdown(summary, list(PLOTS))))
     written["report.md"] = out / "report.md"
     return written

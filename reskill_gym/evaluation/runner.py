@@ -1,26 +1,40 @@
 """Paired evaluation runs of frozen skill libraries: conditions, episodes, JSONL, resume.
 
-Exports ``EvalConfig``, ``Condition``, ``EpisodeJob``, ``TurnRecord``, ``EpisodeRecord``,
+Exports ``EvalConfig``, ``Condition``, ``EpisodeJob``, ``EvalEpisode``, ``ErrorType``,
 ``EpisodeLog``, ``EvalRun``, ``EvalAbortedError``, ``resolve_conditions``, ``select_tasks``,
-``parse_library_ref``, ``run_eval`` and ``NO_SKILLS``.
+``parse_library_ref``, ``run_eval``, ``EpisodePlayer``, ``NO_SKILLS`` and ``RECORD_FORMAT``.
 
 Design: every (split, task, seed) unit is run under every *condition* - ``no-skills`` (the
 baseline, unless disabled) and one per ``--skills PATH[@VERSION]`` - so conditions differ
 only in the library (paired design). Libraries are opened frozen: a ``LibraryView`` of one
 version, so a library that keeps evolving elsewhere cannot change a running evaluation.
 
-Each finished episode is one JSON line in ``<out>/episodes.jsonl``, appended with a single
-``write`` + ``fsync`` under a lock; a torn last line (a crash mid-write) is cut off when the
-log is reopened. On restart, episodes already in the log are skipped, so an interrupted run
-resumes where it stopped and no episode runs twice (``retry_errors`` re-runs the error
-episodes only). ``<out>/config.json`` pins what makes results comparable (env, agent, mode,
-turns, ...); resuming with a different value of one of those fails and names the field.
+Every episode is played through the turn contract (:class:`reskill_gym.rollout.RolloutSession`
+under ``config.rollout``, the same ``TurnConfig`` block training uses): the session builds the
+prompt, parses a generated reply (or takes a score-mode choice), steps the env and fills the
+one :class:`~reskill_gym.episode.Episode` record. An episode is played by the same agent
+contract it was trained under; the runner only asks the agent, retries and records. In
+score mode the choice rule's uniform ``u`` comes from the episode's generator
+``np.random.default_rng([seed, crc32(task_id)])``: every condition of a unit draws the same
+stream (common random numbers), and a record can be replayed turn by turn.
 
-Agent failures (timeouts, 429, 5xx, refusals, empty or unparsable output) are retried with
-exponential backoff per turn (on top of the backend's own transport retries); when retries
-are spent the episode is recorded with ``error`` set - it is counted, never fatal. Only
-configuration problems (bad spec, rejected API key) abort the run, because every episode
-would fail the same way.
+Each finished episode is one :class:`EvalEpisode` JSON line in ``<out>/episodes.jsonl``,
+appended with a single ``write`` + ``fsync`` under a lock; a torn last line (a crash
+mid-write) is cut off when the log is reopened. On restart, episodes already in the log are
+skipped, so an interrupted run resumes where it stopped and no episode runs twice
+(``retry_errors`` re-runs the error episodes only). ``<out>/config.json`` pins what makes
+results comparable (env, agent, mode, turns, the resolved rollout block, ...), written when
+the run records its first episode: resuming with a different value of one of those fails and
+names the field, while a run that failed before recording anything pins nothing, so the
+corrected command can reuse the same ``--out``.
+
+Agent failures (timeouts, 429, 5xx, refusals) are retried with exponential backoff per turn
+(on top of the backend's own transport retries); when retries are spent the episode is
+recorded with ``error`` set - it is counted, never fatal. An agent that raises anything else
+or returns something that is not an answer is recorded the same way at once (re-asking a
+buggy policy will not help). A reply without a valid action is not a failure: it is an
+invalid turn, as in training. Only configuration problems (bad spec, rejected API key)
+abort the run, because every episode would fail the same way.
 
 >>> parse_library_ref("skills/alfworld@HEAD~1")
 ('skills/alfworld', 'HEAD~1')
@@ -37,25 +51,34 @@ import random
 import threading
 import time
 import zlib
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from reskill_gym.atomic import atomic_write_json
+from reskill_gym.episode import Episode
 from reskill_gym.evaluation.agents import (
     ActionMode,
     Agent,
+    AgentChoice,
     AgentRefusalError,
-    TurnDecision,
+    AgentReply,
     make_agent,
     parse_agent_spec,
 )
+from reskill_gym.evaluation.expert import ExpertConfig
 from reskill_gym.llm import (
     LLMAuthError,
     LLMConfigError,
@@ -67,14 +90,15 @@ from reskill_gym.llm import (
     LLMTimeoutError,
     LLMTransientError,
 )
+from reskill_gym.rollout import EnvLease, EnvPool, RolloutSession, TurnConfig
 from reskill_gym.skills import LibraryError, LibraryView, SkillLibrary
 
 __all__ = [
     "EvalConfig",
     "Condition",
     "EpisodeJob",
-    "TurnRecord",
-    "EpisodeRecord",
+    "EvalEpisode",
+    "ErrorType",
     "EpisodeLog",
     "EvalRun",
     "EvalAbortedError",
@@ -82,7 +106,9 @@ __all__ = [
     "select_tasks",
     "parse_library_ref",
     "run_eval",
+    "EpisodePlayer",
     "NO_SKILLS",
+    "RECORD_FORMAT",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,8 +116,13 @@ log = logging.getLogger(__name__)
 NO_SKILLS = "no-skills"
 EPISODES_FILE = "episodes.jsonl"
 CONFIG_FILE = "config.json"
+#: Version of the ``episodes.jsonl`` line schema (2: ``EvalEpisode`` on the one ``Episode``).
+RECORD_FORMAT = 2
 #: Settings that change what an episode means; a resumed run must keep them.
 _IDENTITY_FIELDS = (
+    "record_format",
+    "metric",
+    "expert",
     "env",
     "agent_identity",
     "mode",
@@ -99,16 +130,35 @@ _IDENTITY_FIELDS = (
     "difficulty",
     "temperature",
     "max_tokens",
-    "history_turns",
-    "show_admissible",
-    "system_prompt",
+    "rollout_resolved",
     "env_kwargs",
 )
-EVAL_SYSTEM_PROMPT = (
-    "You are an agent acting in a text environment. Read the task and the current "
-    "observation, use the skills when they apply, and reply with exactly one action and "
-    "nothing else."
-)
+#: Rollout fields that do not change an evaluation episode (recording, training penalty).
+_ROLLOUT_NOT_IDENTITY = frozenset({"record_scores", "invalid_action_penalty"})
+#: Flat keys of earlier eval configs / CLI flags -> the rollout field they set.
+_FLAT_ROLLOUT_KEYS = {
+    "mode": "action_mode",
+    "history_turns": "history_turns",
+    "show_admissible": "show_admissible",
+    "system_prompt": "system_prompt",
+    "action_format": "action_format",
+    "score_norm": "score_norm",
+}
+
+ErrorType = Literal[
+    "rate_limit",
+    "timeout",
+    "server",
+    "transient",
+    "unparsable",
+    "refusal",
+    "request",
+    "llm",
+    "env",
+    "agent",
+]
+"""Why an error episode failed: an LLM error class, ``env`` (reset/step raised) or ``agent``
+(the policy raised something else or returned no answer)."""
 
 
 class EvalAbortedError(RuntimeError):
@@ -116,7 +166,22 @@ class EvalAbortedError(RuntimeError):
 
 
 class EvalConfig(BaseModel):
-    """One evaluation run; written to ``<out>/config.json``."""
+    """One evaluation run; its identity is pinned in ``<out>/config.json``.
+
+    ``rollout`` is the turn contract's ``TurnConfig`` (the block a training config has), so a
+    policy is evaluated with the prompt, parser and choice rule it was trained with. The flat
+    keys ``mode``, ``history_turns``, ``show_admissible``, ``system_prompt``,
+    ``action_format`` and ``score_norm`` (CLI flags, earlier configs) are accepted and set
+    the rollout field of that name (``mode`` -> ``action_mode``). Unless set, the action mode
+    is ``score`` for ``local:`` agents on envs with admissible actions, else ``generate``,
+    and evaluation records every candidate's score (``record_scores``).
+
+    >>> cfg = EvalConfig(env="alfworld", agent="local:default", history_turns=5)
+    >>> cfg.mode, cfg.rollout.history_turns, cfg.rollout.score_norm, cfg.rollout.record_scores
+    ('score', 5, 'mean', True)
+    >>> EvalConfig(env="search", agent="python:m:f").rollout.resolve("search").action_format
+    'passthrough'
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -131,18 +196,17 @@ class EvalConfig(BaseModel):
     tasks: int | None = Field(None, ge=1, description="Tasks per split (evenly spread); None=all.")
     seeds: list[int] = Field(default_factory=lambda: [0], description="Seeds per task.")
     workers: int = Field(1, ge=1, description="Episodes in flight (threads).")
-    mode: ActionMode | None = Field(
-        None,
-        description="generate (free text) or score (local: over admissible actions); "
-        "None = score for local: agents on envs with admissible actions, else generate.",
+    rollout: TurnConfig = Field(
+        default_factory=TurnConfig,
+        description="The turn contract (layout, action mode and format, score_norm, history, "
+        "admissible list, system prompt), as in a training config's rollout: block.",
     )
     max_turns: int | None = Field(None, ge=1, description="Episode horizon; None = env default.")
     difficulty: str | None = Field(None, description="ALFWorld task difficulty (tiny/small/std).")
-    temperature: float = Field(0.0, ge=0, description="Sampling temperature; 0 = greedy.")
+    temperature: float = Field(
+        0.0, ge=0, description="Sampling / score-choice temperature; 0 = greedy (deterministic)."
+    )
     max_tokens: int = Field(256, ge=1, description="Max output tokens per generated reply.")
-    history_turns: int = Field(3, ge=0, description="Earlier (action, observation) pairs shown.")
-    show_admissible: bool = Field(True, description="List admissible actions in the prompt.")
-    system_prompt: str = Field(EVAL_SYSTEM_PROMPT, description="System message of every turn.")
     turn_retries: int = Field(3, ge=0, description="Re-asks of a failing turn before an error.")
     retry_backoff_s: float = Field(2.0, ge=0, description="First turn-retry delay (doubles).")
     retry_errors: bool = Field(False, description="On resume, re-run episodes that errored.")
@@ -150,6 +214,45 @@ class EvalConfig(BaseModel):
     llm: dict[str, Any] = Field(
         default_factory=dict, description="LLMConfig overrides (max_retries, timeout_s, ...)."
     )
+    metric: Literal["success", "expert"] = Field(
+        "success",
+        description="success: play episodes, report success rates. expert: score "
+        "expert-labelled states under none/library/placebo/shuffled skills and report the "
+        "probability mass on optimal commands (reskill_gym.evaluation.expert).",
+    )
+    expert: ExpertConfig = Field(
+        default_factory=ExpertConfig,
+        description="metric expert: how states are drawn and which conditions are scored.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_rollout_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(k in data for k in _FLAT_ROLLOUT_KEYS):
+            return data
+        data = dict(data)
+        given = data.get("rollout")
+        if isinstance(given, TurnConfig):
+            rollout = given.model_dump(exclude_unset=True)
+        elif isinstance(given, dict):
+            rollout = dict(given)
+        elif given is None:
+            rollout = {}
+        else:
+            return data  # the field validator reports the wrong type
+        for key, name in _FLAT_ROLLOUT_KEYS.items():
+            if key not in data:
+                continue
+            value = data.pop(key)
+            if value is None:  # unset (mode None = auto)
+                continue
+            if name in rollout and rollout[name] != value:
+                raise ValueError(
+                    f"{key}: {value!r} contradicts rollout.{name}: {rollout[name]!r}; set one"
+                )
+            rollout[name] = value
+        data["rollout"] = rollout
+        return data
 
     @field_validator("seeds")
     @classmethod
@@ -179,15 +282,59 @@ class EvalConfig(BaseModel):
         if not self.skills and not self.baseline:
             raise ValueError("nothing to run: no --skills and the no-skills baseline is off")
         spec = parse_agent_spec(self.agent)
-        if self.mode is None:
-            self.mode = "score" if spec.kind == "local" and self.env != "search" else "generate"
+        r = self.rollout
+        update: dict[str, Any] = {}
+        if "action_mode" not in r.model_fields_set:
+            local = spec.kind == "local" and self.env != "search"
+            update["action_mode"] = "score" if local else "generate"
+        if "record_scores" not in r.model_fields_set:
+            update["record_scores"] = True
+        if update:
+            self.rollout = TurnConfig.model_validate(r.model_dump(exclude_unset=True) | update)
         if self.mode == "score" and spec.kind != "local":
             raise ValueError(f"mode: score needs a local: agent, got {spec.kind}: (use generate)")
         if self.mode == "score" and self.env == "search":
             raise ValueError("mode: score needs admissible actions; the search env has none")
-        if self.difficulty is not None and self.env != "alfworld":
-            raise ValueError("difficulty: only the alfworld env has difficulty levels")
+        if self.metric == "expert":
+            self._check_expert(spec.kind)
+        if self.difficulty is not None:
+            from reskill_gym.envs.alfworld.spec import DIFFICULTIES
+
+            if self.env != "alfworld":
+                raise ValueError("difficulty: only the alfworld env has difficulty levels")
+            if self.difficulty not in DIFFICULTIES:
+                raise ValueError(
+                    f"difficulty: {self.difficulty!r} is not one of {', '.join(DIFFICULTIES)}"
+                )
         return self
+
+    def _check_expert(self, kind: str) -> None:
+        if self.env != "alfworld":
+            raise ValueError(
+                f"metric: expert needs a planner to label states; env {self.env!r} has none "
+                "(alfworld only; ScienceWorld's gold plans are fixed scripts, not a planner "
+                "that can re-plan from any state)"
+            )
+        if self.mode != "score" or kind != "local":
+            raise ValueError(
+                "metric: expert scores every admissible command: it needs a local: agent in "
+                "score mode (rollout.action_mode: score)"
+            )
+        if len(self.skills) != 1:
+            raise ValueError(
+                f"metric: expert compares one library with its controls; give exactly one "
+                f"--skills (got {len(self.skills)})"
+            )
+        if "temperature" not in self.model_fields_set:
+            # p_opt is the mass the agent's sampling rule puts on optimal commands: at the
+            # training temperature (1.0), not greedy (where it is just top-1 again)
+            self.temperature = 1.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def mode(self) -> ActionMode:
+        """The action mode (``rollout.action_mode``, resolved)."""
+        return self.rollout.action_mode
 
     def env_options(self) -> dict[str, Any]:
         """Constructor options of the raw env."""
@@ -290,50 +437,51 @@ class EpisodeJob:
 
 
 # ----- records ----------------------------------------------------------------------------
-class TurnRecord(BaseModel):
-    """One turn of an evaluation episode."""
+class EvalEpisode(Episode):
+    """One line of ``episodes.jsonl``: the one ``Episode`` record (turns with reply, parse
+    outcome, validity, choice scores, tokens, cost and retries) plus its place in the paired
+    design. ``episode_id`` is ``key``; ``group_id`` is the unit (split, task, seed) that the
+    conditions share.
 
-    turn: int
-    action: str
-    parse: str = Field(description="exact, contained, raw, text (env parses), score, empty.")
-    skill_ids: list[str] = Field(default_factory=list, description="Skills shown this turn.")
-    reward: float = 0.0
-    invalid_action: bool = False
-    input_tokens: int = 0
-    output_tokens: int = 0
-    retries: int = 0
+    >>> from reskill_gym.episode import Turn
+    >>> ep = EvalEpisode(key="no-skills|unseen|t0|0", episode_id="no-skills|unseen|t0|0",
+    ...     env_id="ReSkill-Search-v0", task_id="t0", split="unseen", seed=0,
+    ...     condition="no-skills", agent="python:m:f", mode="generate",
+    ...     turns=[Turn(observation="?", action="x", parse="passthrough", input_tokens=5)])
+    >>> ep.input_tokens, ep.retries, EvalEpisode.model_validate_json(ep.model_dump_json()) == ep
+    (5, 0, True)
+    """
 
+    model_config = ConfigDict(extra="forbid")
 
-class EpisodeRecord(BaseModel):
-    """One line of ``episodes.jsonl``."""
+    key: str = Field(description="condition|split|task_id|seed: what resume skips by.")
+    condition: str = Field(description="no-skills, or <library folder>@<version prefix>.")
+    library_source: str | None = Field(None, description="Resolved path of the library.")
+    agent: str = Field(description="The --agent spec.")
+    mode: ActionMode = Field(description="generate or score.")
+    error_type: ErrorType | None = Field(None, description="Set with ``error``.")
+    error_retries: int = Field(
+        0, description="Re-asks spent on the turn that ended the episode in an error."
+    )
+    wall_s: float = Field(0.0, description="Seconds the episode took.")
+    finished_at: float = Field(0.0, description="Unix time the record was made.")
 
-    model_config = ConfigDict(extra="allow")
+    @property
+    def input_tokens(self) -> int:
+        return sum(t.input_tokens for t in self.turns)
 
-    key: str
-    condition: str
-    library_source: str | None = None
-    library_version: str | None = None
-    split: str
-    task_id: str
-    task_type: str = ""
-    task: str = ""
-    seed: int
-    agent: str
-    mode: str
-    success: bool = False
-    reward: float = 0.0
-    turns: int = 0
-    turn_log: list[TurnRecord] = Field(default_factory=list)
-    skills_fired: list[str] = Field(default_factory=list, description="Unique, first-fired order.")
-    parse_counts: dict[str, int] = Field(default_factory=dict)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    retries: int = 0
-    error: str | None = None
-    error_type: str | None = None
-    wall_s: float = 0.0
-    finished_at: float = 0.0
+    @property
+    def output_tokens(self) -> int:
+        return sum(t.output_tokens for t in self.turns)
+
+    @property
+    def cost_usd(self) -> float:
+        return float(sum(t.cost_usd for t in self.turns))
+
+    @property
+    def retries(self) -> int:
+        """Turn re-asks, including those of a turn that failed."""
+        return sum(t.retries for t in self.turns) + self.error_retries
 
 
 class EpisodeLog:
@@ -346,8 +494,11 @@ class EpisodeLog:
     [{'key': 'a'}]
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, record_type: type[BaseModel] | None = None
+    ) -> None:
         self.path = Path(path)
+        self.record_type: type[BaseModel] = record_type or EvalEpisode
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair_tail()
@@ -386,23 +537,31 @@ class EpisodeLog:
                 out.append(obj)
         return out
 
-    def records(self) -> list[EpisodeRecord]:
-        """Records, the last one per key winning (a re-run error episode replaces the old)."""
-        latest: dict[str, EpisodeRecord] = {}
+    def records(self) -> list[Any]:
+        """Records (``record_type``, default ``EvalEpisode``), the last one per key winning
+        (a re-run error episode replaces the old)."""
+        latest: dict[str, Any] = {}
+        kind = self.record_type
         for n, obj in enumerate(self.raw_records(), 1):
             try:
-                rec = EpisodeRecord.model_validate(obj)
+                rec = kind.model_validate(obj)
             except ValueError as e:
                 log.warning(
-                    "eval: %s record %d does not fit EpisodeRecord (%s); skipped", self.path, n, e
+                    "eval: %s record %d does not fit %s (%s); skipped",
+                    self.path,
+                    n,
+                    kind.__name__,
+                    e,
                 )
                 continue
-            latest[rec.key] = rec
+            latest[rec.key] = rec  # type: ignore[attr-defined]
         return list(latest.values())
 
-    def append(self, record: EpisodeRecord) -> None:
+    def append(self, record: BaseModel) -> None:
         """One ``write`` of one full line, then ``fsync``: a line is in the log or not at all."""
-        data = (record.model_dump_json() + "\n").encode("utf-8")
+        from reskill_gym.redaction import redact
+
+        data = (redact(record.model_dump_json()) + "\n").encode("utf-8")
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
@@ -415,7 +574,7 @@ class EpisodeLog:
 
 
 # ----- running ----------------------------------------------------------------------------
-def _error_type(e: BaseException) -> str:
+def _error_type(e: BaseException) -> ErrorType:
     for cls, name in (
         (LLMRateLimitError, "rate_limit"),
         (LLMTimeoutError, "timeout"),
@@ -427,7 +586,7 @@ def _error_type(e: BaseException) -> str:
         (LLMError, "llm"),
     ):
         if isinstance(e, cls):
-            return name
+            return name  # type: ignore[return-value]
     return "env" if isinstance(e, _EnvFailure) else "agent"
 
 
@@ -441,10 +600,15 @@ class _Interrupted(Exception):
 
 @dataclass
 class _Failure(Exception):
-    """An episode that could not finish; carries what it had done."""
+    """An episode that could not finish: the cause and the re-asks spent on the last turn."""
 
     cause: BaseException
     retries: int = 0
+
+    def message(self) -> str:
+        if isinstance(self.cause, _EnvFailure):
+            return f"env: {self.cause}"
+        return f"{type(self.cause).__name__}: {self.cause}"
 
 
 @dataclass
@@ -459,187 +623,259 @@ class EvalRun:
     skipped: int = 0
     errors: int = 0
     wall_s: float = 0.0
-    records: list[EpisodeRecord] = field(default_factory=list)
+    records: list[EvalEpisode] = field(default_factory=list)
 
     @property
     def episodes_path(self) -> Path:
         return self.out_dir / EPISODES_FILE
 
 
-class _Runner:
+def _env_pool(config: EvalConfig) -> EnvPool:
+    """One pool of wrapped envs for the run: a lease per episode pins the condition's view."""
+    from reskill_gym.envs.registration import env_class
+    from reskill_gym.wrapper import SkillWrapper
+
+    env_cls = env_class(config.env)
+
+    def build(key: Any) -> Any:
+        return SkillWrapper(env_cls(split=config.splits[0], **config.env_options()))
+
+    return EnvPool(build)
+
+
+class EpisodePlayer:
+    """Plays one episode with an agent through a :class:`RolloutSession`: asks the agent each
+    turn (transient failures re-asked with backoff), gives its answer to the session, stops
+    when the session is done. ``run_eval`` and ``reskill evolve`` play every episode with it.
+
+    ``stop`` (an event) interrupts between turns; ``LLMAuthError`` / ``LLMConfigError``
+    propagate (every episode would fail the same way).
+
+    >>> from reskill_gym.evaluation.agents import CallableAgent
+    >>> player = EpisodePlayer(CallableAgent(lambda m, i: "<action>go</action>", name="f"))
+    >>> player.mode, player.turn_retries
+    ('generate', 3)
+    """
+
     def __init__(
         self,
-        config: EvalConfig,
         agent: Agent,
-        conditions: list[Condition],
-        episode_log: EpisodeLog,
-        sleep: Callable[[float], None],
+        mode: ActionMode = "generate",
+        *,
+        turn_retries: int = 3,
+        retry_backoff_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+        stop: threading.Event | None = None,
     ) -> None:
-        from reskill_gym.envs.registration import env_class
-
-        self.config = config
         self.agent = agent
-        self.conditions = {c.name: c for c in conditions}
-        self.log = episode_log
+        self.mode = mode
+        self.turn_retries = turn_retries
+        self.retry_backoff_s = retry_backoff_s
         self.sleep = sleep
-        self.env_cls = env_class(config.env)
-        self._local = threading.local()
-        self._envs: list[Any] = []
-        self._envs_lock = threading.Lock()
+        self.stop = stop if stop is not None else threading.Event()
         self._jitter = random.Random(0)
-        self.stop = threading.Event()
+        self._answer_type = AgentChoice if mode == "score" else AgentReply
 
-    def _wrapper(self, condition: Condition) -> Any:
-        """This thread's wrapper for ``condition`` (one raw env per thread, shared by wrappers)."""
-        from reskill_gym.wrapper import SkillWrapper
-
-        local = self._local
-        if getattr(local, "env", None) is None:
-            local.env = self.env_cls(split=self.config.splits[0], **self.config.env_options())
-            local.wrappers = {}
-            with self._envs_lock:
-                self._envs.append(local.env)
-        if condition.name not in local.wrappers:
-            local.wrappers[condition.name] = SkillWrapper(local.env, condition.view)
-        return local.wrappers[condition.name]
-
-    def close(self) -> None:
-        with self._envs_lock:
-            envs, self._envs = self._envs, []
-        for env in envs:
+    # ----- one turn's answer ------------------------------------------------------------
+    def ask(
+        self,
+        messages: list[dict[str, str]],
+        info: dict[str, Any],
+        rng: np.random.Generator,
+    ) -> tuple[AgentReply | AgentChoice, int]:
+        """The agent's answer to one turn and the re-asks it took."""
+        for attempt in range(self.turn_retries + 1):
             try:
-                env.close()
-            except Exception as e:  # closing must not hide the run's own result
-                log.warning("eval: closing env failed: %s", e)
-
-    def _act(
-        self, messages: list[dict[str, str]], info: dict[str, Any], rng: np.random.Generator
-    ) -> tuple[TurnDecision, int]:
-        cfg = self.config
-        for attempt in range(cfg.turn_retries + 1):
-            try:
-                return self.agent.act(messages, info, rng), attempt
+                answer = self.agent.act(messages, info, rng)
             except (LLMAuthError, LLMConfigError):
                 raise
             except (LLMTransientError, LLMOutputError, AgentRefusalError) as e:
                 if self.stop.is_set():
                     raise _Interrupted() from e
-                if attempt >= cfg.turn_retries:
+                if attempt >= self.turn_retries:
                     raise _Failure(e, attempt) from e
-                delay = cfg.retry_backoff_s * 2**attempt * (0.5 + self._jitter.random())
+                delay = self.retry_backoff_s * 2**attempt * (0.5 + self._jitter.random())
                 log.info(
                     "eval: %s: %s; turn retry %d/%d in %.2fs",
                     self.agent.name,
                     type(e).__name__,
                     attempt + 1,
-                    cfg.turn_retries,
+                    self.turn_retries,
                     delay,
                 )
                 self.sleep(delay)
-            except LLMError as e:  # a request the server rejects: re-asking will not help
+                continue
+            except (
+                Exception
+            ) as e:  # a rejected request or a bug in the policy: re-asking won't help
                 raise _Failure(e, attempt) from e
+            if not isinstance(answer, self._answer_type):
+                raise _Failure(
+                    TypeError(
+                        f"agent {self.agent.name} returned {type(answer).__name__}, expected "
+                        f"{self._answer_type.__name__} in {self.mode} mode"
+                    ),
+                    attempt,
+                )
+            return answer, attempt
         raise AssertionError("unreachable")
 
-    def run_job(self, job: EpisodeJob) -> EpisodeRecord:
+    def play(self, session: RolloutSession, rng: np.random.Generator) -> None:
+        """Play a reset ``session`` to its end; raises ``_Failure`` when it cannot finish."""
+        while not session.done:
+            if session.turn and self.stop.is_set():
+                raise _Interrupted()
+            answer, retries = self.ask(session.messages(), session.info, rng)
+            try:
+                if isinstance(answer, AgentChoice):
+                    session.act_choice(
+                        answer.choice, input_tokens=answer.input_tokens, retries=retries
+                    )
+                else:
+                    session.act(
+                        answer.text,
+                        input_tokens=answer.input_tokens,
+                        output_tokens=answer.output_tokens,
+                        cost_usd=answer.cost_usd,
+                        retries=retries,
+                    )
+            except Exception as e:
+                raise _Failure(_EnvFailure(f"step failed: {type(e).__name__}: {e}")) from e
+            t = session.recorder.episode.turns[-1]
+            log.debug(
+                "eval: %s turn %d: %r (%s%s) -> reward %.1f",
+                session.recorder.episode.episode_id,
+                session.turn,
+                t.action,
+                t.parse,
+                "" if t.valid else ", invalid",
+                t.reward,
+            )
+
+    def episode(self, session: RolloutSession, rng: np.random.Generator) -> Episode:
+        """Play ``session`` to its end; an episode that could not finish comes back with
+        ``error`` set (``session.fail``) instead of raising."""
+        try:
+            self.play(session, rng)
+        except _Failure as f:
+            return session.fail(f.message())
+        return session.episode()
+
+
+class _Runner(EpisodePlayer):
+    def __init__(
+        self,
+        config: EvalConfig,
+        agent: Agent,
+        conditions: list[Condition],
+        pool: EnvPool,
+        episode_log: EpisodeLog,
+        pin_config: Callable[[], None],
+        sleep: Callable[[float], None],
+    ) -> None:
+        super().__init__(
+            agent,
+            config.mode,
+            turn_retries=config.turn_retries,
+            retry_backoff_s=config.retry_backoff_s,
+            sleep=sleep,
+        )
+        self.config = config
+        self.conditions = {c.name: c for c in conditions}
+        self.pool = pool
+        self.log = episode_log
+        self._pin_config = pin_config
+        self._pinned = False
+        self._record_lock = threading.Lock()
+
+    def record(self, rec: EvalEpisode) -> None:
+        """Append a finished episode; the first one pins the run's config."""
+        with self._record_lock:
+            if not self._pinned:
+                self._pin_config()
+                self._pinned = True
+            self.log.append(rec)
+
+    # ----- one episode ------------------------------------------------------------------
+    def _start(self, job: EpisodeJob, cond: Condition) -> tuple[RolloutSession, EnvLease]:
+        """A leased env reset to the job's task inside a session (one more try on a crash)."""
+        from reskill_gym.envs.base import EngineCrashedError
+
+        for attempt in (0, 1):
+            try:
+                lease = self.pool.lease(skills=cond.view)
+            except Exception as e:  # building a fresh env failed
+                raise _Failure(_EnvFailure(f"env build failed: {type(e).__name__}: {e}")) from e
+            session = RolloutSession(
+                lease,
+                self.config.rollout,
+                episode_id=job.key,
+                group_id=f"{job.split}|{job.task_id}|{job.seed}",
+            )
+            try:
+                session.reset(task_id=job.task_id, seed=job.seed, options={"split": job.split})
+                return session, lease
+            except EngineCrashedError as e:
+                lease.close()  # broken: the pool drops it and builds a fresh env
+                if attempt == 0:
+                    log.warning("eval: engine crashed at reset of %s; one more try", job.key)
+                    continue
+                raise _Failure(_EnvFailure(f"reset failed: {type(e).__name__}: {e}")) from e
+            except Exception as e:
+                lease.close()
+                raise _Failure(_EnvFailure(f"reset failed: {type(e).__name__}: {e}")) from e
+        raise AssertionError("unreachable")
+
+    def run_job(self, job: EpisodeJob) -> EvalEpisode:
         cfg = self.config
         cond = self.conditions[job.condition]
         t0 = time.monotonic()
-        rec = EpisodeRecord(
-            key=job.key,
-            condition=job.condition,
-            library_source=cond.source,
-            library_version=cond.version,
-            split=job.split,
-            task_id=job.task_id,
-            seed=job.seed,
-            agent=cfg.agent,
-            mode=cfg.mode,
-        )
         rng = np.random.default_rng([job.seed, zlib.crc32(job.task_id.encode())])
+        session: RolloutSession | None = None
+        lease: EnvLease | None = None
+        failure: _Failure | None = None
         try:
-            self._play(job, cond, rec, rng)
+            session, lease = self._start(job, cond)
+            self.play(session, rng)
+            episode = session.episode()
         except _Failure as f:
-            rec.error = f"{type(f.cause).__name__}: {f.cause}"
-            rec.error_type = _error_type(f.cause)
-            rec.retries += f.retries
-            rec.success = False
-            log.warning("eval: episode %s recorded as error (%s)", job.key, rec.error)
-        rec.turns = len(rec.turn_log)
-        rec.input_tokens = sum(t.input_tokens for t in rec.turn_log)
-        rec.output_tokens = sum(t.output_tokens for t in rec.turn_log)
-        counts: dict[str, int] = {}
-        for t in rec.turn_log:
-            counts[t.parse] = counts.get(t.parse, 0) + 1
-        rec.parse_counts = counts
-        rec.skills_fired = list(dict.fromkeys(s for t in rec.turn_log for s in t.skill_ids))
-        rec.wall_s = round(time.monotonic() - t0, 3)
-        rec.finished_at = time.time()
-        return rec
-
-    def _play(
-        self, job: EpisodeJob, cond: Condition, rec: EpisodeRecord, rng: np.random.Generator
-    ) -> None:
-        from reskill_gym.envs.base import EngineCrashedError
-        from reskill_gym.wrapper import observation_to_messages
-
-        cfg = self.config
-        env = self._wrapper(cond)
-        options = {"task_id": job.task_id, "split": job.split}
-        try:
-            try:
-                obs, info = env.reset(seed=job.seed, options=options)
-            except EngineCrashedError:
-                log.warning("eval: engine crashed at reset of %s; one more try", job.key)
-                obs, info = env.reset(seed=job.seed, options=options)
-        except Exception as e:
-            raise _Failure(_EnvFailure(f"reset failed: {type(e).__name__}: {e}")) from e
-        rec.task_type = str(info.get("task_type", ""))
-        rec.task = str(info.get("task", ""))
-        history: deque[tuple[str, str]] = deque(maxlen=cfg.history_turns or None)
-        while True:
-            messages = observation_to_messages(
-                obs,
-                info,
-                system=cfg.system_prompt,
-                history=list(history) if cfg.history_turns else (),
-                show_admissible=cfg.show_admissible,
-            )
-            decision, retries = self._act(messages, info, rng)
-            rec.retries += retries
-            rec.cost_usd += decision.cost_usd
-            try:
-                obs, reward, terminated, truncated, next_info = env.step(decision.action)
-            except Exception as e:
-                raise _Failure(_EnvFailure(f"step failed: {type(e).__name__}: {e}")) from e
-            rec.turn_log.append(
-                TurnRecord(
-                    turn=int(info.get("turn", len(rec.turn_log))),
-                    action=decision.action,
-                    parse=decision.parse,
-                    skill_ids=list(info.get("skill_ids", ())),
-                    reward=float(reward),
-                    invalid_action=bool(next_info.get("invalid_action", False)),
-                    input_tokens=decision.input_tokens,
-                    output_tokens=decision.output_tokens,
-                    retries=retries,
+            failure = f
+            if session is not None:
+                episode = session.fail(f.message())
+            else:
+                episode = Episode(
+                    episode_id=job.key,
+                    env_id="",
+                    task_id=job.task_id,
+                    error=f.message(),
+                    stop_reason="error",
                 )
-            )
-            rec.reward += float(reward)
-            log.debug(
-                "eval: %s turn %d: %r (%s) -> reward %.1f",
-                job.key,
-                len(rec.turn_log),
-                decision.action,
-                decision.parse,
-                reward,
-            )
-            history.append((decision.action, str(next_info.get("observation", obs))))
-            info = next_info
-            if terminated or truncated:
-                rec.success = bool(info.get("won", False))
-                return
-            if self.stop.is_set():
-                raise _Interrupted()
+            log.warning("eval: episode %s recorded as error (%s)", job.key, episode.error)
+        finally:
+            if lease is not None:
+                lease.close()
+        if not episode.env_id:
+            from reskill_gym.envs.registration import ENV_IDS
+
+            episode.env_id = ENV_IDS[cfg.env]
+        return EvalEpisode.model_validate(
+            episode.model_dump()
+            | {
+                "task_id": job.task_id,
+                "split": job.split,
+                "seed": job.seed,
+                "library_version": episode.library_version or cond.version,
+                "key": job.key,
+                "condition": job.condition,
+                "library_source": cond.source,
+                "agent": cfg.agent,
+                "mode": cfg.mode,
+                "error_type": _error_type(failure.cause) if failure else None,
+                "error_retries": failure.retries if failure else 0,
+                "wall_s": round(time.monotonic() - t0, 3),
+                "finished_at": time.time(),
+            }
+        )
 
 
 def _agent_identity(spec: str) -> str:
@@ -652,23 +888,39 @@ def _agent_identity(spec: str) -> str:
 
 
 def _config_meta(config: EvalConfig) -> dict[str, Any]:
-    return config.model_dump(mode="json") | {"agent_identity": _agent_identity(config.agent)}
+    resolved = config.rollout.resolve(config.env).model_dump(
+        mode="json", exclude=set(_ROLLOUT_NOT_IDENTITY)
+    )
+    return config.model_dump(mode="json") | {
+        "record_format": RECORD_FORMAT,
+        "agent_identity": _agent_identity(config.agent),
+        "rollout_resolved": resolved,
+    }
 
 
 def _check_resume(out_dir: Path, config: EvalConfig) -> None:
+    """Refuse to add episodes that would not be comparable to those already in the log."""
     path = out_dir / CONFIG_FILE
     if not path.exists():
         return
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
+    except (ValueError, UnicodeDecodeError) as e:
         raise EvalAbortedError(f"{path}: not JSON ({e}); remove it or use another --out") from e
+    if not isinstance(old, dict):
+        raise EvalAbortedError(f"{path}: not a JSON object; remove it or use another --out")
+    if old.get("record_format") != RECORD_FORMAT:
+        raise EvalAbortedError(
+            f"{path}: written by an earlier reskill eval (record format "
+            f"{old.get('record_format', 1)}, this one writes {RECORD_FORMAT}); its "
+            "episodes.jsonl cannot be resumed - use another --out"
+        )
     new = _config_meta(config)
     for f in _IDENTITY_FIELDS:
-        if f in old and old[f] != new[f]:
+        if f in old and old[f] != new.get(f):
             raise EvalAbortedError(
-                f"{path}: field {f!r} was {old[f]!r}, this run has {new[f]!r}; results would "
-                "not be comparable - use another --out or the same setting"
+                f"{path}: field {f!r} was {old[f]!r}, this run has {new.get(f)!r}; results "
+                "would not be comparable - use another --out or the same setting"
             )
 
 
@@ -679,7 +931,7 @@ def run_eval(
     agent: Agent | None = None,
     stop_after: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    progress: Callable[[EpisodeRecord, int, int], None] | None = None,
+    progress: Callable[[EvalEpisode, int, int], None] | None = None,
 ) -> EvalRun:
     """Run (or resume) an evaluation; returns the run with every record of the log.
 
@@ -688,65 +940,86 @@ def run_eval(
     called after every recorded episode with (record, done, total).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_resume(out, config)
+    if out.exists() and not out.is_dir():
+        raise EvalAbortedError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EvalAbortedError(f"--out {out}: cannot create it ({e})") from e
+    episode_log = EpisodeLog(out / EPISODES_FILE)
+    if episode_log.raw_records():  # only a run that recorded episodes pins its config
+        _check_resume(out, config)
     conditions = resolve_conditions(config)
     t0 = time.monotonic()
 
-    from reskill_gym.envs.registration import env_class
-
-    probe = env_class(config.env)(split=config.splits[0], **config.env_options())
+    pool = _env_pool(config)
     try:
-        tasks = {s: select_tasks(probe.task_ids(s), config.tasks) for s in config.splits}
-    finally:
-        probe.close()
-    for split, ids in tasks.items():
-        if not ids:
-            raise EvalAbortedError(f"env {config.env}: split {split!r} has no tasks")
-    jobs = [
-        EpisodeJob(c.name, split, task_id, seed)
-        for split in config.splits
-        for task_id in tasks[split]
-        for seed in config.seeds
-        for c in conditions
-    ]
-    meta = _config_meta(config) | {
-        "conditions": [
-            {"name": c.name, "source": c.source, "version": c.version} for c in conditions
-        ],
-        "task_ids": tasks,
-    }
-    atomic_write_json(out / CONFIG_FILE, meta, indent=2, sort_keys=True, default=str)
+        try:
+            probe = pool.lease()
+            tasks = {
+                s: select_tasks(probe.unwrapped.task_ids(s), config.tasks) for s in config.splits
+            }
+        except Exception as e:
+            raise EvalAbortedError(f"env {config.env}: {type(e).__name__}: {e}") from e
+        probe.close()  # back to the pool: the first episode reuses it
+        for split, ids in tasks.items():
+            if not ids:
+                raise EvalAbortedError(f"env {config.env}: split {split!r} has no tasks")
+        jobs = [
+            EpisodeJob(c.name, split, task_id, seed)
+            for split in config.splits
+            for task_id in tasks[split]
+            for seed in config.seeds
+            for c in conditions
+        ]
+        meta = _config_meta(config) | {
+            "conditions": [
+                {"name": c.name, "source": c.source, "version": c.version} for c in conditions
+            ],
+            "task_ids": tasks,
+        }
 
-    episode_log = EpisodeLog(out / EPISODES_FILE)
-    done = {
-        r.key for r in episode_log.records() if not (config.retry_errors and r.error is not None)
-    }
-    pending = [j for j in jobs if j.key not in done]
-    run = EvalRun(out, config, conditions, jobs, skipped=len(jobs) - len(pending))
-    if run.skipped:
-        log.info("eval: resuming: %d of %d episodes already in %s", run.skipped, len(jobs), out)
-    if stop_after is not None:
-        pending = pending[:stop_after]
-    if pending:
-        own_agent = agent is None
-        try:
-            agent = agent or make_agent(
-                config.agent,
-                mode=config.mode,
-                temperature=config.temperature,
-                max_tokens=config.max_tokens,
-                llm_overrides=config.llm,
-            )
-        except LLMConfigError as e:
-            raise EvalAbortedError(f"--agent {config.agent}: {e}") from e
-        runner = _Runner(config, agent, conditions, episode_log, sleep)
-        try:
-            _execute(runner, pending, run, progress, len(jobs))
-        finally:
-            runner.close()
-            if own_agent:
-                agent.close()
+        def pin_config() -> None:
+            atomic_write_json(out / CONFIG_FILE, meta, indent=2, sort_keys=True, default=str)
+
+        done = {
+            r.key
+            for r in episode_log.records()
+            if not (config.retry_errors and r.error is not None)
+        }
+        pending = [j for j in jobs if j.key not in done]
+        run = EvalRun(out, config, conditions, jobs, skipped=len(jobs) - len(pending))
+        if run.skipped:
+            log.info("eval: resuming: %d of %d episodes already in %s", run.skipped, len(jobs), out)
+        if stop_after is not None:
+            pending = pending[:stop_after]
+        if pending:
+            own_agent = agent is None
+            try:
+                agent = agent or make_agent(
+                    config.agent,
+                    mode=config.mode,
+                    temperature=config.temperature,
+                    max_tokens=config.max_tokens,
+                    score_norm=config.rollout.score_norm,
+                    llm_overrides=config.llm,
+                )
+            except LLMConfigError as e:
+                raise EvalAbortedError(f"--agent {config.agent}: {e}") from e
+            agent_mode = getattr(agent, "mode", config.mode)
+            try:
+                if agent_mode != config.mode:
+                    raise EvalAbortedError(
+                        f"agent {agent.name} answers in {agent_mode} mode but the run is in "
+                        f"{config.mode} mode (rollout.action_mode)"
+                    )
+                runner = _Runner(config, agent, conditions, pool, episode_log, pin_config, sleep)
+                _execute(runner, pending, run, progress, len(jobs))
+            finally:
+                if own_agent:
+                    agent.close()
+    finally:
+        pool.close()
     run.records = episode_log.records()
     run.wall_s = time.monotonic() - t0
     return run
@@ -756,7 +1029,7 @@ def _execute(
     runner: _Runner,
     pending: list[EpisodeJob],
     run: EvalRun,
-    progress: Callable[[EpisodeRecord, int, int], None] | None,
+    progress: Callable[[EvalEpisode, int, int], None] | None,
     total: int,
 ) -> None:
     lock = threading.Lock()
@@ -771,7 +1044,7 @@ def _execute(
         except (LLMAuthError, LLMConfigError) as e:
             runner.stop.set()
             raise EvalAbortedError(f"agent {runner.config.agent}: {e}") from e
-        runner.log.append(rec)
+        runner.record(rec)
         with lock:
             run.ran += 1
             run.errors += rec.error is not None

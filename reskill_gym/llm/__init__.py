@@ -11,6 +11,9 @@ Exports:
   ``LLMTransientError``, ``LLMRateLimitError``, ``LLMServerError``, ``LLMTimeoutError``,
   ``LLMConnectionError``, ``LLMOutputError``
 - ``ResponseCache``; the loopback test server lives in ``reskill_gym.llm.loopback``.
+- structured output on OpenAI-compatible servers: ``ServerCapabilities``,
+  ``SERVER_CAPABILITIES`` (what each base URL + model accepted, learnt from its answers)
+- ``set_http_logging``: per-request HTTP log lines on (verbose) or off (default) for an app.
 
 >>> import reskill_gym.llm as llm
 >>> b = llm.make_backend("openai:http://127.0.0.1:8000/v1#qwen", max_retries=2)
@@ -38,6 +41,7 @@ from reskill_gym.llm.errors import (
     LLMTimeoutError,
     LLMTransientError,
 )
+from reskill_gym.llm.httplog import set_http_logging
 from reskill_gym.llm.protocol import (
     Completion,
     CompletionRequest,
@@ -76,6 +80,9 @@ __all__ = [
     "LLMConnectionError",
     "LLMOutputError",
     "ResponseCache",
+    "ServerCapabilities",
+    "SERVER_CAPABILITIES",
+    "set_http_logging",
 ]
 
 _LAZY = {
@@ -83,6 +90,8 @@ _LAZY = {
     "BedrockBackend": "reskill_gym.llm.anthropic_api",
     "OpenAIBackend": "reskill_gym.llm.openai_api",
     "LocalBackend": "reskill_gym.llm.local",
+    "ServerCapabilities": "reskill_gym.llm.openai_api",
+    "SERVER_CAPABILITIES": "reskill_gym.llm.openai_api",
 }
 
 

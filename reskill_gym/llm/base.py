@@ -9,6 +9,9 @@ cache, the schema loop (parse, feed the validation error back, at most
 retry loop (backoff + jitter, Retry-After honoured), a semaphore bounding in-flight requests,
 and thread-safe usage/cost accounting.
 
+Logging stays quiet at INFO: one line when a call starts retrying (transport or re-ask), the
+further retries at DEBUG, and one WARNING per call that finally fails.
+
 A new backend is a ``_send`` away (this one echoes; the real ones call an SDK):
 
 >>> class Echo(BaseBackend):
@@ -171,8 +174,11 @@ class BaseBackend(ABC):
                 return hit
         try:
             completion = self._complete_uncached(msgs, schema, mt, temp, t0)
-        except LLMError:
+        except LLMError as e:
             self._add(failed_calls=1)
+            log.warning(
+                "llm %s: call failed: %s: %s", self.name, type(e).__name__, _clip(str(e), 300)
+            )
             raise
         self._add(calls=1)
         if self.cache is not None and key is not None:
@@ -314,13 +320,15 @@ class BaseBackend(ABC):
                 if parsed is None:
                     assert err is not None
                     errors.append(err)
-                    log.warning(
-                        "llm %s: output try %d/%d unusable for %s: %s",
+                    log.log(
+                        logging.INFO if attempt == 0 and tries > 1 else logging.DEBUG,
+                        "llm %s: output try %d/%d unusable for %s (%s)%s",
                         self.name,
                         attempt + 1,
                         tries,
                         schema.__name__,
-                        err,
+                        _clip(err),
+                        "; re-asking" if attempt + 1 < tries else "",
                     )
                     if attempt + 1 < tries:
                         self._add(output_retries=1)
@@ -371,14 +379,14 @@ class BaseBackend(ABC):
             except LLMTransientError as e:
                 e.backend, e.model, e.attempts = self.name, self.model, attempt + 1
                 if attempt >= policy.max_retries:
-                    log.error("llm %s: giving up: %s", self.name, e)
-                    raise
+                    raise  # complete() logs the failure once
                 wait = policy.delay(attempt, e.retry_after)
-                log.info(
+                log.log(
+                    logging.INFO if attempt == 0 else logging.DEBUG,
                     "llm %s: %s (%s); retry %d/%d in %.2fs",
                     self.name,
                     type(e).__name__,
-                    e.message,
+                    _clip(e.message),
                     attempt + 1,
                     policy.max_retries,
                     wait,
@@ -393,3 +401,9 @@ class BaseBackend(ABC):
             cost = self._cost(raw.model, raw.input_tokens, raw.output_tokens)
             self._add(input_tokens=raw.input_tokens, output_tokens=raw.output_tokens, cost_usd=cost)
             return raw, cost
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """One line of at most ``limit`` chars, for a log line."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -1,6 +1,11 @@
 """On-disk response cache, so a resumed creator or eval run does not pay twice for a prompt.
 
-Exports ``ResponseCache`` and ``cache_key``.
+Exports ``ResponseCache``, ``cache_key`` and ``cache_root``.
+
+``cache_root()`` is the one place every cache of the project lives under: ``$RESKILL_CACHE``,
+else ``~/.cache/reskill-gym`` (generated ALFWorld games, the search corpus, converted GGUF
+models, GGUF files assembled from chunk packages). ``RESKILL_CACHE_DIR``, read by older
+versions for converted models, is no longer read; a warning says so when it is set alone.
 
 One JSON file per answer under ``<dir>/<key[:2]>/<key>.json``; the key is the SHA-256 of the
 canonical JSON of (backend, model, messages, schema, parameters). Writes are atomic (temp
@@ -29,9 +34,32 @@ from typing import Any
 
 from reskill_gym.atomic import atomic_write_json
 
-__all__ = ["ResponseCache", "cache_key"]
+__all__ = ["ResponseCache", "cache_key", "cache_root"]
 
 log = logging.getLogger(__name__)
+
+_warned_legacy = False
+
+
+def cache_root() -> Path:
+    """``$RESKILL_CACHE``, else ``~/.cache/reskill-gym`` (not created here).
+
+    >>> import os
+    >>> saved = os.environ.get("RESKILL_CACHE")
+    >>> os.environ["RESKILL_CACHE"] = "/srv/cache"
+    >>> str(cache_root())
+    '/srv/cache'
+    >>> if saved is None: del os.environ["RESKILL_CACHE"]
+    ... else: os.environ["RESKILL_CACHE"] = saved
+    """
+    global _warned_legacy
+    root = os.environ.get("RESKILL_CACHE")
+    if not root and os.environ.get("RESKILL_CACHE_DIR") and not _warned_legacy:
+        _warned_legacy = True
+        log.warning(
+            "RESKILL_CACHE_DIR is no longer read; set RESKILL_CACHE (one root for every cache)"
+        )
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "reskill-gym"
 
 
 def cache_key(material: dict[str, Any]) -> str:

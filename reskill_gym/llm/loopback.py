@@ -1,13 +1,23 @@
 """A scripted LLM server on 127.0.0.1 that speaks the OpenAI and Anthropic wire formats.
 
 Exports ``LoopbackLLMServer``, ``LoopbackRequest``, ``LoopbackReply``, ``LoopbackError``,
-``Responder`` (the callable type), ``scripted``, ``echo_responder`` and ``schema_example``.
+``Responder`` (the callable type), ``scripted``, ``echo_responder``, ``schema_example``,
+``ServerDialect`` and ``DIALECTS``.
 
 The real ``openai`` and ``anthropic`` SDKs (and Bedrock's ``AnthropicBedrock``) talk to it as
 to the real services: chat completions, Messages (text or forced-tool answers), Bedrock
 ``invoke``, usage fields, error bodies, ``Retry-After`` headers. A *responder* callable
 decides each answer, so tests, the creator's and the evaluator's tests, and users dry-running
 a config all script the model in a few lines and no network or key is needed.
+
+Real servers do not all accept every ``response_format``, and each says "no" its own way. A
+*dialect* makes the OpenAI route answer like one of them (``DIALECTS``): ``permissive`` (the
+default: every format accepted), ``llama-cpp-python`` (``json_schema`` refused with HTTP 500
+and the pydantic report its server sends; ``json_object`` with or without a ``schema`` key
+accepted), ``openai-legacy`` (400 for ``json_schema`` and for a ``schema`` key, like OpenAI's
+models without structured outputs) and ``text-only`` (FastAPI's 422 for any
+``response_format``). The responder is only asked when the dialect accepts the request, and
+``LoopbackRequest.schema`` is the schema the server would enforce (None when it enforces none).
 
 Routes: ``POST /openai/v1/chat/completions``, ``GET /openai/v1/models``,
 ``POST /anthropic/v1/messages``, ``POST /bedrock/model/<model>/invoke``.
@@ -22,8 +32,9 @@ Token counts are whitespace-separated words (deterministic, so cost can be asser
 >>> srv.requests[0].last_user_text
 'hi'
 
-Run ``python -m reskill_gym.llm.loopback --port 8000`` to serve the echo/schema-example
-responder for a dry run of a config (``openai:http://127.0.0.1:8000/openai/v1#loopback``).
+Run ``python -m reskill_gym.llm.loopback --port 8000 [--dialect llama-cpp-python]`` to serve
+the echo/schema-example responder for a dry run of a config
+(``openai:http://127.0.0.1:8000/openai/v1#loopback``).
 """
 
 from __future__ import annotations
@@ -50,6 +61,8 @@ __all__ = [
     "scripted",
     "echo_responder",
     "schema_example",
+    "ServerDialect",
+    "DIALECTS",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,6 +119,124 @@ class LoopbackRequest:
 
 
 Responder = Callable[[LoopbackRequest], "str | LoopbackReply | LoopbackError"]
+
+#: The ``response_format`` variants a dialect can accept or refuse.
+FormatKind = Literal["json_schema", "json_object_schema", "json_object"]
+
+
+def _format_kind(body: dict[str, Any]) -> FormatKind | None:
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
+        return None
+    if fmt.get("type") == "json_schema":
+        return "json_schema"
+    if fmt.get("type") == "json_object":
+        return "json_object_schema" if "schema" in fmt else "json_object"
+    return None
+
+
+def _llama_cpp_python_refusal(kind: FormatKind, body: dict[str, Any]) -> tuple[int, Any]:
+    # What llama-cpp-python 0.3.x's server sends: FastAPI's RequestValidationError caught by
+    # its RouteErrorHandler and wrapped as a 500 "internal_server_error" (the response_format
+    # model has type: Literal["text", "json_object"]).
+    detail = [
+        {
+            "type": "literal_error",
+            "loc": ("body", "response_format", "type"),
+            "msg": "Input should be 'text' or 'json_object'",
+            "input": body["response_format"].get("type"),
+            "ctx": {"expected": "'text' or 'json_object'"},
+        }
+    ]
+    message = (
+        f"1 validation error:\n  {detail[0]!r}\n\n"
+        '  File "site-packages/llama_cpp/server/app.py", line 376, in create_chat_completion\n'
+        "    POST /v1/chat/completions"
+    )
+    return 500, {
+        "error": {
+            "message": message,
+            "type": "internal_server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+
+
+def _openai_legacy_refusal(kind: FormatKind, body: dict[str, Any]) -> tuple[int, Any]:
+    if kind == "json_schema":
+        message = (
+            "Invalid parameter: 'response_format' of type 'json_schema' is not supported "
+            "with this model."
+        )
+        param = "response_format"
+    else:
+        message = "Unrecognized request argument supplied: response_format.schema"
+        param = "response_format.schema"
+    return 400, {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": param,
+            "code": None,
+        }
+    }
+
+
+def _text_only_refusal(kind: FormatKind, body: dict[str, Any]) -> tuple[int, Any]:
+    # FastAPI's own 422 body for a request model with extra="forbid".
+    return 422, {
+        "detail": [
+            {
+                "type": "extra_forbidden",
+                "loc": ["body", "response_format"],
+                "msg": "Extra inputs are not permitted",
+                "input": body["response_format"],
+            }
+        ]
+    }
+
+
+@dataclass(frozen=True)
+class ServerDialect:
+    """Which ``response_format`` variants a server family accepts and how it refuses the rest.
+
+    ``refuse(kind, body)`` returns ``(status, json_body)`` exactly as that server sends it.
+
+    >>> sorted(DIALECTS["llama-cpp-python"].accepts)
+    ['json_object', 'json_object_schema']
+    >>> DIALECTS["llama-cpp-python"].refuse("json_schema", {"response_format": {"type": "json_schema"}})[0]
+    500
+    """
+
+    name: str
+    accepts: frozenset[str]
+    refuse: Callable[[FormatKind, dict[str, Any]], tuple[int, Any]] | None = None
+
+    def answer_for(self, body: dict[str, Any]) -> tuple[int, Any] | None:
+        """The refusal for this request body, or None when the dialect accepts it."""
+        kind = _format_kind(body)
+        if kind is None or kind in self.accepts or self.refuse is None:
+            return None
+        return self.refuse(kind, body)
+
+
+#: Dialects of OpenAI-compatible servers, by name (``LoopbackLLMServer(dialect=...)``).
+DIALECTS: dict[str, ServerDialect] = {
+    d.name: d
+    for d in (
+        ServerDialect(
+            "permissive", frozenset({"json_schema", "json_object_schema", "json_object"})
+        ),
+        ServerDialect(
+            "llama-cpp-python",
+            frozenset({"json_object_schema", "json_object"}),
+            _llama_cpp_python_refusal,
+        ),
+        ServerDialect("openai-legacy", frozenset({"json_object"}), _openai_legacy_refusal),
+        ServerDialect("text-only", frozenset(), _text_only_refusal),
+    )
+}
 
 
 def scripted(*replies: str | LoopbackReply | LoopbackError) -> Responder:
@@ -212,7 +343,8 @@ class LoopbackLLMServer:
 
     ``delay_s`` delays every answer (a ``LoopbackReply`` adds its own). ``api_key``, when set,
     makes requests without that key (``x-api-key`` / ``Authorization: Bearer``) fail with 401.
-    ``requests`` is the log of every request received, in arrival order.
+    ``dialect`` (a ``DIALECTS`` name) sets which ``response_format`` the OpenAI route accepts.
+    ``requests`` is the log of every request received, in arrival order (refused ones too).
     """
 
     def __init__(
@@ -224,7 +356,11 @@ class LoopbackLLMServer:
         port: int = 0,
         model_name: str = "loopback",
         api_key: str | None = None,
+        dialect: str = "permissive",
     ) -> None:
+        if dialect not in DIALECTS:
+            raise ValueError(f"unknown loopback dialect {dialect!r}; known: {', '.join(DIALECTS)}")
+        self.dialect = DIALECTS[dialect]
         self.responder: Responder = responder or echo_responder
         self.delay_s = delay_s
         self.model_name = model_name
@@ -256,12 +392,17 @@ class LoopbackLLMServer:
         if self._httpd is None:
             return
         self._stopping.set()
+        base_url = self.openai_base_url
         self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._httpd = None
         self._thread = None
+        # What clients learnt about this server must not stick to the next one on this port.
+        from reskill_gym.llm.openai_api import SERVER_CAPABILITIES
+
+        SERVER_CAPABILITIES.forget(base_url)
 
     def __enter__(self) -> LoopbackLLMServer:
         return self.start()
@@ -329,6 +470,7 @@ def _parse_request(
             schema = (fmt.get("json_schema") or {}).get("schema")
             json_mode = True
         elif fmt.get("type") == "json_object":
+            schema = fmt.get("schema")  # llama.cpp's schema-constrained JSON object
             json_mode = True
     else:
         system = body.get("system")
@@ -466,6 +608,10 @@ def _make_handler(server: LoopbackLLMServer) -> type[BaseHTTPRequestHandler]:
             if body.get("stream"):
                 self._error(api, 400, "the loopback server does not stream; use stream=false")
                 return
+            refusal = server.dialect.answer_for(body) if api == "openai" else None
+            if refusal is not None:
+                self._send_json(*refusal)
+                return
             server._wait(server.delay_s)
             try:
                 answer = server.responder(req)
@@ -555,9 +701,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument(
+        "--dialect",
+        default="permissive",
+        choices=sorted(DIALECTS),
+        help="which response_format the OpenAI route accepts, refusing the rest like that server",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    srv = LoopbackLLMServer(delay_s=args.delay, host=args.host, port=args.port).start()
+    srv = LoopbackLLMServer(
+        delay_s=args.delay, host=args.host, port=args.port, dialect=args.dialect
+    ).start()
     log.info(
         "serving: openai base_url %s, anthropic base_url %s",
         srv.openai_base_url,

@@ -1,35 +1,178 @@
 """Any OpenAI-compatible chat-completions server through the official ``openai`` SDK.
 
-Exports ``OpenAIBackend``.
+Exports ``OpenAIBackend``, ``ServerCapabilities``, ``SERVER_CAPABILITIES``, ``FORMAT_CHAIN``
+and ``is_format_rejection``.
 
-Works with vLLM, SGLang, llama.cpp's server, Ollama, LM Studio and OpenAI itself: base URL +
+Works with vLLM, SGLang, llama.cpp's servers, Ollama, LM Studio and OpenAI itself: base URL +
 model in config, API key optional (``"EMPTY"`` is sent when none is set, as local servers
-expect). With a schema the schema is always stated in the system prompt, and JSON is asked
-for through ``response_format``: ``json_schema`` first; if the server rejects that, ``auto``
-mode falls back to ``json_object`` and then to the instruction alone, and remembers it.
+expect). With a schema the schema is always stated in the system prompt, and JSON is asked for
+through ``response_format``. Servers differ in what they accept, and they say "no" in
+different ways: llama-cpp-python's server answers ``json_schema`` with HTTP 500 and a pydantic
+report ("Input should be 'text' or 'json_object'"), others with 400 or 422. In ``auto`` mode a
+rejection that names the response format moves the server one step down ``FORMAT_CHAIN``:
+
+1. ``json_schema``        OpenAI's structured outputs (vLLM, SGLang, llama-server, Ollama)
+2. ``json_object_schema`` ``{"type": "json_object", "schema": ...}``: llama-cpp-python's
+   (and llama-server's) schema-constrained JSON grammar; the schema is ``grammar_schema``'s
+   (structure only: length and pattern limits blow llama.cpp's grammars up)
+3. ``json_object``        any JSON object (the schema only in the prompt)
+4. ``none``               the instruction alone; the base class re-asks with the parse error
+
+The step is taken at once (a deterministic rejection is never retried) and remembered per
+(base URL, model) for the whole process in ``SERVER_CAPABILITIES``, so every backend instance
+and thread talking to that server skips the formats it cannot produce. No probe request is
+sent: the first structured call is the probe.
+
+>>> is_format_rejection("Input should be 'text' or 'json_object'", status=500)
+True
+>>> is_format_rejection("model 'qwen' not found", status=404)
+False
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+import re
+import threading
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from reskill_gym.llm.base import BaseBackend, RawAnswer
+from reskill_gym.llm.base import BaseBackend, RawAnswer, _clip
 from reskill_gym.llm.config import LLMConfig
-from reskill_gym.llm.errors import LLMConfigError, LLMError, LLMRequestError, LLMServerError
+from reskill_gym.llm.errors import (
+    LLMAuthError,
+    LLMConfigError,
+    LLMError,
+    LLMRateLimitError,
+    LLMRequestError,
+    LLMServerError,
+)
 from reskill_gym.llm.protocol import Message
 from reskill_gym.llm.sdk_errors import translate_sdk_error
-from reskill_gym.llm.structured import json_schema_of, schema_instruction
+from reskill_gym.llm.structured import grammar_schema, json_schema_of, schema_instruction
 
-__all__ = ["OpenAIBackend"]
+__all__ = [
+    "OpenAIBackend",
+    "ServerCapabilities",
+    "SERVER_CAPABILITIES",
+    "FORMAT_CHAIN",
+    "is_format_rejection",
+]
 
 log = logging.getLogger(__name__)
 
-_FALLBACK = {"json_schema": "json_object", "json_object": "none"}
-_FORMAT_WORDS = ("response_format", "json", "schema", "grammar", "guided", "structured")
+StructuredMode = Literal["json_schema", "json_object_schema", "json_object", "none"]
+
+#: Ways of asking for JSON, most to least constrained; ``auto`` walks down on rejection.
+FORMAT_CHAIN: tuple[StructuredMode, ...] = (
+    "json_schema",
+    "json_object_schema",
+    "json_object",
+    "none",
+)
+
+# What servers say when they do not support a response format (OpenAI, vLLM, SGLang, llama.cpp,
+# LM Studio, Ollama): the field's name, a format's name, or the machinery behind it.
+_FORMAT_RE = re.compile(
+    r"response[_ ]?format|json[_ ]schema|json[_ ]object|'text' or|guided[_ ]|grammar"
+    r"|structured[_ ]output|xgrammar|outlines",
+    re.IGNORECASE,
+)
+
+
+def is_format_rejection(message: str, *, status: int | None = None) -> bool:
+    """True when a failed request's error text says the *response format* was the problem.
+
+    Any status counts (servers use 400, 422 and 500 for it) except the ones that are never
+    about the body: 401/403 (credentials), 404 (route or model), 408/429/529 (load).
+    """
+    if status in (401, 403, 404, 408, 429, 529):
+        return False
+    return _FORMAT_RE.search(message) is not None
+
+
+class ServerCapabilities:
+    """What each (base URL, model) accepted, learnt from its answers; thread-safe.
+
+    >>> caps = ServerCapabilities()
+    >>> key = ("http://127.0.0.1:8080/v1", "m")
+    >>> caps.structured_mode(key)
+    'json_schema'
+    >>> caps.downgrade(key, "json_schema"), caps.downgrade(key, "json_schema")
+    (('json_object_schema', True), ('json_object_schema', False))
+    >>> caps.snapshot()
+    {'http://127.0.0.1:8080/v1#m': {'structured_mode': 'json_object_schema'}}
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._modes: dict[tuple[str, str], StructuredMode] = {}
+        self._token_params: dict[tuple[str, str], str] = {}
+
+    @staticmethod
+    def key(base_url: str, model: str) -> tuple[str, str]:
+        """The registry key of a server: base URL without trailing slash, and the model id."""
+        return base_url.rstrip("/"), model
+
+    def structured_mode(self, key: tuple[str, str]) -> StructuredMode:
+        """The most constrained format not yet rejected by this server."""
+        with self._lock:
+            return self._modes.get(key, FORMAT_CHAIN[0])
+
+    def downgrade(
+        self, key: tuple[str, str], rejected: StructuredMode
+    ) -> tuple[StructuredMode, bool]:
+        """Record that ``rejected`` failed: ``(mode to use now, whether this call moved it)``.
+
+        Compare-and-set: when several threads see the same rejection, the server moves down
+        one step, not one step per thread (and only the thread that moved it says so).
+        """
+        with self._lock:
+            current = self._modes.get(key, FORMAT_CHAIN[0])
+            if FORMAT_CHAIN.index(current) > FORMAT_CHAIN.index(rejected):
+                return current, False
+            nxt = FORMAT_CHAIN[min(FORMAT_CHAIN.index(rejected) + 1, len(FORMAT_CHAIN) - 1)]
+            self._modes[key] = nxt
+            return nxt, nxt != current
+
+    def max_tokens_param(self, key: tuple[str, str]) -> str:
+        """``max_tokens``, or ``max_completion_tokens`` once the server asked for it."""
+        with self._lock:
+            return self._token_params.get(key, "max_tokens")
+
+    def set_max_tokens_param(self, key: tuple[str, str], name: str) -> None:
+        with self._lock:
+            self._token_params[key] = name
+
+    def snapshot(self) -> dict[str, dict[str, str]]:
+        """What is known, by ``<base_url>#<model>`` (for logs and reports)."""
+        with self._lock:
+            out: dict[str, dict[str, str]] = {}
+            for (url, model), mode in self._modes.items():
+                out.setdefault(f"{url}#{model}", {})["structured_mode"] = mode
+            for (url, model), name in self._token_params.items():
+                out.setdefault(f"{url}#{model}", {})["max_tokens_param"] = name
+            return out
+
+    def forget(self, base_url: str) -> None:
+        """Forget what a server (every model behind ``base_url``) accepted: it went away."""
+        url = base_url.rstrip("/")
+        with self._lock:
+            for table in (self._modes, self._token_params):
+                for key in [k for k in table if k[0] == url]:
+                    del table[key]
+
+    def clear(self) -> None:
+        """Forget everything (a server was upgraded or restarted with other options)."""
+        with self._lock:
+            self._modes.clear()
+            self._token_params.clear()
+
+
+#: The process-wide registry every ``OpenAIBackend`` in ``auto`` mode consults.
+SERVER_CAPABILITIES = ServerCapabilities()
 
 
 class OpenAIBackend(BaseBackend):
@@ -44,7 +187,13 @@ class OpenAIBackend(BaseBackend):
     name = "openai"
 
     def __init__(
-        self, config: LLMConfig, *, api_key: str | None = None, client: Any = None, **kw: Any
+        self,
+        config: LLMConfig,
+        *,
+        api_key: str | None = None,
+        client: Any = None,
+        capabilities: ServerCapabilities | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(config, **kw)
         try:
@@ -59,9 +208,17 @@ class OpenAIBackend(BaseBackend):
         self._client = client or openai.OpenAI(
             api_key=key, base_url=config.base_url, timeout=config.timeout_s, max_retries=0
         )
-        mode = config.structured_output
-        self.structured_mode: str = "json_schema" if mode == "auto" else mode
-        self._max_tokens_param = "max_tokens"
+        self.capabilities = capabilities if capabilities is not None else SERVER_CAPABILITIES
+        assert config.base_url is not None  # LLMConfig requires it for openai
+        self._server = ServerCapabilities.key(config.base_url, self.model)
+
+    @property
+    def structured_mode(self) -> StructuredMode:
+        """How JSON is asked for now: the configured mode, or in ``auto`` what the server took."""
+        mode = self.config.structured_output
+        if mode == "auto":
+            return self.capabilities.structured_mode(self._server)
+        return mode
 
     def close(self) -> None:
         self._client.close()
@@ -78,36 +235,48 @@ class OpenAIBackend(BaseBackend):
         temperature: float,
     ) -> RawAnswer:
         while True:
-            mode = self.structured_mode if schema is not None else "none"
+            mode: StructuredMode = self.structured_mode if schema is not None else "none"
             try:
                 return self._send_once(messages, schema, mode, max_tokens, temperature)
-            except LLMRequestError as e:
-                text = e.message.lower()
-                if self._max_tokens_param == "max_tokens" and "max_completion_tokens" in text:
-                    log.warning("llm openai: server wants max_completion_tokens; switching")
-                    self._max_tokens_param = "max_completion_tokens"
-                    continue
-                if (
-                    schema is not None
-                    and self.config.structured_output == "auto"
-                    and mode in _FALLBACK
-                    and any(w in text for w in _FORMAT_WORDS)
-                ):
-                    self.structured_mode = _FALLBACK[mode]
+            except (LLMRequestError, LLMServerError) as e:
+                if isinstance(e, (LLMAuthError, LLMRateLimitError)):
+                    raise
+                text = e.message
+                param = self.capabilities.max_tokens_param(self._server)
+                if param == "max_tokens" and "max_completion_tokens" in text:
                     log.warning(
-                        "llm openai: server rejected response_format %s (%s); using %s from now on",
-                        mode,
-                        e.message,
-                        self.structured_mode,
+                        "llm openai: %s#%s wants max_completion_tokens; using it from now on",
+                        *self._server,
                     )
+                    self.capabilities.set_max_tokens_param(self._server, "max_completion_tokens")
+                    self._add(requests=1)  # the refused request was sent all the same
                     continue
-                raise
+                if mode == "none" or not is_format_rejection(text, status=e.status):
+                    raise
+                if self.config.structured_output != "auto":
+                    raise LLMRequestError(
+                        f"server rejected response_format {mode} (structured_output={mode}; "
+                        f"use 'auto' to fall back): {text}",
+                        status=e.status,
+                    ) from e
+                self._add(requests=1)
+                now, moved = self.capabilities.downgrade(self._server, mode)
+                log.log(
+                    logging.WARNING if moved else logging.DEBUG,
+                    "llm openai: %s#%s rejects response_format %s (status %s: %s); "
+                    "using %s for this server from now on",
+                    *self._server,
+                    mode,
+                    e.status,
+                    _clip(text, 160),
+                    now,
+                )
 
     def _send_once(
         self,
         messages: list[Message],
         schema: type[BaseModel] | None,
-        mode: str,
+        mode: StructuredMode,
         max_tokens: int,
         temperature: float,
     ) -> RawAnswer:
@@ -123,7 +292,7 @@ class OpenAIBackend(BaseBackend):
             "model": self.model,
             "messages": wire,
             "temperature": temperature,
-            self._max_tokens_param: max_tokens,
+            self.capabilities.max_tokens_param(self._server): max_tokens,
         }
         if schema is not None and mode == "json_schema":
             kwargs["response_format"] = {
@@ -133,6 +302,11 @@ class OpenAIBackend(BaseBackend):
                     "schema": json_schema_of(schema),
                     "strict": False,
                 },
+            }
+        elif schema is not None and mode == "json_object_schema":
+            kwargs["response_format"] = {
+                "type": "json_object",
+                "schema": grammar_schema(json_schema_of(schema)),
             }
         elif schema is not None and mode == "json_object":
             kwargs["response_format"] = {"type": "json_object"}

@@ -1,11 +1,19 @@
 """Turning model text into a pydantic object, and telling the model what went wrong.
 
-Exports ``json_schema_of``, ``schema_instruction``, ``extract_json``, ``parse_output`` and
-``repair_message``.
+Exports ``json_schema_of``, ``grammar_schema``, ``schema_instruction``, ``extract_json``,
+``parse_output`` and ``repair_message``.
 
 Models wrap JSON in prose or code fences, or stop half-way; ``extract_json`` takes the first
-complete JSON object out of such text, and ``parse_output`` returns either the validated
-object or one readable error that ``repair_message`` feeds back on the next try.
+complete JSON object out of such text (raw newlines and tabs inside strings are accepted:
+grammar-constrained servers such as llama.cpp let them through), and ``parse_output`` returns
+either the validated object or one readable error that ``repair_message`` feeds back on the
+next try.
+
+``grammar_schema`` is the schema a server compiles into a sampling grammar: structure only
+(keys, types, enums, required), without the length/pattern/count limits that llama.cpp's
+converter expands into thousands of nested rules (a 2000-char limit is a 2000-deep rule that
+fails to parse and, in llama-cpp-python 0.3, takes the server down). The limits are still in
+the prompt and pydantic still checks them.
 
 >>> from pydantic import BaseModel
 >>> class Verdict(BaseModel):
@@ -25,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 __all__ = [
     "json_schema_of",
+    "grammar_schema",
     "schema_instruction",
     "extract_json",
     "parse_output",
@@ -37,6 +46,56 @@ def json_schema_of(schema: type[BaseModel]) -> dict[str, Any]:
     if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
         raise TypeError(f"schema must be a pydantic BaseModel subclass, got {schema!r}")
     return schema.model_json_schema()
+
+
+# Keywords that only bound sizes or shapes of values: validated client-side, left out of grammars.
+_GRAMMAR_DROP = frozenset(
+    {
+        "maxLength",
+        "minLength",
+        "pattern",
+        "format",
+        "maxItems",
+        "minItems",
+        "uniqueItems",
+        "maxProperties",
+        "minProperties",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+    }
+)
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+_SCHEMA_ONE = ("items", "additionalProperties", "not", "contains")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def grammar_schema(schema: Any) -> Any:
+    """``schema`` without size, pattern and range limits (see the module docstring).
+
+    Property *names* are kept even when they are keywords (a field called ``pattern``).
+
+    >>> grammar_schema({"type": "object", "properties": {"pattern": {"type": "string",
+    ...     "maxLength": 200, "pattern": "^a"}}, "required": ["pattern"]})
+    {'type': 'object', 'properties': {'pattern': {'type': 'string'}}, 'required': ['pattern']}
+    """
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _GRAMMAR_DROP:
+            continue
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: grammar_schema(sub) for name, sub in value.items()}
+        elif key in _SCHEMA_ONE:
+            out[key] = grammar_schema(value)
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [grammar_schema(sub) for sub in value]
+        else:
+            out[key] = value
+    return out
 
 
 def schema_instruction(schema: type[BaseModel]) -> str:
@@ -56,10 +115,10 @@ def extract_json(text: str) -> Any:
     stripped = text.strip()
     if not stripped:
         raise ValueError("empty answer, expected a JSON object")
+    decoder = json.JSONDecoder(strict=False)
     try:
-        return json.loads(stripped)
+        return decoder.decode(stripped)
     except json.JSONDecodeError as first_error:
-        decoder = json.JSONDecoder()
         start = stripped.find("{")
         while start != -1:
             try:

@@ -1,7 +1,7 @@
 """Skills: the ``Skill`` model, SKILL.md io, triggers, bundle selection, versioned library.
 
 Exports: ``Skill``, ``Trigger``, ``Provenance``, ``SkillError``, ``UnsafePatternError``,
-``LibraryError``, ``read_skill``, ``write_skill``, ``validate_skill_dir``,
+``LibraryError``, ``StoreError``, ``read_skill``, ``write_skill``, ``validate_skill_dir``,
 ``TurnContext``, ``Bundle``, ``BundleTemplate``, ``BundleSelector``, ``select_bundle``,
 ``SkillLibrary``, ``LibraryView``, ``Operation``, ``HistoryEntry``, ``LibraryDiff``,
 ``MAX_SKILL_CONTENT_CHARS``.
@@ -27,7 +27,7 @@ from reskill_gym.skills.bundle import (
     TurnContext,
     select_bundle,
 )
-from reskill_gym.skills.errors import LibraryError, SkillError, UnsafePatternError
+from reskill_gym.skills.errors import LibraryError, SkillError, StoreError, UnsafePatternError
 from reskill_gym.skills.library import (
     HistoryEntry,
     LibraryDiff,
@@ -45,6 +45,7 @@ __all__ = [
     "SkillError",
     "UnsafePatternError",
     "LibraryError",
+    "StoreError",
     "read_skill",
     "write_skill",
     "validate_skill_dir",

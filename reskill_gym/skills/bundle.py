@@ -2,7 +2,7 @@
 
 Exports: ``TurnContext``, ``Bundle``, ``BundleTemplate``, ``BundleSelector``,
 ``select_bundle``, ``TRIGGER_PRIORITY``, ``DEFAULT_MAX_ACTIVE_SKILLS``,
-``DEFAULT_BUDGET_CHARS``, ``DEFAULT_TEMPLATE``.
+``DEFAULT_BUDGET_CHARS``, ``DEFAULT_TEMPLATE``, ``TEMPLATE_FIELDS``.
 
 Semantics of a turn (``TurnContext``):
 
@@ -26,11 +26,13 @@ pre-renders each skill's item, so a turn is a few dictionary look-ups and a join
 
 from __future__ import annotations
 
+import string
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
+from reskill_gym.skills.errors import SkillError
 from reskill_gym.skills.model import Skill
 from reskill_gym.skills.triggers import PatternSet, RetrievalIndex
 
@@ -44,9 +46,20 @@ __all__ = [
     "DEFAULT_MAX_ACTIVE_SKILLS",
     "DEFAULT_BUDGET_CHARS",
     "DEFAULT_TEMPLATE",
+    "TEMPLATE_FIELDS",
 ]
 
 DEFAULT_MAX_ACTIVE_SKILLS = 8
+#: The fields a ``BundleTemplate.item`` may use.
+TEMPLATE_FIELDS: tuple[str, ...] = (
+    "name",
+    "description",
+    "when_to_use",
+    "content",
+    "examples",
+    "trigger",
+    "skill_id",
+)
 DEFAULT_BUDGET_CHARS = 4000
 TRIGGER_PRIORITY: tuple[str, ...] = (
     "action_pattern",
@@ -80,15 +93,55 @@ class BundleTemplate:
     ``when_to_use``, ``content``, ``examples``, ``trigger`` (the trigger type) and
     ``skill_id``. An empty bundle renders as the empty string (no header).
 
+    The template is checked when it is made: an unknown field, an attribute or index
+    look-up (``{name.__class__}``: format strings can reach into objects) or a malformed
+    format string is a ``SkillError`` naming the field, not a ``KeyError`` on the first turn.
+
     >>> t = BundleTemplate(header="Hints:\\n", item="- {content}", separator="\\n")
     >>> t.render_item(Skill(name="a", description="d", content="Open it first."))
     '- Open it first.'
+    >>> BundleTemplate(item="{nope}")
+    Traceback (most recent call last):
+    ...
+    reskill_gym.skills.errors.SkillError: field 'template.item': unknown field {nope}; ...
     """
 
     header: str = "## Skills\n"
     item: str = "### {name}\n{content}"
     separator: str = "\n\n"
     footer: str = "\n"
+
+    def __post_init__(self) -> None:
+        for attr in ("header", "separator", "footer"):
+            if not isinstance(getattr(self, attr), str):
+                raise SkillError("must be a string", field=f"template.{attr}")
+        if not isinstance(self.item, str):
+            raise SkillError("must be a str.format string", field="template.item")
+        try:
+            parsed = list(string.Formatter().parse(self.item))
+        except ValueError as exc:
+            raise SkillError(
+                f"not a valid format string ({exc}); write literal braces as {{{{ and }}}}",
+                field="template.item",
+            ) from None
+        allowed = ", ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS)
+        for _text, field_name, spec, _conv in parsed:
+            if field_name is None:
+                continue
+            if field_name not in TEMPLATE_FIELDS:
+                raise SkillError(
+                    f"unknown field {{{field_name}}}; the fields are {allowed}",
+                    field="template.item",
+                )
+            if spec and ("{" in spec or "}" in spec):
+                raise SkillError(
+                    f"nested fields in the format spec of {{{field_name}}} are not allowed",
+                    field="template.item",
+                )
+        try:  # a bad format spec (e.g. {content:d}) fails here, not on the first turn
+            self.item.format(**{f: "" for f in TEMPLATE_FIELDS})
+        except (ValueError, IndexError, KeyError) as exc:
+            raise SkillError(f"cannot be rendered ({exc})", field="template.item") from None
 
     def render_item(self, skill: Skill) -> str:
         """One skill's text in the bundle."""

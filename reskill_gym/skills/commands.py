@@ -5,12 +5,18 @@ Exports: ``skills_app`` (a Typer app attached to ``reskill`` as ``skills``).
 Every listing command prints a rich table, or JSON with ``--json`` (for scripts).
 ``--library/-L`` is the library folder (default: the current folder); commands that
 read a plain folder of skills without a ``.reskill`` store show it read-only.
+
+Errors (a bad version expression, a bad skill folder, a tampered store, a checkout that
+would delete untracked files, ...) print one line ``error: ...`` on stderr and exit with
+code 2; ``validate`` exits 1 when it ran and found invalid skills.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +25,7 @@ import typer
 __all__ = ["skills_app"]
 
 skills_app = typer.Typer(
-    help="Skill libraries: ls, show, log, diff, validate, import, export, checkout.",
+    help="Skill libraries: ls, show, log, diff, status, validate, import, export, checkout.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -36,7 +42,24 @@ def _console() -> Any:
 
 def _fail(msg: str) -> typer.Exit:
     typer.echo(f"error: {msg}", err=True)
-    return typer.Exit(code=1)
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn the errors bad input causes into one ``error:`` line and exit code 2."""
+    from reskill_gym.skills.errors import LibraryError, SkillError
+    from reskill_gym.yaml_loading import YAMLLoadError
+
+    try:
+        yield
+    except (LibraryError, SkillError, YAMLLoadError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyError as exc:  # LibraryView.get: "no skill 'x' in version ...; did you mean"
+        raise _fail(str(exc.args[0]) if exc.args else str(exc)) from None
+    except OSError as exc:  # a path that is a file, unwritable, ...: name it
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise _fail(f"{where}{exc.strerror or exc}") from None
 
 
 def _emit_json(data: Any) -> None:
@@ -44,28 +67,22 @@ def _emit_json(data: Any) -> None:
 
 
 def _open(library: Path, create: bool = False) -> Any:
-    from reskill_gym.skills.errors import LibraryError, SkillError
     from reskill_gym.skills.library import SkillLibrary
 
-    try:
+    with _errors():
         return SkillLibrary.open(library, create=create)
-    except (LibraryError, SkillError) as exc:
-        raise _fail(str(exc)) from None
 
 
 def _view(library: Path, version: str | None) -> Any:
     """A library's view, or a read-only view of a plain folder of skills."""
-    from reskill_gym.skills.errors import LibraryError, SkillError
     from reskill_gym.skills.library import STORE, LibraryView
 
-    try:
+    with _errors():
         if not (library / STORE / "HEAD").is_file():
             if version is not None:
                 raise _fail(f"{library} is a plain folder (no {STORE}); it has no versions")
             return LibraryView.from_folder(library)
         return _open(library).view(version)
-    except (LibraryError, SkillError, KeyError) as exc:
-        raise _fail(str(exc)) from None
 
 
 @skills_app.command("ls")
@@ -116,31 +133,31 @@ def show_cmd(
 ) -> None:
     """Print one skill's SKILL.md (or its parsed fields with --json)."""
     view = _view(library, version)
-    try:
+    with _errors():
         skill = view.get(name)
-    except KeyError as exc:
-        raise _fail(str(exc.args[0])) from None
+        text = view.text(name)
     if as_json:
         _emit_json({"library_version": view.version, **skill.model_dump(mode="json")})
     else:
-        typer.echo(view.text(name), nl=False)
+        typer.echo(text, nl=False)
 
 
 @skills_app.command("log")
 def log_cmd(
     library: Path = _LIB,
-    last: int = typer.Option(None, "-n", help="Only the newest N entries."),
+    last: int = typer.Option(None, "-n", min=0, help="Only the newest N entries."),
     as_json: bool = _JSON,
 ) -> None:
     """Show the version history (newest last)."""
     lib = _open(library)
-    entries = lib.history(last=last)
+    with _errors():
+        entries = lib.history(last=last)
+        head = lib.head
     if as_json:
-        _emit_json({"head": lib.head, "history": [e.model_dump(mode="json") for e in entries]})
+        _emit_json({"head": head, "history": [e.model_dump(mode="json") for e in entries]})
         return
     from rich.table import Table
 
-    head = lib.head
     t = Table(title=f"{library} history (HEAD {head})")
     for col in ("time", "kind", "version", "parent", "step", "by", "operations", "reason"):
         t.add_column(col, overflow="fold", no_wrap=col in ("version", "parent", "kind"))
@@ -172,13 +189,9 @@ def diff_cmd(
     as_json: bool = _JSON,
 ) -> None:
     """What changed between two versions (added, removed, modified, with patches)."""
-    from reskill_gym.skills.errors import LibraryError
-
     lib = _open(library)
-    try:
+    with _errors():
         d = lib.diff(v1, v2)
-    except LibraryError as exc:
-        raise _fail(str(exc)) from None
     if as_json:
         _emit_json(d.model_dump(mode="json"))
         return
@@ -208,6 +221,9 @@ def validate_cmd(
 
     results = []
     for p in paths:
+        if not p.exists() and not p.is_symlink():
+            results.append({"path": str(p), "errors": [f"{p}: does not exist"]})
+            continue
         folders = _skill_folders(p)
         if not folders:
             results.append({"path": str(p), "errors": ["no skill folders here"]})
@@ -238,15 +254,11 @@ def export_cmd(
     as_json: bool = _JSON,
 ) -> None:
     """Write a version's skills as plain Agent Skills folders (readable by Claude tools)."""
-    from reskill_gym.skills.errors import LibraryError
-
     if fmt != "anthropic":
         raise _fail(f"unknown --format {fmt!r}; supported: anthropic")
     lib = _open(library)
-    try:
+    with _errors():
         written = lib.export(dest, version)
-    except LibraryError as exc:
-        raise _fail(str(exc)) from None
     if as_json:
         _emit_json({"exported": [str(p) for p in written]})
     else:
@@ -260,22 +272,29 @@ def import_cmd(
     reason: str = typer.Option("", "--reason", "-m", help="Why (recorded in history)."),
     step: int = typer.Option(None, "--step", help="Training step to record."),
     max_content_chars: int = typer.Option(
-        500, help="Reject skills whose injected text is longer (0: no limit)."
+        500, min=0, help="Reject skills whose injected text is longer (0: no limit)."
     ),
     as_json: bool = _JSON,
 ) -> None:
     """Add or update skills from folders (any spec-valid skill; trigger defaults to retrieval)."""
-    from reskill_gym.skills.errors import LibraryError, SkillError
+    from reskill_gym.skills.errors import SkillError
     from reskill_gym.skills.skillmd import read_skill
 
     limit = max_content_chars or None
-    try:
-        skills = [read_skill(f, max_content_chars=limit) for f in _skill_folders(source)]
+    if not source.exists():
+        raise _fail(f"{source}: does not exist")
+    with _errors():
+        skills = []
+        for f in _skill_folders(source):
+            skill = read_skill(f, max_content_chars=limit)
+            try:  # foreign skills load unbounded; the library's limit applies here
+                skill.check_content_limit(limit)
+            except SkillError as exc:
+                raise exc.at(path=f / "SKILL.md") from None
+            skills.append(skill)
         lib = _open(library, create=True)
         lib.max_content_chars = limit
         vid = lib.commit(skills, reason=reason or f"import {source}", step=step, proposed_by="cli")
-    except (LibraryError, SkillError) as exc:
-        raise _fail(str(exc)) from None
     if as_json:
         _emit_json({"version": vid, "imported": [s.name for s in skills]})
     else:
@@ -288,27 +307,23 @@ def checkout_cmd(
     library: Path = _LIB,
     as_json: bool = _JSON,
 ) -> None:
-    """Move HEAD to an existing version and rewrite the working copy."""
-    from reskill_gym.skills.errors import LibraryError
+    """Move HEAD to an existing version and rewrite the working copy.
 
+    Refuses (changing nothing) if that would delete or overwrite a file the library does
+    not track, e.g. a hidden ``.notes`` or ``.git/`` in a skill folder the version drops.
+    """
     lib = _open(library)
-    try:
+    with _errors():
         vid = lib.checkout(version)
-    except LibraryError as exc:
-        raise _fail(str(exc)) from None
     _emit_json({"head": vid}) if as_json else typer.echo(f"HEAD is {vid}")
 
 
 @skills_app.command("rollback")
 def rollback_cmd(library: Path = _LIB, as_json: bool = _JSON) -> None:
     """Move HEAD back to the parent of the current version."""
-    from reskill_gym.skills.errors import LibraryError
-
     lib = _open(library)
-    try:
+    with _errors():
         vid = lib.rollback()
-    except LibraryError as exc:
-        raise _fail(str(exc)) from None
     _emit_json({"head": vid}) if as_json else typer.echo(f"HEAD is {vid}")
 
 
@@ -328,25 +343,38 @@ def snapshot_cmd(
     as_json: bool = _JSON,
 ) -> None:
     """Record hand edits of the working copy as a new version."""
-    from reskill_gym.skills.errors import LibraryError, SkillError
-
     lib = _open(library)
-    try:
+    with _errors():
         vid = lib.snapshot(reason=reason, proposed_by="cli")
-    except (LibraryError, SkillError) as exc:
-        raise _fail(str(exc)) from None
     _emit_json({"head": vid}) if as_json else typer.echo(f"HEAD is {vid}")
 
 
 @skills_app.command("prune")
 def prune_cmd(
     library: Path = _LIB,
-    keep: int = typer.Option(5, help="Keep the N newest versions (plus HEAD)."),
+    keep: int = typer.Option(5, min=0, help="Keep the N newest versions (plus HEAD)."),
     as_json: bool = _JSON,
 ) -> None:
     """Delete old stored versions (history lines stay)."""
-    removed = _open(library).prune(keep=keep)
+    lib = _open(library)
+    with _errors():
+        removed = lib.prune(keep=keep)
     _emit_json({"removed": removed}) if as_json else typer.echo(f"removed {len(removed)} versions")
+
+
+@skills_app.command("status")
+def status_cmd(library: Path = _LIB, as_json: bool = _JSON) -> None:
+    """Hand edits of the working copy, and the untracked (hidden) files in skill folders."""
+    lib = _open(library)
+    with _errors():
+        st = lib.status()
+        head = lib.head
+    if as_json:
+        _emit_json({"head": head, **st})
+        return
+    typer.echo(f"HEAD {head}")
+    for kind in ("added", "modified", "deleted", "untracked"):
+        typer.echo(f"{kind}: {len(st[kind])}" + (f" ({', '.join(st[kind])})" if st[kind] else ""))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,6 @@
 """Typed errors for skills and skill libraries.
 
-Exports: ``SkillError``, ``UnsafePatternError``, ``LibraryError``.
+Exports: ``SkillError``, ``UnsafePatternError``, ``LibraryError``, ``StoreError``.
 
 Every error carries the file and the field it is about, so a bad skill found among hundreds
 can be fixed without a debugger (``skills/alfworld/heat-food/SKILL.md: metadata
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["SkillError", "UnsafePatternError", "LibraryError"]
+__all__ = ["SkillError", "UnsafePatternError", "LibraryError", "StoreError"]
 
 
 class SkillError(ValueError):
@@ -51,3 +51,15 @@ class UnsafePatternError(SkillError):
 
 class LibraryError(RuntimeError):
     """A skill library operation cannot be done (unknown version, dirty working copy, ...)."""
+
+
+class StoreError(LibraryError):
+    """The ``.reskill`` store is corrupt or was tampered with; the message names the file.
+
+    Raised before anything is written or deleted: a store entry that would point outside
+    the library (``../x``), a hash that is not a hash, a blob whose content does not match
+    its hash, or a store file that is a symbolic link.
+
+    >>> str(StoreError("lib/.reskill/versions/abc.json: skill name '../x' is invalid"))
+    "lib/.reskill/versions/abc.json: skill name '../x' is invalid"
+    """

@@ -30,6 +30,17 @@ leaves either the previous version or the new one, complete. All writes hold the
 
 Hand edits: edit ``<root>/<name>/SKILL.md`` and call ``snapshot()`` (``reskill skills
 snapshot``) to record them as a version; ``commit`` refuses to overwrite unrecorded edits.
+
+Untrusted stores: a library folder may come from elsewhere, so everything read from
+``.reskill/`` is validated before it is used for a write or a delete: version ids (12 hex
+digits, equal to the hash of the tree they name), skill names (``validate_name``), file
+paths (relative, no ``..``, no hidden parts, no backslashes), object hashes (64 hex digits,
+and every blob read is re-hashed), and the store's own files and folders must not be
+symbolic links. A store that fails is a ``StoreError`` naming the file; nothing outside
+the library is read, written or deleted. The working copy is never written through a link
+either, and a rewrite never deletes what the library does not track: hidden files, caches
+or anything else left in a skill folder that a checkout would remove make it refuse
+(``status()["untracked"]`` lists them).
 """
 
 from __future__ import annotations
@@ -39,7 +50,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import stat
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
@@ -51,6 +64,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reskill_gym.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
+from reskill_gym.redaction import redact_obj
 from reskill_gym.skills.bundle import (
     DEFAULT_BUDGET_CHARS,
     DEFAULT_MAX_ACTIVE_SKILLS,
@@ -60,9 +74,17 @@ from reskill_gym.skills.bundle import (
     BundleTemplate,
     TurnContext,
 )
-from reskill_gym.skills.errors import LibraryError, SkillError
+from reskill_gym.skills.errors import LibraryError, SkillError, StoreError
 from reskill_gym.skills.model import MAX_SKILL_CONTENT_CHARS, Skill, validate_name
-from reskill_gym.skills.skillmd import find_skill_md, parse_skill_md, render_skill_md
+from reskill_gym.skills.skillmd import (
+    MAX_FILE_BYTES,
+    _link_message,
+    decode_skill_text,
+    find_skill_md,
+    parse_skill_md,
+    render_skill_md,
+    skill_files,
+)
 
 __all__ = [
     "SkillLibrary",
@@ -77,7 +99,12 @@ logger = logging.getLogger(__name__)
 
 STORE = ".reskill"
 VERSION_ID_CHARS = 12
-MAX_FILE_BYTES = 1 << 20
+MAX_VERSION_FILE_BYTES = 16 << 20
+_VERSION_ID_RE = re.compile(r"^[0-9a-f]{12}$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_REF_RE = re.compile(r"^HEAD(?:~(?P<n>\d*))?$")
+_STORE_FILES = ("HEAD", "WORKTREE", "PENDING.json", "history.jsonl", "lock")
+_STORE_DIRS = ("versions", "objects")
 
 
 def _crash_point(name: str) -> None:
@@ -109,29 +136,112 @@ def _now() -> str:
 
 
 def _skill_files(folder: Path) -> dict[str, bytes]:
-    """Files of one skill folder (hidden files and caches skipped), by relative path."""
-    out: dict[str, bytes] = {}
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
-            continue
-        if p.is_file():
-            if p.stat().st_size > MAX_FILE_BYTES:
-                raise SkillError(f"file is over {MAX_FILE_BYTES} bytes", path=p)
-            out[rel.as_posix()] = p.read_bytes()
-    return out
+    """Files of one skill folder (hidden files and caches skipped; links refused)."""
+    return skill_files(folder)
 
 
 def _skill_dirs(root: Path) -> list[Path]:
+    """Skill folders directly under ``root``; a link that would be one is an error."""
     if not root.is_dir():
         raise LibraryError(f"{root}: not a folder")
-    return sorted(
-        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and find_skill_md(p)
+    out = []
+    for p in sorted(root.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_symlink():
+            if p.is_dir() and find_skill_md(p) is not None:
+                raise SkillError(_link_message(p), path=p)
+            continue
+        if p.is_dir() and find_skill_md(p) is not None:
+            out.append(p)
+    return out
+
+
+def _untracked(folder: Path) -> list[str]:
+    """Entries of a skill folder the library never stores: hidden files, caches, links.
+
+    Relative POSIX paths, sorted; a hidden or cache folder is one entry (its contents go
+    with it).
+    """
+    out: list[str] = []
+    stack = [(folder, "")]
+    while stack:
+        here, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError:
+            continue
+        for e in entries:
+            rel = prefix + e.name
+            if e.name.startswith(".") or e.name == "__pycache__" or e.is_symlink():
+                out.append(rel + ("/" if e.is_dir(follow_symlinks=False) else ""))
+            elif e.is_dir(follow_symlinks=False):
+                stack.append((Path(e.path), rel + "/"))
+    return sorted(out)
+
+
+def _read_store_object(p: Path, max_bytes: int = 2 * MAX_FILE_BYTES) -> bytes:
+    """A store object's bytes: never through a link, never more than ``max_bytes``.
+
+    ``FileNotFoundError`` passes through (the caller names what referenced the object).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(p, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"{p}: cannot read ({exc.strerror}); a link or not a file") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreError(f"{p}: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise StoreError(f"{p}: object over {max_bytes} bytes")
+    return data
+
+
+def _check_rel_path(rel: object) -> str:
+    """A stored file path: relative POSIX, no ``..``/``.``/hidden parts, no backslash."""
+    if not isinstance(rel, str) or not rel or len(rel) > 1024:
+        raise ValueError(f"file path {rel!r} is not a non-empty string")
+    parts = rel.split("/")
+    bad = (
+        rel.startswith("/")
+        or "\\" in rel
+        or "\x00" in rel
+        or any(not p or p.startswith(".") or p == "__pycache__" for p in parts)
+        or not rel.isprintable()
     )
+    if bad:
+        raise ValueError(f"file path {rel!r} is not a plain relative path inside a skill folder")
+    return rel
 
 
 def _skill_md_key(files: Mapping[str, Any]) -> str:
     return "SKILL.md" if "SKILL.md" in files else "skill.md"
+
+
+def _no_links_below(base: Path, rel_parts: Iterable[str]) -> Path:
+    """``base/part/...`` after checking that no existing component below ``base`` is a link
+    or (for folders on the way) a file. ``base`` itself is the caller's choice and trusted.
+    """
+    here = base
+    parts = list(rel_parts)
+    for i, part in enumerate(parts):
+        here = here / part
+        try:
+            st = os.lstat(here)
+        except FileNotFoundError:
+            break
+        if stat.S_ISLNK(st.st_mode):
+            raise LibraryError(f"{here}: is a symbolic link; refusing to write through it")
+        if i < len(parts) - 1 and not stat.S_ISDIR(st.st_mode):
+            raise LibraryError(f"{here}: is a file where a folder is needed")
+    return base.joinpath(*parts)
 
 
 class Operation(BaseModel):
@@ -293,7 +403,7 @@ class LibraryView:
             files = _skill_files(d)
             tree[d.name] = {rel: _sha(data) for rel, data in files.items()}
             key = _skill_md_key(files)
-            text = files[key].decode("utf-8")
+            text = decode_skill_text(files[key], d / key)
             skills.append(
                 parse_skill_md(
                     text, path=d / key, dir_name=d.name, max_content_chars=max_content_chars
@@ -389,6 +499,7 @@ class SkillLibrary:
         self.lock_timeout = lock_timeout
         self.max_content_chars = max_content_chars
         self._views: OrderedDict[str, LibraryView] = OrderedDict()
+        self._check_layout(self.store)
         if not (self.store / "HEAD").is_file():
             raise LibraryError(
                 f"{self.root}: not a skill library (no {STORE}/HEAD); "
@@ -415,25 +526,51 @@ class SkillLibrary:
         """
         root = Path(path)
         store = root / STORE
+        if root.exists() and not root.is_dir():
+            raise LibraryError(f"{root}: is a file, not a library folder")
+        cls._check_layout(store)
         if not (store / "HEAD").is_file():
             if not create:
                 raise LibraryError(
                     f"{root}: not a skill library (no {STORE}/HEAD); pass create=True to "
                     "initialise it from the skill folders there"
                 )
-            root.mkdir(parents=True, exist_ok=True)
-            store.mkdir(exist_ok=True)
-            with cls._lock_for(store, lock_timeout):
-                if not (store / "HEAD").is_file():
-                    cls._initialise(root, reason, proposed_by, max_content_chars)
+            # Read and check every skill before creating anything: a bad folder must not
+            # leave a half-made store behind.
+            tree_files = cls._scan_for_init(root, max_content_chars) if root.is_dir() else {}
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LibraryError(f"{root}: cannot create the library folder: {exc}") from None
+            made_store = not store.exists()
+            try:
+                store.mkdir(exist_ok=True)
+                with cls._lock_for(store, lock_timeout):
+                    if not (store / "HEAD").is_file():
+                        cls._initialise(root, tree_files, reason, proposed_by)
+            except BaseException:
+                if made_store and not (store / "HEAD").exists() and not store.is_symlink():
+                    shutil.rmtree(store, ignore_errors=True)
+                raise
         lib = cls(root, lock_timeout=lock_timeout, max_content_chars=max_content_chars)
         lib.recover()
         return lib
 
     @staticmethod
-    def _lock_for(store: Path, timeout: float) -> Any:
+    def _check_layout(store: Path) -> None:
+        """Refuse a store whose folders or files are links (a write would land elsewhere)."""
+        for p in (store, *(store / n for n in _STORE_DIRS), *(store / n for n in _STORE_FILES)):
+            if p.is_symlink():
+                raise StoreError(f"{p}: is a symbolic link; a library store holds none")
+        for n in _STORE_DIRS:
+            if (store / n).exists() and not (store / n).is_dir():
+                raise StoreError(f"{store / n}: is a file, expected a folder")
+
+    @classmethod
+    def _lock_for(cls, store: Path, timeout: float) -> Any:
         from filelock import FileLock
 
+        cls._check_layout(store)
         return FileLock(str(store / "lock"), timeout=timeout)
 
     def _lock(self) -> Any:
@@ -449,22 +586,34 @@ class SkillLibrary:
             ) from None
         return _Held(lock)
 
-    @classmethod
-    def _initialise(
-        cls, root: Path, reason: str, proposed_by: str, max_content_chars: int | None
-    ) -> None:
-        store = root / STORE
-        tree: dict[str, dict[str, str]] = {}
+    @staticmethod
+    def _scan_for_init(root: Path, max_content_chars: int | None) -> dict[str, dict[str, bytes]]:
+        """Every skill folder under ``root``, read and parsed (raises before any write)."""
+        out: dict[str, dict[str, bytes]] = {}
         for d in _skill_dirs(root):
             files = _skill_files(d)
             key = _skill_md_key(files)
             parse_skill_md(
-                files[key].decode("utf-8"),
+                decode_skill_text(files[key], d / key),
                 path=d / key,
                 dir_name=d.name,
                 max_content_chars=max_content_chars,
             )
-            tree[d.name] = {rel: cls._put_blob(store, data) for rel, data in files.items()}
+            out[d.name] = files
+        return out
+
+    @classmethod
+    def _initialise(
+        cls,
+        root: Path,
+        tree_files: Mapping[str, Mapping[str, bytes]],
+        reason: str,
+        proposed_by: str,
+    ) -> None:
+        store = root / STORE
+        tree: dict[str, dict[str, str]] = {}
+        for name, files in tree_files.items():
+            tree[name] = {rel: cls._put_blob(store, data) for rel, data in files.items()}
         vid = cls._put_version(store, tree)
         entry = HistoryEntry(
             kind="init",
@@ -535,7 +684,10 @@ class SkillLibrary:
     @staticmethod
     def _put_blob(store: Path, data: bytes) -> str:
         sha = _sha(data)
-        p = store / "objects" / sha[:2] / sha
+        sub = store / "objects" / sha[:2]
+        if sub.is_symlink():
+            raise StoreError(f"{sub}: is a symbolic link; a library store holds none")
+        p = sub / sha
         if not p.exists():
             atomic_write_bytes(p, data)
         return sha
@@ -550,41 +702,113 @@ class SkillLibrary:
         return vid
 
     @staticmethod
-    def _append(store: Path, entry: HistoryEntry) -> None:
-        line = entry.model_dump_json() + "\n"
+    def _entry_json(entry: HistoryEntry) -> str:
+        """One history record as JSON, credentials redacted (history is shared and kept)."""
+        return json.dumps(redact_obj(entry.model_dump(mode="json")), ensure_ascii=False)
+
+    @classmethod
+    def _append(cls, store: Path, entry: HistoryEntry) -> None:
+        line = cls._entry_json(entry) + "\n"
         p = store / "history.jsonl"
+        if p.is_symlink():
+            raise StoreError(f"{p}: is a symbolic link; a library store holds none")
         with open(p, "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
 
     def _read_ref(self, name: str) -> str | None:
+        p = self.store / name
+        if p.is_symlink():
+            raise StoreError(f"{p}: is a symbolic link; a library store holds none")
         try:
-            return (self.store / name).read_text().strip() or None
+            with open(p, "rb") as fh:
+                raw = fh.read(256)
         except FileNotFoundError:
             return None
+        value = raw.decode("utf-8", "replace").strip()
+        if not value:
+            return None
+        if not _VERSION_ID_RE.match(value):
+            raise StoreError(f"{p}: {value[:40]!r} is not a version id (12 hex digits)")
+        return value
 
     @staticmethod
     def _read_tree(root: Path, version: str) -> dict[str, dict[str, str]]:
+        """The ``{name: {path: sha}}`` map of a stored version, validated entry by entry.
+
+        Raises ``StoreError`` naming the version file when anything in it could not have
+        been written by this library (see the module docstring); nothing is used before
+        the whole file passed.
+        """
+        if not isinstance(version, str) or not _VERSION_ID_RE.match(version):
+            raise LibraryError(f"{root}: {str(version)[:40]!r} is not a version id")
         p = root / STORE / "versions" / f"{version}.json"
+        if p.is_symlink():
+            raise StoreError(f"{p}: is a symbolic link; a library store holds none")
         try:
-            data = json.loads(p.read_text())
+            with open(p, "rb") as fh:
+                raw = fh.read(MAX_VERSION_FILE_BYTES + 1)
         except FileNotFoundError:
             raise LibraryError(f"{root}: version {version} does not exist (pruned?)") from None
-        return data["skills"]
+        except OSError as exc:
+            raise StoreError(f"{p}: cannot read ({exc.strerror})") from None
+        try:
+            if len(raw) > MAX_VERSION_FILE_BYTES:
+                raise ValueError(f"over {MAX_VERSION_FILE_BYTES} bytes")
+            data = json.loads(raw.decode("utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("skills"), dict):
+                raise ValueError("expected an object with a 'skills' map")
+            tree: dict[str, dict[str, str]] = {}
+            for name, files in data["skills"].items():
+                try:
+                    validate_name(name)
+                except SkillError:
+                    raise ValueError(f"skill name {str(name)[:80]!r} is invalid") from None
+                if not isinstance(files, dict) or not files:
+                    raise ValueError(f"skill {name!r}: expected a non-empty map of files")
+                clean: dict[str, str] = {}
+                for rel, sha in files.items():
+                    _check_rel_path(rel)
+                    if not isinstance(sha, str) or not _SHA_RE.match(sha):
+                        raise ValueError(f"{name}/{rel}: {str(sha)[:80]!r} is not a sha256")
+                    clean[rel] = sha
+                if "SKILL.md" not in clean and "skill.md" not in clean:
+                    raise ValueError(f"skill {name!r} has no SKILL.md")
+                tree[name] = clean
+            if data.get("version") != version or content_version(tree) != version:
+                raise ValueError(f"its content does not hash to {version}")
+        except (ValueError, RecursionError) as exc:
+            raise StoreError(f"{p}: tampered or corrupt version file: {exc}") from None
+        return tree
 
     @staticmethod
-    def _blob(root: Path, sha: str) -> bytes:
-        return (root / STORE / "objects" / sha[:2] / sha).read_bytes()
+    def _blob(root: Path, sha: str, where: str = "") -> bytes:
+        """A stored file's bytes, checked against its hash (a changed blob is an error)."""
+        if not _SHA_RE.match(sha):
+            raise StoreError(f"{where or root}: {sha[:80]!r} is not a sha256")
+        p = root / STORE / "objects" / sha[:2] / sha
+        try:
+            data = _read_store_object(p)
+        except FileNotFoundError:
+            raise StoreError(
+                f"{p}: missing object (referenced by {where or 'a version'})"
+            ) from None
+        if _sha(data) != sha:
+            raise StoreError(
+                f"{p}: tampered or corrupt object (its content does not hash to its name)"
+            )
+        return data
 
     @classmethod
     def _read_view(cls, root: Path, version: str) -> LibraryView:
         tree = cls._read_tree(root, version)
+        vfile = f"{root / STORE / 'versions' / version}.json"
         skills, texts = [], {}
         for name, files in sorted(tree.items()):
             key = _skill_md_key(files)
-            text = cls._blob(root, files[key]).decode("utf-8")
-            where = f"{root / STORE / 'versions' / version}.json:{name}/{key}"
+            where = f"{vfile}:{name}/{key}"
+            text = decode_skill_text(cls._blob(root, files[key], where), where)
             skills.append(parse_skill_md(text, path=where, dir_name=name, max_content_chars=None))
             texts[name] = text
         return LibraryView(version, skills, texts, ("library", str(root.resolve())))
@@ -600,22 +824,44 @@ class SkillLibrary:
 
     def versions(self) -> list[str]:
         """Ids of all stored (not pruned) versions."""
-        return sorted(p.stem for p in (self.store / "versions").glob("*.json"))
+        return sorted(
+            p.stem for p in (self.store / "versions").glob("*.json") if _VERSION_ID_RE.match(p.stem)
+        )
 
     def resolve(self, ref: str) -> str:
-        """A version id from ``HEAD``, ``HEAD~N``, a full id or a unique prefix (>= 4)."""
+        """A version id from ``HEAD``, ``HEAD~N`` (``HEAD~`` is ``HEAD~1``, as in git), a full
+        id or a unique prefix (>= 4 hex digits)."""
+        if not isinstance(ref, str) or not ref.strip():
+            raise LibraryError(
+                "empty version; give HEAD, HEAD~N, a version id or a prefix of >= 4 hex digits"
+            )
         ref = ref.strip()
-        if ref == "HEAD" or ref.startswith("HEAD~"):
-            n = int(ref[5:] or 0) if ref != "HEAD" else 0
+        if ref.upper().startswith("HEAD"):
+            m = _REF_RE.match(ref)
+            if m is None:
+                raise LibraryError(
+                    f"{ref!r} is not a version: use HEAD or HEAD~N with N = 0, 1, 2, ..."
+                )
+            digits = m.group("n")
+            n = 0 if digits is None else int(digits or 1)
             v: str | None = self.head
             for _ in range(n):
                 v = self.parent_of(v)  # type: ignore[arg-type]
                 if v is None:
                     raise LibraryError(f"{ref}: history is shorter than {n} versions")
+            if not _VERSION_ID_RE.match(v):  # type: ignore[arg-type]
+                raise StoreError(
+                    f"{self.store / 'history.jsonl'}: parent {str(v)[:40]!r} is not a version id"
+                )
             return v  # type: ignore[return-value]
         known = self.versions()
         if ref in known:
             return ref
+        if not re.fullmatch(r"[0-9a-fA-F]{1,64}", ref):
+            raise LibraryError(
+                f"{self.root}: unknown version {ref[:80]!r} (versions are hex ids, HEAD or HEAD~N)"
+            )
+        ref = ref.lower()
         matches = [v for v in known if v.startswith(ref)] if len(ref) >= 4 else []
         if len(matches) == 1:
             return matches[0]
@@ -641,10 +887,14 @@ class SkillLibrary:
 
     def history(self, *, last: int | None = None) -> list[HistoryEntry]:
         """History entries, oldest first (``last``: only the newest N)."""
+        if last is not None and (not isinstance(last, int) or last < 0):
+            raise LibraryError(f"last must be a non-negative integer, got {last!r}")
         p = self.store / "history.jsonl"
         if not p.exists():
             return []
-        lines = p.read_text(encoding="utf-8").splitlines()
+        if last == 0:
+            return []
+        lines = p.read_bytes().decode("utf-8", "replace").splitlines()
         if last is not None:
             lines = lines[-last:]
         out = []
@@ -688,11 +938,17 @@ class SkillLibrary:
         return d
 
     def status(self) -> dict[str, list[str]]:
-        """Hand edits in the working copy relative to the version it was written from."""
+        """Hand edits in the working copy relative to the version it was written from.
+
+        ``added`` / ``modified`` / ``deleted``: skills (a commit or checkout refuses while
+        any is non-empty). ``untracked``: ``name/path`` of what sits in a skill folder but
+        is never stored (hidden files and folders such as ``.notes`` or ``.git/``, caches);
+        a checkout that would remove such a folder refuses instead of deleting them.
+        """
         base = self._read_ref("WORKTREE") or self.head
         tree = self._read_tree(self.root, base)
         on_disk = {d.name: d for d in _skill_dirs(self.root)}
-        st: dict[str, list[str]] = {"added": [], "modified": [], "deleted": []}
+        st: dict[str, list[str]] = {"added": [], "modified": [], "deleted": [], "untracked": []}
         for name in sorted(set(on_disk) | set(tree)):
             if name not in tree:
                 st["added"].append(name)
@@ -702,6 +958,8 @@ class SkillLibrary:
                 files = {r: _sha(b) for r, b in _skill_files(on_disk[name]).items()}
                 if files != tree[name]:
                     st["modified"].append(name)
+            if name in on_disk:
+                st["untracked"] += [f"{name}/{rel}" for rel in _untracked(on_disk[name])]
         return st
 
     # ---- writing ------------------------------------------------------------------
@@ -791,7 +1049,10 @@ class SkillLibrary:
             if ch.op != "delete":
                 if ch.skill is None or ch.skill.name != ch.name:
                     raise LibraryError(f"{ch.op} {ch.name!r} needs a skill with that name")
-                ch.skill.check_content_limit(self.max_content_chars)
+                try:
+                    ch.skill.check_content_limit(self.max_content_chars)
+                except SkillError as exc:
+                    raise exc.at(path=f"skill {ch.name!r}") from None
                 if ch.op == "modify" and ch.skill == old.get(ch.name):
                     continue  # unchanged: not an operation
             ops.append(ch)
@@ -836,7 +1097,7 @@ class SkillLibrary:
 
     def _refuse_dirty(self) -> None:
         st = self.status()
-        dirty = {k: v for k, v in st.items() if v}
+        dirty = {k: v for k, v in st.items() if v and k != "untracked"}
         if dirty:
             desc = "; ".join(f"{k}: {', '.join(v)}" for k, v in dirty.items())
             raise LibraryError(
@@ -846,7 +1107,9 @@ class SkillLibrary:
 
     def _journal_and_move(self, entry: HistoryEntry, new_head: str | None) -> None:
         old_head = self.head
-        atomic_write_text(self.store / "PENDING.json", entry.model_dump_json())
+        if new_head is not None:  # refuse before the commit point, not half-way through
+            self._check_worktree(self._read_ref("WORKTREE") or old_head, new_head)
+        atomic_write_text(self.store / "PENDING.json", self._entry_json(entry))
         _crash_point("pending-written")
         if new_head is not None:
             atomic_write_text(self.store / "HEAD", new_head + "\n")
@@ -858,24 +1121,100 @@ class SkillLibrary:
         (self.store / "PENDING.json").unlink()
         fsync_dir(self.store)
 
+    def _check_worktree(self, old: str | None, new: str) -> None:
+        """Raise ``LibraryError`` if rewriting the working copy from ``old`` to ``new`` would
+        delete or overwrite anything the library does not track, or write through a link.
+
+        Runs before the commit point, so a refusal changes nothing.
+        """
+        old_tree = self._read_tree(self.root, old) if old else {}
+        new_tree = self._read_tree(self.root, new)
+        problems: list[str] = []
+        for name in sorted(set(old_tree) | set(new_tree)):
+            folder = self.root / name
+            if folder.is_symlink():
+                problems.append(f"{name} (a symbolic link)")
+                continue
+            if not folder.exists():
+                continue
+            if not folder.is_dir():
+                problems.append(f"{name} (a file where a skill folder goes)")
+                continue
+            tracked = set(old_tree.get(name, {}))
+            if name not in new_tree:  # the folder goes: everything in it must be tracked
+                problems += [f"{name}/{rel}" for rel in _untracked(folder)]
+                try:
+                    files = _skill_files(folder)
+                except SkillError as exc:
+                    problems.append(f"{name} ({exc.message})")
+                    continue
+                problems += [f"{name}/{rel}" for rel in files if rel not in tracked]
+                continue
+            for rel, sha in new_tree[name].items():
+                try:
+                    target = _no_links_below(self.root, [name, *rel.split("/")])
+                except LibraryError as exc:
+                    problems.append(f"{name}/{rel} ({exc})")
+                    continue
+                if rel in tracked or not os.path.lexists(target):
+                    continue
+                if not target.is_file() or _sha(target.read_bytes()) != sha:
+                    problems.append(f"{name}/{rel} (untracked, would be overwritten)")
+        if problems:
+            shown = ", ".join(problems[:10]) + (
+                f", ... (+{len(problems) - 10})" if len(problems) > 10 else ""
+            )
+            raise LibraryError(
+                f"{self.root}: refusing to rewrite the working copy ({old} -> {new}): it would "
+                f"delete or overwrite files the library does not track: {shown}. Move them "
+                "out of the skill folders (or remove them) and run the command again"
+            )
+
     def _sync_worktree(self, old: str | None, new: str) -> None:
+        """Make the working copy equal ``new``, touching only files the library tracks."""
+        self._check_worktree(old, new)
         old_tree = self._read_tree(self.root, old) if old else {}
         new_tree = self._read_tree(self.root, new)
         for name in sorted(set(old_tree) | set(new_tree)):
             folder = self.root / name
+            tracked = old_tree.get(name, {})
             if name not in new_tree:
-                if folder.exists():
-                    shutil.rmtree(folder)
+                if folder.is_dir() and not folder.is_symlink():
+                    self._remove_tracked(folder, tracked)
                 continue
             on_disk = _skill_files(folder) if folder.is_dir() else {}
             want = new_tree[name]
             for rel, sha in want.items():
                 if rel not in on_disk or _sha(on_disk[rel]) != sha:
-                    atomic_write_bytes(folder / rel, self._blob(self.root, sha))
+                    target = _no_links_below(self.root, [name, *rel.split("/")])
+                    atomic_write_bytes(target, self._blob(self.root, sha, f"version {new}"))
                     _crash_point("worktree-file-written")
             for rel in set(on_disk) - set(want):
-                (folder / rel).unlink()
+                if rel in tracked:  # only what the old version put there
+                    (folder / rel).unlink()
         atomic_write_text(self.store / "WORKTREE", new + "\n")
+
+    @staticmethod
+    def _remove_tracked(folder: Path, tracked: Mapping[str, str]) -> None:
+        """Delete a skill folder's tracked files, then the folders they leave empty.
+
+        Never ``rmtree``: whatever else is there stays (``_check_worktree`` refused first,
+        so normally nothing is).
+        """
+        on_disk = _skill_files(folder)
+        dirs: set[Path] = {folder}
+        for rel in on_disk:
+            if rel in tracked:
+                (folder / rel).unlink()
+                parent = (folder / rel).parent
+                while parent != folder:
+                    dirs.add(parent)
+                    parent = parent.parent
+        for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+            try:
+                d.rmdir()
+            except OSError:
+                logger.warning("%s: left in place (holds files the library does not track)", d)
 
     def _move_head(self, version: str, kind: Literal["checkout", "rollback"], reason: str) -> str:
         with self._lock():
@@ -966,31 +1305,39 @@ class SkillLibrary:
         History lines stay (lineage is data); blobs no kept version uses are removed.
         Returns the removed version ids.
         """
+        if not isinstance(keep, int) or keep < 0:
+            raise LibraryError(f"keep must be a non-negative integer, got {keep!r}")
         with self._lock():
             self._recover_locked()
             kept: set[str] = {self.head, self._read_ref("WORKTREE") or self.head}
             kept |= {self.resolve(r) for r in referenced}
             newest: list[str] = []
+            stored = set(self.versions())
             for e in reversed(self.history()):
-                if e.version and e.kind != "event" and e.version not in newest:
-                    newest.append(e.version)
                 if len(newest) >= keep:
                     break
+                if e.version in stored and e.kind != "event" and e.version not in newest:
+                    newest.append(e.version)
             kept |= set(newest)
-            removed = [v for v in self.versions() if v not in kept]
-            for v in removed:
-                (self.store / "versions" / f"{v}.json").unlink()
+            # Read (and so validate) every kept version before deleting anything.
             live = {
                 sha
-                for v in kept
+                for v in sorted(kept & stored)
                 for files in self._read_tree(self.root, v).values()
                 for sha in files.values()
             }
-            for p in (self.store / "objects").glob("*/*"):
-                if p.name not in live:
-                    p.unlink()
-            for d in (self.store / "objects").iterdir():
-                if d.is_dir() and not any(d.iterdir()):
+            removed = [v for v in sorted(stored) if v not in kept]
+            for v in removed:
+                (self.store / "versions" / f"{v}.json").unlink()
+            objects = self.store / "objects"
+            for d in sorted(objects.iterdir()) if objects.is_dir() else []:
+                if d.is_symlink() or not d.is_dir():  # not ours: never follow, never delete
+                    logger.warning("%s: not an object folder; left alone", d)
+                    continue
+                for p in d.iterdir():
+                    if p.name not in live and _SHA_RE.match(p.name) and not p.is_symlink():
+                        p.unlink()
+                if not any(d.iterdir()):
                     d.rmdir()
             if removed:
                 self._append(
@@ -1003,11 +1350,23 @@ class SkillLibrary:
         """Write ``version``'s skill folders (all their files) as plain folders into ``dest``."""
         vid = self.head if version is None else self.resolve(version)
         dest = Path(dest)
+        if dest.exists() and not dest.is_dir():
+            raise LibraryError(f"{dest}: is a file; export writes skill folders into a folder")
+        tree = self._read_tree(self.root, vid)
+        blobs = {
+            (name, rel): self._blob(self.root, sha, f"version {vid}")
+            for name, files in tree.items()
+            for rel, sha in files.items()
+        }  # every blob checked before the first write
+        targets = {key: _no_links_below(dest, [key[0], *key[1].split("/")]) for key in blobs}
         out = []
-        for name, files in sorted(self._read_tree(self.root, vid).items()):
-            for rel, sha in files.items():
-                atomic_write_bytes(dest / name / rel, self._blob(self.root, sha))
-            out.append(dest / name)
+        try:
+            for name in sorted(tree):
+                for rel in tree[name]:
+                    atomic_write_bytes(targets[(name, rel)], blobs[(name, rel)])
+                out.append(dest / name)
+        except OSError as exc:
+            raise LibraryError(f"{dest}: cannot write the export: {exc}") from None
         return out
 
 

@@ -2,7 +2,8 @@
 
 Exports: ``read_skill``, ``write_skill``, ``parse_skill_md``, ``render_skill_md``,
 ``find_skill_md``, ``spec_errors``, ``validate_skill_dir``, ``is_skill_dir``,
-``METADATA_PREFIX``.
+``read_file_nofollow``, ``decode_skill_text``, ``skill_files``, ``METADATA_PREFIX``,
+``MAX_FILE_BYTES``, ``MAX_FILES_PER_SKILL``, ``FRONT_MATTER_LIMITS``.
 
 File layout we write (every value under ``metadata`` is a string, so the file stays
 spec-valid and any Claude-compatible tool reads it)::
@@ -36,12 +37,22 @@ unknown body sections are kept and written back.
 
 Spec validation uses the spec's reference library ``skills-ref`` (Python >= 3.11); on
 older Pythons an equivalent built-in check runs (see ``spec_errors``).
+
+Untrusted folders: a skill folder may come from anywhere, so reading one never follows a
+symbolic link (``SKILL.md`` or any file in the folder that is a link is an error naming
+the link and its target), never reads more than ``MAX_FILE_BYTES`` of a file or anything
+but a regular file (a FIFO or device named ``SKILL.md`` is refused, not read), and checks
+the front matter with the bounded YAML loader (``reskill_gym.yaml_loading``: size, depth,
+aliases and alias expansion capped) before PyYAML builds anything.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +68,7 @@ from reskill_gym.skills.model import (
     Trigger,
     validate_name,
 )
+from reskill_gym.yaml_loading import YAMLLimits, YAMLLoadError, check_yaml
 
 __all__ = [
     "read_skill",
@@ -67,7 +79,13 @@ __all__ = [
     "spec_errors",
     "validate_skill_dir",
     "is_skill_dir",
+    "read_file_nofollow",
+    "decode_skill_text",
+    "skill_files",
     "METADATA_PREFIX",
+    "MAX_FILE_BYTES",
+    "MAX_FILES_PER_SKILL",
+    "FRONT_MATTER_LIMITS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -90,12 +108,66 @@ _SEC_EXAMPLES = "Examples"
 _FRONT_RE = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.DOTALL)
 _HEADING_RE = re.compile(r"^##[ \t]+(.+?)[ \t]*$", re.MULTILINE)
 
+#: Largest file read from a skill folder (SKILL.md or any extra file).
+MAX_FILE_BYTES = 1 << 20
+#: Most files one skill folder may hold (a skill is a SKILL.md and a few references).
+MAX_FILES_PER_SKILL = 256
+#: Caps on a SKILL.md front matter: a real one is a few hundred bytes.
+FRONT_MATTER_LIMITS = YAMLLimits(
+    max_bytes=64 << 10, max_nodes=10_000, max_aliases=100, max_depth=32
+)
+
+
+def read_file_nofollow(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file, refusing links, non-regular files and files over ``max_bytes``.
+
+    Opened with ``O_NOFOLLOW`` (no window between the check and the read for a link to
+    appear) and ``O_NONBLOCK`` (a FIFO cannot block the open); errors are ``SkillError``
+    naming the file (and the link's target).
+    """
+    p = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(p, flags)
+    except OSError as exc:
+        if p.is_symlink() or exc.errno == errno.ELOOP:
+            raise SkillError(_link_message(p), path=p) from None
+        raise SkillError(f"cannot read ({exc.strerror})", path=p) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SkillError("not a regular file", path=p)
+        if st.st_size > max_bytes:
+            raise SkillError(f"file is {st.st_size} bytes, the limit is {max_bytes}", path=p)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise SkillError(f"file is over {max_bytes} bytes", path=p)
+    return data
+
+
+def _link_message(p: Path) -> str:
+    try:
+        target = os.readlink(p)
+    except OSError:
+        target = "?"
+    return (
+        f"is a symbolic link (-> {target}); links are not followed in skill folders, "
+        "copy the file in instead"
+    )
+
 
 def find_skill_md(skill_dir: str | Path) -> Path | None:
-    """The ``SKILL.md`` (or lowercase ``skill.md``) of a folder, or None."""
+    """The ``SKILL.md`` (or lowercase ``skill.md``) of a folder, or None.
+
+    A link (not followed) or a non-regular file named ``SKILL.md`` is returned too, so
+    that reading it fails with an error naming it rather than "no SKILL.md".
+    """
     for name in ("SKILL.md", "skill.md"):
         p = Path(skill_dir) / name
-        if p.is_file():
+        if p.is_symlink() or (os.path.lexists(p) and not p.is_dir()):
             return p
     return None
 
@@ -103,6 +175,16 @@ def find_skill_md(skill_dir: str | Path) -> Path | None:
 def is_skill_dir(path: str | Path) -> bool:
     """True if ``path`` is a folder holding a SKILL.md."""
     return Path(path).is_dir() and find_skill_md(path) is not None
+
+
+def decode_skill_text(data: bytes, path: str | Path | None) -> str:
+    """UTF-8 text of a SKILL.md; an error naming the file and the byte offset otherwise."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SkillError(
+            f"not UTF-8 text (byte {exc.start}: {exc.reason})", path=path, field="SKILL.md"
+        ) from None
 
 
 def _split_front_matter(text: str, path: str | None) -> tuple[dict[str, Any], str]:
@@ -114,13 +196,21 @@ def _split_front_matter(text: str, path: str | None) -> tuple[dict[str, Any], st
             path=path,
             field="front matter",
         )
-    try:
+    try:  # bounded first: an alias bomb is rejected before anything is built
+        check_yaml(m.group(1), limits=FRONT_MATTER_LIMITS, loader="base")
         data = yaml.load(m.group(1), Loader=yaml.BaseLoader)  # noqa: S506 - BaseLoader is safe
+    except YAMLLoadError as exc:
+        msg = exc.message
+        if exc.line is not None:  # the front matter starts on line 2 of the file
+            msg = msg.replace(f"(line {exc.line})", f"(line {exc.line + 1})")
+        raise SkillError(msg, path=path, field="front matter") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         loc = f" (line {where.line + 2})" if where is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SkillError(f"invalid YAML{loc}: {problem}", path=path, field="front matter") from None
+    except RecursionError:
+        raise SkillError("YAML nested too deeply", path=path, field="front matter") from None
     if not isinstance(data, dict):
         raise SkillError("front matter must be a YAML mapping", path=path, field="front matter")
     return data, text[m.end() :]
@@ -274,13 +364,12 @@ def read_skill(
 ) -> Skill:
     """Read the skill in folder ``skill_dir`` (its name must equal the folder name)."""
     skill_dir = Path(skill_dir)
+    if not skill_dir.is_dir():
+        raise SkillError("not a folder", path=skill_dir)
     md = find_skill_md(skill_dir)
     if md is None:
         raise SkillError("no SKILL.md in this folder", path=skill_dir, field="SKILL.md")
-    try:
-        text = md.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SkillError(f"not UTF-8 text ({exc.reason})", path=md) from None
+    text = decode_skill_text(read_file_nofollow(md), md)
     return parse_skill_md(
         text, path=md, dir_name=skill_dir.name, max_content_chars=max_content_chars
     )
@@ -418,11 +507,72 @@ def validate_skill_dir(
     ReSkill rules: the trigger type is known, its regex compiles and is safe, integers
     parse, and (for ReSkill skills) the content is within ``max_content_chars``.
     """
-    errors = spec_errors(skill_dir)
+    skill_dir = Path(skill_dir)
+    try:  # ours first: links, huge files, bad bytes and YAML bombs never reach skills-ref
+        files = skill_files(skill_dir)
+        md = find_skill_md(skill_dir)
+        if md is None:
+            raise SkillError("no SKILL.md in this folder", path=skill_dir, field="SKILL.md")
+        _split_front_matter(decode_skill_text(files[md.name], md), str(md))
+    except SkillError as exc:
+        return [str(exc)]
+    try:
+        errors = spec_errors(skill_dir)
+    except Exception as exc:  # skills-ref is third-party: its failure is a finding, not a crash
+        errors = [f"{skill_dir}: skills-ref could not check it: {exc}"]
     try:
         read_skill(skill_dir, max_content_chars=max_content_chars)
     except SkillError as exc:
-        msg = str(exc)
-        if msg not in errors:
-            errors.append(msg)
+        if str(exc) not in errors:
+            errors.append(str(exc))
     return errors
+
+
+def skill_files(folder: str | Path) -> dict[str, bytes]:
+    """Every file of one skill folder by relative POSIX path (hidden files and caches skipped).
+
+    Never follows a link: a link anywhere in the folder (file or sub-folder) is a
+    ``SkillError`` naming it and its target, as is anything that is not a regular file,
+    a file over ``MAX_FILE_BYTES``, more than ``MAX_FILES_PER_SKILL`` files, or a path
+    that cannot be stored (not UTF-8, a backslash).
+    """
+    root = Path(folder)
+    if root.is_symlink():
+        raise SkillError(_link_message(root), path=root)
+    if not root.is_dir():
+        raise SkillError("not a folder", path=root)
+    out: dict[str, bytes] = {}
+    stack = [(root, "")]
+    while stack:
+        here, prefix = stack.pop()
+        try:
+            entries = sorted(os.scandir(here), key=lambda e: e.name)
+        except OSError as exc:
+            raise SkillError(f"cannot list ({exc.strerror})", path=here) from None
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or name == "__pycache__":
+                continue  # never stored, never read (status() lists them as untracked)
+            rel = prefix + name
+            p = Path(entry.path)
+            if entry.is_symlink():
+                raise SkillError(_link_message(p), path=p)
+            if "\\" in name or not _printable_name(name):
+                raise SkillError(
+                    "file name cannot be stored (backslash or control character)", path=p
+                )
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((p, rel + "/"))
+                continue
+            if len(out) >= MAX_FILES_PER_SKILL:
+                raise SkillError(f"more than {MAX_FILES_PER_SKILL} files", path=root)
+            out[rel] = read_file_nofollow(p)
+    return dict(sorted(out.items()))
+
+
+def _printable_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in the name (surrogate escapes)
+        return False
+    return name.isprintable()

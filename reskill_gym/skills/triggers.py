@@ -12,9 +12,12 @@ engine on every turn. Here a pattern is checked once, when the skill is created 
 * a repeat inside a repeat (``(a+)+``, ``(a*)*``, ``(\\w+\\s?)*``) or a repeated alternation
   whose branches can start with the same character (``(a|a)*``, ``(a|ab)+``) -> rejected,
   these are the shapes of catastrophic backtracking;
-* otherwise it is compiled with Google RE2 (linear time) when RE2 accepts it, and with
-  Python ``re`` only for the rare pattern RE2 cannot express (look-around);
-* whatever engine runs, the text matched is cut to ``MAX_MATCH_CHARS`` (second guard).
+* RE2 (Google's linear-time engine) cannot run it (look-around, ``\\Z`` and friends)
+  -> rejected. There is no fallback to Python's backtracking ``re``: one look-ahead
+  behind a few ``.*`` (``.*.*.*.*.*.*(?=zqzq)``) made an ALFWorld ``reset()`` take 20 s
+  and eight of them never finished, so every pattern that loads runs on RE2, in time
+  linear in the text;
+* the text matched is cut to ``MAX_MATCH_CHARS`` (second guard).
 
 Matching is case-insensitive and unanchored (``search`` semantics).
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -185,11 +189,21 @@ def check_pattern(pattern: str) -> None:
         raise UnsafePatternError(
             f"pattern is {len(pattern)} chars, the limit is {MAX_PATTERN_CHARS}: {pattern[:40]!r}..."
         )
+    if "\x00" in pattern:
+        raise UnsafePatternError(f"pattern contains a NUL character: {pattern!r}")
     try:
-        parsed = _sre_parse.parse(pattern, re.IGNORECASE)
-    except re.error as exc:
+        with warnings.catch_warnings():  # "possible nested set" FutureWarnings: RE2 decides
+            warnings.simplefilter("ignore", FutureWarning)
+            parsed = _sre_parse.parse(pattern, re.IGNORECASE)
+    except (re.error, RecursionError, OverflowError) as exc:
         raise UnsafePatternError(f"does not compile ({exc}): {pattern!r}") from None
     _scan(parsed, False, pattern)
+    problem = _re2_problem(pattern)
+    if problem is not None:
+        raise UnsafePatternError(
+            f"RE2 (the linear-time engine every trigger runs on) cannot run it ({problem}); "
+            f"look-around and back-references are not supported: {pattern!r}"
+        )
 
 
 class Matcher:
@@ -217,38 +231,46 @@ class Matcher:
         return f"Matcher({self.pattern!r}, engine={self.engine!r})"
 
 
-def _re2_compatible(pattern: str) -> bool:
+def _re2_problem(pattern: str) -> str | None:
+    """Why RE2 cannot compile ``pattern`` (None when it can)."""
     re2 = _re2_module()
-    if re2 is None:
-        return False
+    if re2 is None:  # pragma: no cover - google-re2 is a core dependency
+        return "google-re2 is not installed"
     try:
         s = re2.Set.SearchSet(_re2_options())
         s.Add(pattern)
     except Exception:  # re2 raises its own error type for unsupported syntax
-        return False
-    return True
+        try:  # the compiler says why (the Set only says that it failed)
+            re2.compile(pattern, _re2_options())
+        except Exception as exc:
+            msg = exc.args[0] if exc.args else exc
+            if isinstance(msg, bytes):
+                msg = msg.decode("utf-8", "replace")
+            return str(msg) or type(exc).__name__
+        return "not supported in a pattern set"
+    return None
 
 
 def compile_pattern(pattern: str) -> Matcher:
-    """Check ``pattern`` (see ``check_pattern``) and compile it, preferring RE2."""
+    """Check ``pattern`` (see ``check_pattern``) and compile it with RE2."""
     check_pattern(pattern)
-    if _re2_compatible(pattern):
-        re2 = _re2_module()
+    re2 = _re2_module()
+    try:
         compiled = re2.compile(pattern, _re2_options())
-        return Matcher(pattern, "re2", compiled.search)
-    logger.debug("pattern %r is not RE2-compatible; using Python re on bounded input", pattern)
-    return Matcher(pattern, "re", re.compile(pattern, re.IGNORECASE).search)
+    except Exception as exc:  # e.g. over RE2's memory budget
+        raise UnsafePatternError(f"RE2 cannot compile it ({exc}): {pattern!r}") from None
+    return Matcher(pattern, "re2", compiled.search)
 
 
 class PatternSet:
     """Many patterns matched in one pass: which of them occur in a text?
 
-    RE2-compatible patterns go into one ``re2.Set`` (a single linear scan reports every
-    matching pattern); the rest are searched one by one with Python ``re``. Results are
+    All patterns go into ``re2.Set`` objects (a single linear scan reports every matching
+    pattern); a pattern RE2 cannot run is rejected (``check_pattern``). Results are
     memoised per text in a small FIFO cache, because the agent's previous action and many
     observations repeat within and across episodes.
 
-    >>> ps = PatternSet([r"^open ", r"fridge", r"(?<=go to )desk"])
+    >>> ps = PatternSet([r"^open ", r"fridge", r"go to desk"])
     >>> ps.match("OPEN fridge 1")
     (0, 1)
     >>> ps.match("go to desk 1")
@@ -258,15 +280,10 @@ class PatternSet:
     def __init__(self, patterns: Sequence[str], cache_size: int = 4096) -> None:
         self.patterns = tuple(patterns)
         self._sets: list[tuple[Any, list[int]]] = []  # (compiled re2.Set, pattern ids)
-        self._fallback: list[tuple[int, Any]] = []
         re2 = _re2_module()
-        members: list[int] = []
-        for i, p in enumerate(self.patterns):
-            check_pattern(p)
-            if re2 is not None and _re2_compatible(p):
-                members.append(i)
-            else:  # unsupported by RE2 -> Python re, on bounded input
-                self._fallback.append((i, re.compile(p, re.IGNORECASE).search))
+        for p in self.patterns:
+            check_pattern(p)  # rejects anything RE2 cannot run: no backtracking fallback
+        members = list(range(len(self.patterns)))
         # One RE2 set per chunk: a single set of thousands of patterns can exceed RE2's
         # memory budget; a few chunks cost a few linear scans.
         for start in range(0, len(members), _SET_CHUNK):
@@ -295,9 +312,6 @@ class PatternSet:
             found = rset.Match(bounded)
             if found:
                 ids.extend(members[j] for j in found)
-        for i, search in self._fallback:
-            if search(bounded) is not None:
-                ids.append(i)
         result = tuple(sorted(ids)) if len(ids) > 1 else tuple(ids)
         with self._lock:
             cache[text] = result

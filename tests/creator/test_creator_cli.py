@@ -69,6 +69,7 @@ def test_creator_run_openai_loopback_and_no_proposal(
     (tmp_path / "cfg.json").write_text(
         json.dumps(
             {
+                "pipeline": "project",
                 "max_analyzed_episodes": 16,
                 "failing_assertion_min_rate": 0.1,
                 "min_reservoir_size": 20,
@@ -117,7 +118,7 @@ def test_creator_run_openai_loopback_and_no_proposal(
             "5",
         ],
     )
-    assert out.exit_code == 2 and "no proposal: no failed episodes" in out.output
+    assert out.exit_code == 3 and "no proposal: no failed episodes" in out.output
     bad = runner.invoke(
         app, ["creator", "run", "-r", str(tmp_path / "missing.jsonl"), "-L", str(lib)]
     )
@@ -144,3 +145,45 @@ def test_creator_record_search(tmp_path) -> None:
     assert out.exit_code == 0, out.output
     r = Reservoir.load(tmp_path / "r.jsonl")
     assert len(r) == 10 and r.counts()["tasks"] == 5
+
+
+def test_creator_run_published_pipeline_writes_artifacts(
+    tmp_path, search_episodes, published_llm
+) -> None:
+    lib = tmp_path / "search"
+    shutil.copytree(REPO / "skills" / "search", lib)
+    res = Reservoir(200, dedup_by="task_arm_outcome")
+    res.add(search_episodes)
+    res.save(tmp_path / "res.jsonl")
+    (tmp_path / "cfg.json").write_text(
+        json.dumps({"min_reservoir_size": 20, "n_groups": 8, "llm_options": {"timeout_s": 5}})
+    )
+    with LoopbackLLMServer(published_llm()) as srv:
+        out = runner.invoke(
+            app,
+            [
+                "creator",
+                "run",
+                "-r",
+                str(tmp_path / "res.jsonl"),
+                "-L",
+                str(lib),
+                "-b",
+                srv.spec(),
+                "--config",
+                str(tmp_path / "cfg.json"),
+                "--pipeline",
+                "published",
+                "--artifacts",
+                str(tmp_path / "art"),
+                "--step",
+                "3",
+            ],
+        )
+    assert out.exit_code == 0, out.output
+    assert "add read-before-answering" in out.output and "committed" in out.output
+    step = tmp_path / "art" / "step_000003"
+    assert (step / "05_assertions_graded.json").is_file()
+    assert json.loads((step / "09_result.json").read_text())["pipeline"] == "published"
+    text = (lib / "read-before-answering" / "SKILL.md").read_text()
+    assert "## When to use\nApply right after a search" in text and "## Examples\nDO:" in text

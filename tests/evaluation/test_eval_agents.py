@@ -1,4 +1,4 @@
-"""Agent specs, reply parsing and the callable agent."""
+"""Agent specs and what each agent answers (reply text + usage): agents never parse."""
 
 from __future__ import annotations
 
@@ -6,42 +6,16 @@ import pytest
 
 from reskill_gym.evaluation.agents import (
     AgentRefusalError,
+    AgentReply,
     CallableAgent,
     LLMAgent,
     make_agent,
-    parse_action,
     parse_agent_spec,
 )
 from reskill_gym.llm import LLMConfigError, make_backend
 from reskill_gym.llm.loopback import LoopbackLLMServer, LoopbackReply
 
 ADM = ["look", "go to cabinet 1", "go to cabinet 10", "take mug 1 from cabinet 1", "open drawer 2"]
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("go to cabinet 10", ("go to cabinet 10", "exact")),
-        ("Go To Cabinet 1.", ("go to cabinet 1", "exact")),
-        ("```\nopen drawer 2\n```", ("open drawer 2", "exact")),
-        ("> look", ("look", "exact")),
-        ("Action: `take mug 1 from cabinet 1`", ("take mug 1 from cabinet 1", "exact")),
-        ("I should go to cabinet 10 now", ("go to cabinet 10", "contained")),
-        ("First look, then go to cabinet 1", ("go to cabinet 1", "contained")),  # longest wins
-        (
-            "cabinet 10 looks promising",
-            ("cabinet 10 looks promising", "raw"),
-        ),  # 'look' is no word here
-        ("fly away\nand more", ("fly away", "raw")),
-        ("", ("", "empty")),
-    ],
-)
-def test_parse_action(text, expected):
-    assert parse_action(text, ADM) == expected
-
-
-def test_parse_without_admissible_is_raw():
-    assert parse_action("  search  for x ", None) == ("search for x", "raw")
 
 
 def test_specs():
@@ -55,40 +29,48 @@ def test_specs():
         parse_agent_spec("claude:sonnet")
     with pytest.raises(LLMConfigError, match="score mode needs token log-probs"):
         make_agent("openai:http://127.0.0.1:1/v1#m", mode="score")
+    with pytest.raises(LLMConfigError, match="score mode is for local"):
+        make_agent("python:json:dumps", mode="score")
     with pytest.raises(LLMConfigError, match="cannot import"):
         make_agent("python:no_such_module_xyz:act")
     with pytest.raises(LLMConfigError, match="no callable 'nope'"):
         make_agent("python:json:nope")
 
 
-def test_python_callable_spec_loads_function(tmp_path, monkeypatch):
+def test_python_callable_spec_returns_the_raw_reply(tmp_path, monkeypatch):
     (tmp_path / "my_policy_mod.py").write_text(
-        "def act(messages, info):\n    return 'I pick: ' + info['admissible_actions'][-1]\n"
+        "def act(messages, info):\n"
+        "    return 'I pick: <action>' + info['admissible_actions'][-1] + '</action>'\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     agent = make_agent("python:my_policy_mod:act")
-    d = agent.act([{"role": "user", "content": "?"}], {"admissible_actions": ADM}, None)
-    assert (d.action, d.parse, d.text) == ("open drawer 2", "contained", "I pick: open drawer 2")
+    assert agent.mode == "generate"
+    out = agent.act([{"role": "user", "content": "?"}], {"admissible_actions": ADM}, None)
+    assert out == AgentReply(text="I pick: <action>open drawer 2</action>")
 
 
-def test_llm_agent_refusal_and_parse_through_server():
+def test_llm_agent_refusal_empty_and_usage_through_server():
     replies = iter(
         [
+            LoopbackReply("I cannot help with that.", stop_reason="content_filter"),
             LoopbackReply("", stop_reason="stop"),
-            "Thought: the mug.\nAction: take mug 1 from cabinet 1",
+            "<think>the mug.</think><action>take mug 1 from cabinet 1</action>",
         ]
     )
     with LoopbackLLMServer(lambda req: next(replies)) as srv:
         agent = LLMAgent(make_backend(srv.spec(), max_retries=0))
-        info = {"admissible_actions": ADM}
-        with pytest.raises(AgentRefusalError, match="empty reply"):
-            agent.act([{"role": "user", "content": "hi"}], info, None)
-        d = agent.act([{"role": "user", "content": "hi"}], info, None)
-    assert (d.action, d.parse) == ("take mug 1 from cabinet 1", "exact")
-    assert d.input_tokens == 1 and d.output_tokens == 10  # loopback counts words
+        msgs = [{"role": "user", "content": "hi"}]
+        with pytest.raises(AgentRefusalError, match="refusal"):
+            agent.act(msgs, {"admissible_actions": ADM}, None)
+        # an empty reply is an answer: the session records it as an invalid turn
+        assert agent.act(msgs, {}, None).text == ""
+        out = agent.act(msgs, {"admissible_actions": ADM}, None)
+    assert out.text == "<think>the mug.</think><action>take mug 1 from cabinet 1</action>"
+    assert (out.input_tokens, out.output_tokens) == (1, 7)  # loopback counts words
 
 
-def test_callable_agent_rejects_non_strings():
-    agent = CallableAgent(lambda m, i: 3, name="bad")  # type: ignore[arg-type, return-value]
-    with pytest.raises(TypeError, match="returned int"):
+@pytest.mark.parametrize("value", [None, 3, ["look"]])
+def test_callable_agent_rejects_non_strings(value):
+    agent = CallableAgent(lambda m, i: value, name="bad")  # type: ignore[arg-type, return-value]
+    with pytest.raises(TypeError, match=f"returned {type(value).__name__}"):
         agent.act([], {}, None)

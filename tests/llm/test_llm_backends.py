@@ -332,10 +332,11 @@ def test_openai_auto_falls_back_from_json_schema() -> None:
         with backend_for("openai", srv) as b:
             c1 = b.complete([{"role": "user", "content": "one"}], Verdict)
             c2 = b.complete([{"role": "user", "content": "two"}], Verdict)
-            assert b.structured_mode == "json_object"
+            assert b.structured_mode == "json_object_schema"
     assert c1.parsed == c2.parsed
     kinds = [r.body.get("response_format", {}).get("type") for r in srv.requests]
     assert kinds == ["json_schema", "json_object", "json_object"]
+    assert [("schema" in r.body["response_format"]) for r in srv.requests] == [False, True, True]
 
 
 def test_async_variant() -> None:

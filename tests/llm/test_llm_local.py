@@ -51,6 +51,8 @@ def test_smollm2_generates_and_reloads_from_converted_cache(tmp_path) -> None:
     assert c.usage.input_tokens > 10 and c.cost_usd == 0.0
     assert "<|im_end|>" not in c.text
     tok = b.tokenizer
+    # the stop token comes from SmolLM2's ChatML template (its GGUF's EOS is <|im_start|>)
+    assert tok.convert_ids_to_tokens(b.stop_token_id) == "<|im_end|>"
     assert tok.padding_side == "left" and tok.pad_token == "<|im_end|>"
     # our system prompt replaced SmolLM2's built-in persona
     prompt = tok.apply_chat_template(b._chat([], None), tokenize=False)
@@ -71,6 +73,9 @@ def test_smollm2_generates_and_reloads_from_converted_cache(tmp_path) -> None:
     t0 = time.monotonic()
     c2 = b2.complete([{"role": "user", "content": "Name one color."}], max_tokens=8)
     assert c2.text == c.text
+    # the cached tokenizer is the converted one (BPE vocabulary: transformers' conversion)
+    for text in ("go to countertop 1", "naïve café 日本語\n\n  x", "<|im_start|>user\nhi"):
+        assert b2.tokenizer(text)["input_ids"] == tok(text)["input_ids"]
     assert b2.load_seconds is not None and first_load is not None
     assert b2.load_seconds < first_load / 3, (b2.load_seconds, first_load)
     assert time.monotonic() - t0 < 60

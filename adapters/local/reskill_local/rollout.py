@@ -1,51 +1,51 @@
 """Batched multi-turn rollouts: every live episode of a step advances together.
 
-Exports ``RolloutSpec``, ``RolloutSettings``, ``TurnSample``, ``Rollout``, ``RolloutStats``,
-``run_rollouts`` and ``build_messages``.
+Exports ``RolloutSpec``, ``Sampling``, ``TurnSample``, ``Rollout``, ``RolloutStats``,
+``run_rollouts`` and ``EnvFactory``.
 
-Each turn, the prompts of all live episodes go to the policy in one batched call (one packed
-scoring pass in ``score`` mode, one ``generate`` in ``generate`` mode), then every env steps.
-A rollout is a list of (prompt tokens -> action tokens) turn samples plus the ``Turn``
-records the skill creator reads. Prompts follow the chat layout of
-:func:`reskill_gym.wrapper.turn_prompt` (system, task, the last few turns, the bare
-observation, the skill block as its own segment, optionally the admissible commands), so the
-skill block is never part of what the loss trains on: only action tokens are.
+Each rollout is a :class:`reskill_gym.rollout.RolloutSession` (the project's one turn
+contract: prompt layout, reply parsing, score-mode choice rule, episode record). Per turn
+the prompts of all live sessions go to the policy in one batched call (one packed scoring
+pass in ``score`` mode, one ``generate`` in ``generate`` mode), then every session takes its
+reply and steps its env. A rollout is a list of (prompt tokens -> reply tokens) turn samples
+for the loss plus the session's ``Episode`` record; only reply tokens are trained on, never
+the prompt, the observation or the skill block.
 
-An env that raises (``EngineCrashedError`` or anything else) drops its episode: the error is
-logged and kept on the rollout, the other episodes go on.
+A prompt longer than ``max_prompt_tokens``: in the per_turn layout the history window
+shrinks (oldest turns first) until it fits; in the concat layout the episode stops there
+(``stop_reason="length"``), as in veRL. An env that raises drops its episode: the error is
+logged and kept on the record, the other episodes go on.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import torch
 
-from reskill_gym.episode import Episode, Turn
-from reskill_gym.wrapper import strip_skill_block, turn_prompt
-from reskill_local.policy import ActionChoice, Policy
+from reskill_gym.episode import Episode
+from reskill_gym.rollout import RolloutSession, TurnConfig, choose_action
+from reskill_local.policy import Policy
 
 __all__ = [
     "RolloutSpec",
-    "RolloutSettings",
+    "Sampling",
     "TurnSample",
     "Rollout",
     "RolloutStats",
     "run_rollouts",
-    "build_messages",
     "EnvFactory",
 ]
 
 logger = logging.getLogger(__name__)
 
 EnvFactory = Callable[[str, "str | None"], gym.Env]
-"""``make_env(task_id, version) -> env``: a fresh env for one rollout (closed after it)."""
+"""``make_env(task_id, version) -> env``: an env for one rollout (closed after it)."""
 
 
 @dataclass(frozen=True)
@@ -61,20 +61,13 @@ class RolloutSpec:
 
 
 @dataclass(frozen=True)
-class RolloutSettings:
-    """How prompts are built and actions chosen (a slice of ``GRPOConfig``)."""
+class Sampling:
+    """How the model samples (a slice of ``GRPOConfig``)."""
 
-    action_mode: Literal["score", "generate"] = "score"
-    score_norm: Literal["sum", "mean"] = "sum"
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 24
-    history_turns: int = 2
-    max_history_observation_chars: int = 300
     max_prompt_tokens: int = 768
-    system_prompt: str = ""
-    show_admissible: bool = False
-    include_skills: bool = True
 
 
 @dataclass
@@ -88,46 +81,16 @@ class TurnSample:
 
 @dataclass
 class Rollout:
-    """One episode as the trainer needs it (samples) and as the creator needs it (turns)."""
+    """One episode as the trainer needs it (samples) and as everyone else does (episode)."""
 
     spec: RolloutSpec
-    env_id: str = ""
-    task: str = ""
-    task_type: str = ""
-    split: str = "train"
-    library_version: str | None = None
-    turns: list[Turn] = field(default_factory=list)
+    episode: Episode | None = None
     samples: list[TurnSample] = field(default_factory=list)
-    parses: list[str] = field(default_factory=list)
-    reward: float = 0.0
-    won: bool = False
-    final_observation: str = ""
     error: str | None = None
-    done: bool = False
 
     @property
     def dropped(self) -> bool:
         return self.error is not None
-
-    def to_episode(self, step: int) -> Episode:
-        """The shared ``Episode`` record (bare observations, skills fired, version, arm)."""
-        return Episode(
-            episode_id=self.spec.rollout_id,
-            env_id=self.env_id,
-            task_id=self.spec.task_id,
-            task=self.task,
-            task_type=self.task_type,
-            split=self.split,
-            library_version=self.library_version,
-            arm=self.spec.arm,
-            group_id=self.spec.group_id,
-            step=step,
-            turns=list(self.turns),
-            final_observation=self.final_observation,
-            reward=self.reward,
-            won=self.won,
-            error=self.error,
-        )
 
 
 @dataclass
@@ -141,40 +104,17 @@ class RolloutStats:
     turns: int = 0
     tokens_processed: int = 0
     action_tokens: int = 0
-    parses: Counter[str] = field(default_factory=Counter)
 
     @property
     def tokens_per_s(self) -> float:
         return self.tokens_processed / self.policy_seconds if self.policy_seconds > 0 else 0.0
 
 
-def build_messages(
-    observation: str,
-    info: dict[str, Any],
-    history: Sequence[tuple[str, str]],
-    settings: RolloutSettings,
-) -> list[dict[str, str]]:
-    """The chat messages of one turn: the wrapper's layout with our system message.
-
-    ``history`` is (action, bare observation) pairs, oldest first (already cut to length).
-    """
-    return turn_prompt(
-        observation,
-        info,
-        system=settings.system_prompt,
-        history=history,
-        show_admissible=settings.show_admissible,
-        include_skills=settings.include_skills,
-    ).messages()
-
-
 @dataclass
 class _Live:
     rollout: Rollout
     env: gym.Env
-    obs: str
-    info: dict[str, Any]
-    history: list[tuple[str, str]] = field(default_factory=list)
+    session: RolloutSession
 
 
 def _close(env: gym.Env, rollout_id: str) -> None:
@@ -188,38 +128,41 @@ def _close(env: gym.Env, rollout_id: str) -> None:
 
 def _drop(live: _Live, exc: BaseException, where: str) -> None:
     live.rollout.error = f"{where}: {type(exc).__name__}: {exc}"
+    live.rollout.episode = live.session.fail(live.rollout.error)
     logger.warning("rollout %s dropped (%s)", live.rollout.spec.rollout_id, live.rollout.error)
     _close(live.env, live.rollout.spec.rollout_id)
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
-
-
-def _prompt_ids(policy: Policy, live: _Live, settings: RolloutSettings) -> list[int]:
-    """Tokenise the turn prompt, dropping the oldest history turns until it fits."""
-    history = live.history[-settings.history_turns :] if settings.history_turns > 0 else []
-    while True:
-        ids = policy.encode_prompt(build_messages(live.obs, live.info, history, settings))
-        if len(ids) <= settings.max_prompt_tokens or not history:
-            if len(ids) > settings.max_prompt_tokens:
-                logger.warning(
-                    "rollout %s: prompt of %d tokens exceeds max_prompt_tokens=%d with no history left",
-                    live.rollout.spec.rollout_id,
-                    len(ids),
-                    settings.max_prompt_tokens,
-                )
-            return ids
-        history = history[1:]
+def _prompt_ids(policy: Policy, live: _Live, limit: int) -> list[int] | None:
+    """Tokenised prompt that fits ``limit`` (per_turn: shrink the history), else ``None``."""
+    session = live.session
+    ids = policy.encode_prompt(session.messages())
+    if len(ids) <= limit:
+        return ids
+    if session.config.layout == "per_turn":
+        for keep in range(min(session.config.history_turns, session.turn) - 1, -1, -1):
+            ids = policy.encode_prompt(session.prompt(history_turns=keep).messages())
+            if len(ids) <= limit:
+                return ids
+        logger.warning(
+            "rollout %s: prompt of %d tokens exceeds max_prompt_tokens=%d with no history left",
+            live.rollout.spec.rollout_id,
+            len(ids),
+            limit,
+        )
+        return ids
+    return None
 
 
 def run_rollouts(
     policy: Policy,
     specs: Sequence[RolloutSpec],
     make_env: EnvFactory,
-    settings: RolloutSettings,
+    turn: TurnConfig,
+    sampling: Sampling,
     *,
     generator: torch.Generator,
+    step: int = 0,
 ) -> tuple[list[Rollout], RolloutStats]:
     """Play every spec to the end, all live episodes advancing one turn per batched call."""
     stats = RolloutStats()
@@ -229,84 +172,98 @@ def run_rollouts(
     live: list[_Live] = []
     for rollout in rollouts:
         spec = rollout.spec
-        env = None
+        env: Any = None
         try:
             env = make_env(spec.task_id, spec.version)
-            obs, info = env.reset(seed=spec.seed, options={"task_id": spec.task_id})
+            session = RolloutSession(
+                env,
+                turn,
+                episode_id=spec.rollout_id,
+                group_id=spec.group_id,
+                arm=spec.arm,
+                step=step,
+            )
+            session.reset(task_id=spec.task_id, seed=spec.seed)
         except Exception as exc:
             rollout.error = f"reset: {type(exc).__name__}: {exc}"
+            rollout.episode = Episode(
+                episode_id=spec.rollout_id,
+                env_id="",
+                task_id=spec.task_id,
+                group_id=spec.group_id,
+                arm=spec.arm,
+                step=step,
+                seed=spec.seed,
+                stop_reason="error",
+                error=rollout.error,
+            )
             logger.warning("rollout %s dropped (%s)", spec.rollout_id, rollout.error)
             if env is not None:
                 _close(env, spec.rollout_id)
             continue
-        rollout.env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-        rollout.task = str(info.get("task", ""))
-        rollout.task_type = str(info.get("task_type", ""))
-        rollout.split = str(info.get("split", "train"))
-        rollout.library_version = info.get("library_version")
-        live.append(_Live(rollout, env, obs, dict(info)))
+        live.append(_Live(rollout, env, session))
 
+    score = turn.action_mode == "score"
     while live:
-        prompts = [_prompt_ids(policy, item, settings) for item in live]
+        prompts: list[list[int]] = []
+        ready: list[_Live] = []
+        for item in live:
+            ids = _prompt_ids(policy, item, sampling.max_prompt_tokens)
+            if ids is None:  # concat layout: the stream no longer fits
+                item.rollout.episode = item.session.stop("length")
+                _close(item.env, item.rollout.spec.rollout_id)
+                continue
+            prompts.append(ids)
+            ready.append(item)
+        live = ready
+        if not live:
+            break
         t0 = time.perf_counter()
         with torch.no_grad():
-            if settings.action_mode == "score":
-                choices: list[ActionChoice] = policy.act_score(
-                    prompts,
-                    [list(item.info.get("admissible_actions") or []) for item in live],
-                    temperature=settings.temperature,
-                    generator=generator,
-                    norm=settings.score_norm,
-                )
+            if score:
+                admissible = [list(item.session.admissible or []) for item in live]
+                cand_ids, cand_lps = policy.score_candidates(prompts, admissible)
             else:
-                choices = policy.act_generate(
+                replies = policy.generate(
                     prompts,
-                    [item.info.get("admissible_actions") for item in live],
-                    temperature=settings.temperature,
-                    top_p=settings.top_p,
-                    max_new_tokens=settings.max_new_tokens,
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    max_new_tokens=sampling.max_new_tokens,
                 )
         stats.policy_seconds += time.perf_counter() - t0
         stats.policy_calls += 1
 
         t0 = time.perf_counter()
         still: list[_Live] = []
-        for item, prompt, choice in zip(live, prompts, choices):
-            rollout = item.rollout
+        for b, (item, prompt) in enumerate(zip(live, prompts)):
+            session = item.session
             try:
-                obs, reward, terminated, truncated, info = item.env.step(choice.action)
+                if score:
+                    u = float(torch.rand((), generator=generator))
+                    choice = choose_action(
+                        admissible[b],
+                        cand_lps[b],
+                        norm=turn.score_norm,
+                        temperature=sampling.temperature,
+                        u=u,
+                    )
+                    sample = TurnSample(
+                        prompt, cand_ids[b][choice.index], cand_lps[b][choice.index]
+                    )
+                    session.act_choice(choice)
+                else:
+                    gen = replies[b]
+                    sample = TurnSample(prompt, gen.ids, gen.logprobs)
+                    session.act(gen.text, output_tokens=len(gen.ids), input_tokens=len(prompt))
             except Exception as exc:
-                _drop(item, exc, f"step {len(rollout.turns)}")
+                _drop(item, exc, f"step {session.turn}")
                 continue
-            bare = strip_skill_block(item.obs, item.info)
-            rollout.turns.append(
-                Turn(
-                    observation=bare,
-                    action=choice.action,
-                    reward=float(reward),
-                    skill_ids=list(item.info.get("skill_ids", [])),
-                    invalid_action=bool(info.get("invalid_action", False)),
-                )
-            )
-            rollout.samples.append(
-                TurnSample(prompt, list(choice.action_ids), list(choice.logprobs))
-            )
-            rollout.parses.append(choice.parse)
-            rollout.reward += float(reward)
+            item.rollout.samples.append(sample)
             stats.turns += 1
-            stats.action_tokens += len(choice.action_ids)
-            stats.parses[choice.parse] += 1
-            item.history.append(
-                (choice.action, _clip(bare, settings.max_history_observation_chars))
-            )
-            item.obs, item.info = obs, dict(info)
-            if rollout.library_version is None:
-                rollout.library_version = info.get("library_version")
-            if terminated or truncated:
-                rollout.won = bool(info.get("won", False))
-                rollout.final_observation = strip_skill_block(obs, info)
-                rollout.done = True
-                _close(item.env, rollout.spec.rollout_id)
+            stats.action_tokens += len(sample.action_ids)
+            if session.done:
+                item.rollout.episode = session.episode()
+                _close(item.env, item.rollout.spec.rollout_id)
             else:
                 still.append(item)
         stats.env_seconds += time.perf_counter() - t0

@@ -104,10 +104,12 @@ def prepare(
     ),
     limit_train: int | None = typer.Option(None, help="At most this many training tasks."),
     limit_val: int | None = typer.Option(None, help="At most this many tasks per val split."),
-    system_prompt: str | None = typer.Option(None, help="System message of every row."),
 ) -> None:
-    """Write veRL dataset files: one row per task, env + task id + split in extra_info."""
-    from reskill_gym.wrapper import DEFAULT_SYSTEM_PROMPT
+    """Write veRL dataset files: one row per task, env + task id + split in extra_info.
+
+    The rows' system message is the turn contract's default for the env; the agent loop
+    builds every prompt itself from ``reskill.rollout``.
+    """
     from reskill_verl.prepare import prepare_dataset
 
     result = prepare_dataset(
@@ -118,7 +120,6 @@ def prepare(
         env_kwargs=parse_env_args(env_arg),
         limit_train=limit_train,
         limit_val=limit_val,
-        system_prompt=system_prompt or DEFAULT_SYSTEM_PROMPT,
     )
     for name, path in result.files.items():
         typer.echo(f"{name}: {result.counts[name]} rows -> {path}")

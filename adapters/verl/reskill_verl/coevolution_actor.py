@@ -2,7 +2,8 @@
 
 Exports ``CoEvolutionService``, ``Assignment``, ``StepStats``, ``CoEvolutionClient``,
 ``LocalCoEvolutionClient``, ``RayCoEvolutionClient``, ``build_service``,
-``get_or_create_actor``, ``get_client`` and ``inline_view``.
+``build_coevolution``, ``fixed_view``, ``get_or_create_actor``, ``get_client``,
+``register_local_client`` and ``inline_view``.
 
 veRL builds a new agent-loop object per trajectory, in many worker processes on many nodes,
 so the library, version tester, reservoir and creator cannot live in the loop. They live in
@@ -48,8 +49,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reskill_gym.coevolve import CoEvolution, CoEvolutionEvent, NoCoEvolution
+from reskill_gym.coevolve import (
+    CoEvolution,
+    CoEvolutionEvent,
+    NoCoEvolution,
+    coevolution_metrics,
+)
 from reskill_gym.episode import Episode
+from reskill_gym.rollout import episode_metrics
 from reskill_gym.skills import LibraryView, SkillLibrary
 
 __all__ = [
@@ -64,6 +71,7 @@ __all__ = [
     "get_client",
     "register_local_client",
     "build_coevolution",
+    "fixed_view",
     "inline_view",
 ]
 
@@ -94,14 +102,18 @@ class _GroupPlan:
 
 @dataclass
 class StepStats:
-    """Per-step counters behind the logged metrics (reset by ``end_step``)."""
+    """The step's recorded episodes (reset by ``end_step``): what the metrics are made of."""
 
-    episodes: Counter[str] = field(default_factory=Counter)
-    successes: Counter[str] = field(default_factory=Counter)
-    dropped: int = 0
-    turns: int = 0
+    episodes: list[Episode] = field(default_factory=list)
     skill_episodes: Counter[str] = field(default_factory=Counter)
-    parse: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def dropped(self) -> int:
+        return sum(e.error is not None for e in self.episodes)
+
+    @property
+    def kept(self) -> int:
+        return sum(e.error is None for e in self.episodes)
 
 
 def inline_view(view: LibraryView) -> LibraryView:
@@ -190,29 +202,35 @@ class CoEvolutionService:
         return out
 
     def record(self, episodes: Sequence[Episode | dict[str, Any]]) -> int:
-        """Feed finished episodes to the reservoir/tester; returns how many were accepted."""
+        """Feed finished episodes to the reservoir/tester; returns how many were accepted.
+
+        Dropped episodes (``error`` set) only count in ``episode/dropped``.
+        """
         eps = [e if isinstance(e, Episode) else Episode.model_validate(e) for e in episodes]
         s = self._stats
         for e in eps:
-            if e.error is not None:
-                s.dropped += 1
-                continue
-            arm = e.arm or "head"
-            s.episodes[arm] += 1
-            s.successes[arm] += int(e.success)
-            s.turns += len(e.turns)
-            for name in {_skill_name(i) for i in e.skills_fired}:
-                s.skill_episodes[name] += 1
-            parse = getattr(e, "parse_counts", None)
-            if isinstance(parse, dict):
-                s.parse.update({str(k): int(v) for k, v in parse.items()})
-        self.coevo.record(eps)
-        return sum(e.error is None for e in eps)
+            s.episodes.append(e)
+            if e.error is None:
+                for name in {_skill_name(i) for i in e.skills_fired}:
+                    s.skill_episodes[name] += 1
+        kept = [e for e in eps if e.error is None]
+        self.coevo.record(kept)
+        return len(kept)
 
     def end_step(self, step: int) -> dict[str, Any]:
         """Close step ``step``: co-evolution end_step, then ``{"metrics", "events"}``."""
         events: list[CoEvolutionEvent] = list(self.coevo.end_step(int(step)))
         metrics = self._metrics(events)
+        events += [
+            CoEvolutionEvent(
+                kind="episode_dropped",
+                step=int(step),
+                message=f"{e.episode_id} ({e.task_id}) dropped: {e.error}",
+                data={"rollout_id": e.episode_id, "task_id": e.task_id, "error": e.error},
+            )
+            for e in self._stats.episodes
+            if e.error is not None
+        ]
         self._plans.clear()
         self._stats = StepStats()
         return {"metrics": metrics, "events": [e.model_dump(mode="json") for e in events]}
@@ -226,43 +244,16 @@ class CoEvolutionService:
 
     # ----- metrics ------------------------------------------------------------------------
     def _metrics(self, events: Iterable[CoEvolutionEvent]) -> dict[str, float]:
+        """The shared namespace (``episode/*``, ``arms/*`` from the step's episodes;
+        ``versions/*``, ``creator/*``, ``skills/library_size`` from co-evolution) plus
+        ``skills/fired/<name>``: the share of the step's episodes whose prompts showed it."""
         s = self._stats
-        m: dict[str, float] = {}
-        total = sum(s.episodes.values())
-        m["reskill/episodes"] = float(total)
-        m["reskill/dropped"] = float(s.dropped)
-        m["reskill/success"] = sum(s.successes.values()) / total if total else 0.0
-        m["reskill/turns_mean"] = s.turns / total if total else 0.0
-        for arm, count in s.episodes.items():
-            m[f"versions/episodes/{arm}"] = float(count)
-            m[f"versions/success/{arm}"] = s.successes[arm] / count
-        tester = getattr(self.coevo, "tester", None)
-        testing = bool(tester is not None and tester.active)
-        m["versions/testing"] = float(testing)
-        if testing and tester.p_candidate is not None:
-            m["versions/p_candidate"] = float(tester.p_candidate)
-        kinds = Counter(e.kind for e in events)
-        for kind in ("creator_submitted", "creator_failed", "candidate_committed", "test_started"):
-            m[f"versions/{kind}"] = float(kinds.get(kind, 0))
-        decided = [e for e in events if e.kind == "test_decided"]
-        m["versions/decisions"] = float(len(decided))
-        m["versions/accepted"] = float(sum(e.data.get("outcome") == "accept" for e in decided))
-        m["versions/rejected"] = float(sum(e.data.get("outcome") == "reject" for e in decided))
-        creator = getattr(self.coevo, "creator", None)
-        if creator is not None:
-            m["creator/busy"] = float(bool(creator.busy))
-            m["creator/passes"] = float(getattr(creator, "passes", 0))
-        reservoir = getattr(self.coevo, "reservoir", None)
-        if reservoir is not None:
-            m["creator/reservoir"] = float(len(reservoir))
-        view = self.coevo.view()
-        m["skills/library_size"] = float(len(view)) if view is not None else 0.0
+        m = episode_metrics(s.episodes)
+        m.update(coevolution_metrics(self.coevo, events))
+        kept = s.kept
         for name, count in sorted(s.skill_episodes.items()):
-            m[f"skills/fired/{name}"] = count / total if total else 0.0
-        parsed = sum(s.parse.values())
-        for how, count in sorted(s.parse.items()):
-            m[f"rollouts/parse/{how}"] = count / parsed if parsed else 0.0
-        return m
+            m[f"skills/fired/{name}"] = count / kept if kept else 0.0
+        return {k: float(v) for k, v in m.items()}
 
 
 def build_service(
@@ -274,15 +265,33 @@ def build_service(
     )
 
 
-def build_coevolution(settings: Any, *, default_root: str | Path) -> CoEvolution:
+def fixed_view(env_name: str, skills: str | None) -> LibraryView | None:
+    """The view of ``skills`` (``seed``, a folder or a library, None: no skills)."""
+    if skills is None:
+        return None
+    from reskill_gym.envs.registration import seed_library_path
+
+    path = seed_library_path(env_name) if skills == "seed" else Path(skills)
+    if (path / ".reskill" / "HEAD").is_file():
+        return SkillLibrary.open(path).view()
+    if not path.is_dir():
+        raise FileNotFoundError(f"reskill.skills: {path} is not a folder")
+    return LibraryView.from_folder(path)
+
+
+def build_coevolution(settings: Any, *, default_root: str | Path) -> CoEvolution | NoCoEvolution:
     """``CoEvolution`` from ``ReskillVerlConfig`` (library initialised from ``skills``).
 
     ``default_root`` holds ``library/`` and ``coevolution.json`` unless the settings name
-    other places. An existing checkpoint there is loaded (resume).
+    other places. An existing checkpoint there is loaded (resume). With
+    ``coevolution.enabled=false``: ``NoCoEvolution`` on the fixed ``skills`` view (every
+    rollout sees it; the service then only collects the step's episodes for the metrics).
     """
     from reskill_gym.envs.registration import seed_library_path
 
     co = settings.coevolution
+    if not co.enabled:
+        return NoCoEvolution(fixed_view(settings.env, settings.skills))
     root = Path(default_root)
     library_dir = Path(co.library_dir) if co.library_dir else root / "library"
     checkpoint_dir = Path(co.checkpoint_dir) if co.checkpoint_dir else root

@@ -1,29 +1,43 @@
 """The ``reskill:`` section of a veRL run config, as one validated pydantic model.
 
-Exports ``ReskillVerlConfig``, ``CoEvolutionSettings``, ``ENV_SECTION`` and
-``AGENT_LOOP_NAME``.
+Exports ``ReskillVerlConfig``, ``CoEvolutionSettings``, ``check_trainer_config``,
+``ENV_SECTION`` and ``AGENT_LOOP_NAME``.
 
 veRL hands every agent loop and the trainer the whole Hydra config; our settings live under
 one top-level key (``reskill``) so they never collide with veRL's. Unknown keys are rejected
 (a typo fails at start with the field name), and every field carries its help text.
+``reskill.rollout`` is the turn contract's :class:`reskill_gym.rollout.TurnConfig` (layout,
+action format, history window, invalid-action penalty, ...): the same block a local run and
+``reskill eval`` read, so a policy is trained and evaluated as the same agent.
 
->>> cfg = ReskillVerlConfig.from_trainer_config({"reskill": {"env": "search", "max_turns": 4}})
->>> cfg.env, cfg.max_turns, cfg.action_parser, cfg.coevolution.enabled
-('search', 4, 'passthrough', True)
->>> ReskillVerlConfig(env="alfworld").action_parser
-'admissible'
+>>> cfg = ReskillVerlConfig.from_trainer_config(
+...     {"reskill": {"env": "search", "max_turns": 4, "rollout": {"layout": "concat"}}})
+>>> cfg.env, cfg.max_turns, cfg.rollout.layout, cfg.rollout.resolve(cfg.env).action_format
+('search', 4, 'concat', 'passthrough')
+>>> ReskillVerlConfig().rollout.invalid_action_penalty, ReskillVerlConfig().grpo_double_normalize
+(0.1, False)
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reskill_gym.coevolve import CoEvolutionConfig
+from reskill_gym.rollout import TurnConfig
 
-__all__ = ["ReskillVerlConfig", "CoEvolutionSettings", "ENV_SECTION", "AGENT_LOOP_NAME"]
+__all__ = [
+    "ReskillVerlConfig",
+    "CoEvolutionSettings",
+    "check_trainer_config",
+    "ENV_SECTION",
+    "AGENT_LOOP_NAME",
+]
+
+logger = logging.getLogger(__name__)
 
 ENV_SECTION = "reskill"
 AGENT_LOOP_NAME = "reskill_env"
@@ -39,8 +53,9 @@ class CoEvolutionSettings(BaseModel):
     enabled: bool = Field(
         True,
         description="Run skill-policy co-evolution (named Ray actor, version tests, creator). "
-        "False: every rollout sees the fixed `skills` library and no actor is started "
-        "(the plain-GRPO / frozen-library baseline).",
+        "False: every rollout sees the fixed `skills` library (the plain-GRPO / "
+        "frozen-library baseline); the actor then only collects each step's episodes for "
+        "the metrics.",
     )
     library_dir: str | None = Field(
         None,
@@ -102,19 +117,20 @@ class ReskillVerlConfig(BaseModel):
     max_tokens_per_turn: int = Field(
         512, ge=1, description="Cap on generated tokens per assistant turn."
     )
-    max_observation_chars: int = Field(
-        4000, ge=100, description="An observation longer than this is cut before tokenising."
+    rollout: TurnConfig = Field(
+        default_factory=TurnConfig,
+        description="The turn contract (reskill_gym.rollout.TurnConfig): layout per_turn (one "
+        "sample per turn, needs trainer.use_v1=true) or concat (one growing chat per episode), "
+        "action_format, history_turns, max_observation_chars, show_admissible, include_skills, "
+        "system_prompt, invalid_action_penalty.",
     )
-    action_parser: Literal["admissible", "raw", "passthrough"] | None = Field(
-        None,
-        description="admissible: an exact, else contained, admissible command, else the raw "
-        "first line; raw: the first line; passthrough: the whole reply (Search parses its own "
-        "tags). None: passthrough for search, admissible otherwise.",
+    grpo_double_normalize: bool = Field(
+        False,
+        description="After veRL's GRPO (episode-level group normalisation), whiten the "
+        "advantages over every trained token of the batch (mean 0, variance 1), as the "
+        "published ReSkill runs do. Groups whose episodes all got the same return then get a "
+        "small non-zero advantage (minus the batch mean).",
     )
-    show_admissible: bool = Field(
-        True, description="List the admissible commands in the prompt when the env knows them."
-    )
-    include_skills: bool = Field(True, description="Show the skill block (its own segment).")
     max_active_skills: int = Field(8, ge=0, description="Skills per turn (DESIGN default 8).")
     skill_budget_chars: int | None = Field(
         2000, ge=0, description="Character cap on the rendered skill block."
@@ -131,9 +147,12 @@ class ReskillVerlConfig(BaseModel):
     coevolution: CoEvolutionSettings = Field(default_factory=CoEvolutionSettings)
 
     @model_validator(mode="after")
-    def _fill(self) -> ReskillVerlConfig:
-        if self.action_parser is None:
-            self.action_parser = "passthrough" if self.env == "search" else "admissible"
+    def _check(self) -> ReskillVerlConfig:
+        if self.rollout.action_mode != "generate":
+            raise ValueError(
+                "reskill.rollout.action_mode: veRL rollouts generate replies; score mode "
+                "(choosing among admissible actions by log-probs) is the local trainer's"
+            )
         return self
 
     @classmethod
@@ -143,6 +162,35 @@ class ReskillVerlConfig(BaseModel):
         if section is None:
             return cls()
         return cls.model_validate(_to_container(section))
+
+
+def check_trainer_config(config: Any, settings: ReskillVerlConfig) -> None:
+    """Fail early on combinations veRL cannot run (names the keys to change).
+
+    ``per_turn`` returns several samples per trajectory, which only veRL's V1 trainer
+    (``trainer.use_v1=true``, TransferQueue) stores; the legacy trainer would die later with
+    an ``AttributeError`` inside its post-processing.
+
+    >>> check_trainer_config({"trainer": {"use_v1": False}}, ReskillVerlConfig())
+    Traceback (most recent call last):
+    ...
+    ValueError: reskill.rollout.layout=per_turn needs veRL's V1 trainer (trainer.use_v1=true): the legacy trainer takes one sample per trajectory. Set trainer.use_v1=true or reskill.rollout.layout=concat.
+    """
+    trainer = _get(config, "trainer") or {}
+    use_v1 = _get(trainer, "use_v1")
+    legacy = use_v1 is not None and not bool(use_v1)
+    if legacy and (settings.rollout.invalid_action_penalty > 0 or settings.grpo_double_normalize):
+        logger.warning(
+            "trainer.use_v1=false: the reskill_sync trainer (invalid-action penalty, "
+            "grpo_double_normalize, run log for `reskill report`) is V1-only; veRL's legacy "
+            "trainer uses its own GRPO"
+        )
+    if settings.rollout.layout == "per_turn" and legacy:
+        raise ValueError(
+            "reskill.rollout.layout=per_turn needs veRL's V1 trainer (trainer.use_v1=true): the "
+            "legacy trainer takes one sample per trajectory. Set trainer.use_v1=true or "
+            "reskill.rollout.layout=concat."
+        )
 
 
 def _get(config: Any, key: str) -> Any:

@@ -4,8 +4,10 @@ Exports ``prepare_dataset``, ``task_rows``, ``PreparedData`` and ``DEFAULT_VAL_S
 
 veRL's ``RLHFDataset`` reads a parquet file whose ``prompt`` column is a list of chat
 messages; every other column reaches the agent loop as a keyword of ``run`` (``extra_info``
-included). The prompt holds only the system message: the first observation comes from the
-environment at reset. ``extra_info`` names the environment, the task and its split; the
+included). The prompt holds only the turn contract's default system message for the env
+(``reskill_gym.rollout.default_system_prompt``; veRL's dataset needs a prompt, e.g. for
+``filter_overlong_prompts``): the agent loop builds every model input itself with the turn
+contract (``reskill.rollout``), the first observation comes from the environment at reset. ``extra_info`` names the environment, the task and its split; the
 agent loop treats every split other than ``train`` as evaluation (HEAD library, nothing
 reported to the version tester). ``data_source`` is ``reskill/<env>/<split>``, so veRL's
 validation metrics (``won``, ``env_return``, ``turns`` from the loop's ``reward_extra_info``)
@@ -28,7 +30,7 @@ from typing import Any
 
 from reskill_gym.atomic import atomic_path, atomic_write_json
 from reskill_gym.envs.registration import ENV_IDS, env_class
-from reskill_gym.wrapper import DEFAULT_SYSTEM_PROMPT
+from reskill_gym.rollout import TurnConfig
 
 __all__ = ["prepare_dataset", "task_rows", "PreparedData", "DEFAULT_VAL_SPLITS"]
 
@@ -53,11 +55,14 @@ def task_rows(
     split: str,
     *,
     start: int = 0,
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    system_prompt: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Dataset rows for ``task_ids`` of ``split`` (indices from ``start``)."""
+    """Dataset rows for ``task_ids`` of ``split`` (indices from ``start``); ``system_prompt``
+    None: the turn contract's default for ``env``."""
     if env not in ENV_IDS:
         raise ValueError(f"unknown env {env!r}; known: {', '.join(ENV_IDS)}")
+    if system_prompt is None:
+        system_prompt = str(TurnConfig().resolve(env).system_prompt)
     return [
         {
             "data_source": f"reskill/{env}/{split}",
@@ -98,7 +103,7 @@ def prepare_dataset(
     env_kwargs: dict[str, Any] | None = None,
     limit_train: int | None = None,
     limit_val: int | None = None,
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    system_prompt: str | None = None,
 ) -> PreparedData:
     """Write ``train.parquet`` (``train_split``) and ``val.parquet`` (``val_splits``).
 

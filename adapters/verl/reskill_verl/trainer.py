@@ -1,4 +1,5 @@
-"""The per-step hook: veRL's synchronous V1 trainer plus one call to co-evolution per step.
+"""The per-step hook: veRL's synchronous V1 trainer plus co-evolution, the invalid-action
+penalty, double normalisation and the run log.
 
 Exports ``ReskillTrainer`` (registered as trainer mode ``reskill_sync``), ``TRAINER_MODE``
 and ``CoEvolutionStepHook``.
@@ -7,17 +8,24 @@ We extend veRL through its own hooks instead of copying ``fit()`` (the published
 copies it and is pinned to veRL 0.6.1 because of that). veRL 0.9.1's V1 trainer calls
 argument-less hooks from ``fit()``; per step the order is::
 
-    on_step_begin -> step() (rollouts, reward, old/ref log-probs, advantages, update)
+    on_step_begin -> step() (rollouts, reward, old/ref log-probs, _compute_advantage, update)
     -> checkpoint -> on_step_end -> metrics.update(_consume_sync_metrics())
     -> validation -> _compute_metrics -> logger.log(metrics, step)
 
-``ReskillTrainer.on_step_end`` first runs ``PPOTrainerSync.on_step_end`` (the weight sync to
-the rollout servers: must stay), then ``end_step(global_steps)`` on the co-evolution actor
-(tester flush/decision, creator collect/submit, checkpoint). The step's metrics (per-arm
-success, P(candidate), decisions, skill trigger rates, creator state) go into
-``_pending_sync_metrics``, which ``fit()`` merges into that step's logged metrics, so they
-reach every veRL logger backend (console, wandb, ...). In sync mode every training rollout of
-step k has finished before ``on_step_end`` of step k, and validation rollouts come after it.
+- ``_compute_advantage``: veRL's own pass first (episode-level GRPO over the turn samples of
+  a ``uid``), then, when ``reskill.rollout.invalid_action_penalty > 0`` or
+  ``reskill.grpo_double_normalize``, the advantages are recomputed from the rows by the pure
+  :func:`reskill_verl.advantage.per_turn_grpo_advantages` and written back to TransferQueue.
+  Nothing else of the algorithm is overridden.
+- ``on_step_end`` first runs ``PPOTrainerSync.on_step_end`` (the weight sync to the rollout
+  servers: must stay), then ``end_step(global_steps)`` on the co-evolution actor (tester
+  flush/decision, creator collect/submit, checkpoint). The step's metrics — the shared
+  namespace ``episode/*``, ``arms/*``, ``versions/*``, ``creator/*``, ``skills/*`` — go into
+  ``_pending_sync_metrics``, which ``fit()`` merges into that step's logged metrics (every
+  veRL logger backend), and into ``<trainer.default_local_dir>/reskill/metrics.jsonl`` (+
+  ``events.jsonl``; ``config.yaml`` is written at start), the run folder ``reskill report``
+  reads (:mod:`reskill_verl.runlog`). In sync mode every training rollout of step k has
+  finished before ``on_step_end`` of step k, and validation rollouts come after it.
 
 Two traps handled here (verified against veRL 0.9.1):
 
@@ -36,13 +44,15 @@ is known, and before any rollout, validation-before-train included).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from verl.trainer.ppo.v1 import PPOTrainerSync, register_trainer
 from verl.utils.debug import marked_timer
 
 from reskill_verl.agent_loop import default_root
-from reskill_verl.config import ReskillVerlConfig
+from reskill_verl.config import ReskillVerlConfig, check_trainer_config
+from reskill_verl.runlog import RunLog, run_config
 
 __all__ = ["ReskillTrainer", "TRAINER_MODE", "CoEvolutionStepHook"]
 
@@ -85,9 +95,10 @@ class CoEvolutionStepHook:
 
 @register_trainer(TRAINER_MODE)
 class ReskillTrainer(PPOTrainerSync):
-    """``PPOTrainerSync`` + co-evolution ``end_step`` after every step (see module docstring)."""
+    """``PPOTrainerSync`` + co-evolution, penalty/whitening and the run log (module docstring)."""
 
     reskill_hook: CoEvolutionStepHook | None = None
+    run_log: RunLog | None = None
 
     def _build_replay_buffer(self) -> Any:
         # PPOTrainer.__init__ read trainer_mode from the config just before calling this.
@@ -95,34 +106,141 @@ class ReskillTrainer(PPOTrainerSync):
         self.parameter_sync_step = 1
         return super()._build_replay_buffer()
 
+    @property
+    def reskill_settings(self) -> ReskillVerlConfig:
+        settings = getattr(self, "reskill", None)
+        if settings is None:
+            settings = self.reskill = ReskillVerlConfig.from_trainer_config(self.config)
+        return settings
+
+    def _reskill_advantage_on(self) -> bool:
+        s = self.reskill_settings
+        return s.rollout.invalid_action_penalty > 0 or s.grpo_double_normalize
+
+    def _check_algorithm(self) -> None:
+        """The penalty and the whitening are defined on GRPO rewards straight from the env."""
+        check_trainer_config(self.config, self.reskill_settings)
+        if not self._reskill_advantage_on():
+            return
+        algo = self.config.algorithm
+        if str(algo.adv_estimator) != "grpo":
+            raise ValueError(
+                f"algorithm.adv_estimator={algo.adv_estimator}: reskill's invalid-action penalty "
+                "and grpo_double_normalize need grpo (or set "
+                "reskill.rollout.invalid_action_penalty=0 reskill.grpo_double_normalize=false)"
+            )
+        if bool(algo.get("use_kl_in_reward", False)):
+            raise ValueError(
+                "algorithm.use_kl_in_reward=true: reskill's invalid-action penalty / "
+                "grpo_double_normalize recompute advantages from the env rewards; use the KL "
+                "loss (actor.use_kl_loss) instead"
+            )
+
     def on_init_end(self) -> None:
         super().on_init_end()  # weight sync after checkpoint load
-        self.reskill = ReskillVerlConfig.from_trainer_config(self.config)
-        if not self.reskill.coevolution.enabled:
-            logger.info("reskill: co-evolution disabled; fixed library %s", self.reskill.skills)
-            return
+        settings = self.reskill_settings
+        self._check_algorithm()
+        root = default_root(self.config)
+        steps_done = int(getattr(self, "global_steps", 0) or 0)
+        self.run_log = RunLog(root)
+        self.run_log.write_config(
+            run_config(
+                self.config, settings, total_steps=getattr(self, "total_training_steps", None)
+            )
+        )
+        self.run_log.resume(steps_done)
+        self._reskill_step_t0: float | None = None
+        self._reskill_adv_metrics: dict[str, float] = {}
+        if not settings.coevolution.enabled:
+            logger.info("reskill: co-evolution disabled; fixed library %s", settings.skills)
         import ray
 
         from reskill_verl.coevolution_actor import get_or_create_actor
 
-        actor = get_or_create_actor(
-            self.reskill,
-            default_root=default_root(self.config),
-            resume_step=int(getattr(self, "global_steps", 0) or 0),
-        )
+        actor = get_or_create_actor(settings, default_root=root, resume_step=steps_done)
         head = ray.get(actor.head.remote())  # fail here, not in the first rollout
         logger.info("reskill: co-evolution actor up, library HEAD %s", head)
         self.reskill_hook = CoEvolutionStepHook(actor, ray.get)
 
+    def on_step_begin(self) -> None:
+        super().on_step_begin()
+        self._reskill_step_t0 = time.perf_counter()
+
+    def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
+        """veRL's GRPO, then the invalid-action penalty / batch whitening when configured."""
+        batch = super()._compute_advantage(batch, metrics)
+        if not self._reskill_advantage_on():
+            return batch
+        import transfer_queue as tq
+        from tensordict import TensorDict
+        from verl.workers.utils.padding import response_to_nested
+
+        from reskill_verl.advantage import invalid_token_mask, per_turn_grpo_advantages
+
+        s = self.reskill_settings
+        data = tq.kv_batch_get(
+            keys=batch.keys,
+            partition_id=batch.partition_id,
+            select_fields=["rm_scores", "response_mask", "extra_fields"],
+        )
+        extra = data.pop("extra_fields").tolist()
+        nested_mask = data["response_mask"]
+        padded = data.to_padded_tensor()
+        mask = padded["response_mask"]
+        invalid = invalid_token_mask(extra, mask)
+        adv = per_turn_grpo_advantages(
+            batch.keys,
+            padded["rm_scores"].sum(-1),
+            mask,
+            invalid,
+            penalty=s.rollout.invalid_action_penalty,
+            norm_by_std=bool(self.config.algorithm.get("norm_adv_by_std_in_grpo", True)),
+            double_normalize=s.grpo_double_normalize,
+        )
+        nested = response_to_nested(adv, nested_mask)
+        out = TensorDict(
+            {"advantages": nested, "returns": response_to_nested(adv, nested_mask)},
+            batch_size=len(batch),
+        )
+        batch = tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=out)
+        real = [not (tag or {}).get("is_padding", False) for tag in batch.tags]
+        rows = sum(real)
+        invalid_rows = sum(
+            bool((e or {}).get("invalid_spans")) for e, keep in zip(extra, real) if keep
+        )
+        m = {
+            "reskill/rows": float(rows),
+            "reskill/invalid_row_share": invalid_rows / rows if rows else 0.0,
+            "reskill/invalid_token_share": float(invalid.sum() / mask.sum().clamp(min=1)),
+        }
+        metrics.update(m)
+        self._reskill_adv_metrics = m
+        return batch
+
     def on_step_end(self) -> None:
         super().on_step_end()  # PPOTrainerSync: weight sync to the rollout replicas
-        if self.reskill_hook is None:
+        hook = self.reskill_hook
+        if hook is None:
+            return
+        step = int(self.global_steps)
+        if hook.last_step is not None and step <= hook.last_step:
+            logger.warning("reskill: on_step_end fired twice for step %d; ignored", step)
             return
         with marked_timer("reskill_end_step", self.timing_raw):
-            metrics = self.reskill_hook.end_step(int(self.global_steps))
+            metrics = hook.end_step(step)
         pending = getattr(self, "_pending_sync_metrics", None) or {}
         pending.update(metrics)
         self._pending_sync_metrics = pending
+        if self.run_log is not None:
+            t0 = getattr(self, "_reskill_step_t0", None)
+            row = {**metrics, **getattr(self, "_reskill_adv_metrics", {})}
+            self.run_log.append(
+                step,
+                row,
+                hook.events,
+                step_seconds=time.perf_counter() - t0 if t0 is not None else None,
+            )
+            self._reskill_adv_metrics = {}
 
     def on_train_end(self) -> None:
         super().on_train_end()

@@ -29,7 +29,7 @@ from typing import Any
 
 from reskill_gym.envs.base import SPLITS, EngineCrashedError, EngineStep, TextEnv
 from reskill_gym.envs.search.corpus import Corpus, format_information, load_corpus_jsonl
-from reskill_gym.envs.search.qa import best_scores, parse_action
+from reskill_gym.envs.search.qa import best_scores, parse_search_tags
 from reskill_gym.envs.search.qa_data import (
     DATASET_ALIASES,
     SEEN_DATASETS,
@@ -220,7 +220,7 @@ class SearchEnv(TextEnv):
     def _engine_step(self, action: str) -> EngineStep:
         ex = self._current
         assert ex is not None
-        parsed = parse_action(action)
+        parsed = parse_search_tags(action)
         turns_used = self._turn + 1
         last_hint = _LAST_TURN if turns_used == self.max_turns - 1 else ""
         if parsed.kind == "search":

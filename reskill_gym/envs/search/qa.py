@@ -1,7 +1,7 @@
 """Search-R1 action parsing and SQuAD-style answer scoring.
 
 Exports ``normalize_answer``, ``exact_match``, ``f1_score``, ``best_scores``, ``ParsedAction``
-and ``parse_action``.
+and ``parse_search_tags``.
 
 The reward of the search environment is the one Search-R1 (and the ReSkill paper) reports:
 exact match after SQuAD normalisation (lowercase, drop punctuation and the articles
@@ -24,7 +24,7 @@ __all__ = [
     "f1_score",
     "best_scores",
     "ParsedAction",
-    "parse_action",
+    "parse_search_tags",
 ]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -101,12 +101,12 @@ class ParsedAction:
     reason: str = ""
 
 
-def parse_action(text: str) -> ParsedAction:
+def parse_search_tags(text: str) -> ParsedAction:
     """Find the first ``<search>``/``<answer>`` block, as Search-R1's rollout loop does.
 
-    >>> parse_action("<think>who?</think><search> Velmor River </search>")
+    >>> parse_search_tags("<think>who?</think><search> Velmor River </search>")
     ParsedAction(kind='search', content='Velmor River', reason='')
-    >>> parse_action("Paris").kind
+    >>> parse_search_tags("Paris").kind
     'invalid'
     """
     if not text.strip():

@@ -11,16 +11,23 @@ import math
 import numpy as np
 import pytest
 import torch
-from reskill_local.grpo import GRPOConfig, GRPOTrainer, group_advantages, grpo_token_loss
-from reskill_local.policy import DEFAULT_SYSTEM_PROMPT, _block_mask, _pack_rows, parse_action
-from reskill_local.rollout import RolloutSettings, RolloutSpec, TurnSample, run_rollouts
+from reskill_local.grpo import (
+    GRPOConfig,
+    GRPOTrainer,
+    group_advantages,
+    grpo_token_loss,
+    whiten_token_advantages,
+)
+from reskill_local.policy import _block_mask, _pack_rows
+from reskill_local.rollout import RolloutSpec, Sampling, TurnSample, run_rollouts
 
+from reskill_gym.rollout import TurnConfig, choose_action
 from reskill_gym.skills import LibraryView, Skill, Trigger
 from reskill_gym.wrapper import SkillWrapper
 
-SETTINGS = RolloutSettings(
-    action_mode="score", temperature=4.0, history_turns=1, system_prompt=DEFAULT_SYSTEM_PROMPT
-)
+TURN = TurnConfig(action_mode="score", score_norm="sum", history_turns=1)
+SAMPLING = Sampling(temperature=4.0)
+SYSTEM = TURN.resolve("chain").system_prompt
 
 
 # ----- pure pieces (no model) ---------------------------------------------------------------
@@ -37,6 +44,21 @@ def test_group_advantages_normalise_per_group() -> None:
     np.testing.assert_allclose(centred[3:5], [-1.0, 1.0])
     # equal rewards and single-member groups carry no signal
     assert group_advantages([1.0, 1.0, 0.3], ["x", "x", "y"]).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_double_normalisation_whitens_over_tokens() -> None:
+    rng = np.random.default_rng(0)
+    samples = [
+        (TurnSample([1], [0] * int(rng.integers(1, 6)), []), float(a)) for a in rng.normal(size=20)
+    ]
+    out = whiten_token_advantages(samples)
+    tokens = np.concatenate([[a] * len(s.action_ids) for s, a in out])
+    assert abs(tokens.mean()) < 1e-9 and abs(tokens.std(ddof=1) - 1.0) < 1e-6
+    # a group without reward spread (all A = 0) next to one with spread gets a signal
+    flat = whiten_token_advantages(
+        [(TurnSample([1], [0], []), 0.0), (TurnSample([1], [0], []), 1.0)]
+    )
+    assert flat[0][1] < 0 < flat[1][1]
 
 
 def test_token_loss_clips_and_k3_is_zero_at_reference() -> None:
@@ -59,13 +81,12 @@ def test_token_loss_clips_and_k3_is_zero_at_reference() -> None:
 def test_config_validation_names_the_field() -> None:
     with pytest.raises(ValueError, match="group_size"):
         GRPOConfig(group_size=1)
-    with pytest.raises(ValueError, match="action_mode"):
-        GRPOConfig(action_mode="beam")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="temperature"):
-        GRPOConfig(temperature=0.0)
+        GRPOConfig(temperature=-1.0)
+    # score mode samples from softmax(score / T): T = 0 fails before any model loads
+    with pytest.raises(ValueError, match="trainer.temperature"):
+        GRPOTrainer(GRPOConfig(temperature=0.0), lambda t, v: None, ["t"], turn=TURN)
     assert all(GRPOConfig.help().values()), "every config field has help text"
-    assert GRPOConfig(action_mode="generate").rollout_settings().show_admissible is True
-    assert GRPOConfig().rollout_settings().show_admissible is False
 
 
 def test_packed_mask_isolates_candidates() -> None:
@@ -77,14 +98,6 @@ def test_packed_mask_isolates_candidates() -> None:
     assert allowed[4, 3] and not allowed[3, 4]  # causal inside a candidate
     row1 = _block_mask(seg, torch.float32)[1, 0] == 0
     assert seg[1, :2].tolist() == [-1, -1] and not row1[2:, :2].any()  # left pads never attended
-
-
-def test_parse_action_prefers_longest_contained() -> None:
-    assert parse_action("go to cabinet 10 please", ["go to cabinet 1", "go to cabinet 10"]) == (
-        "go to cabinet 10",
-        "contained",
-    )
-    assert parse_action("Look.", ["look"]) == ("look", "exact")
 
 
 def test_no_coevolution_plans_one_fixed_version(tmp_path) -> None:
@@ -115,13 +128,13 @@ def test_score_mode_picks_admissible_and_logprobs_match_recompute(base_policy) -
     prompts = [
         pol.encode_prompt(
             [
-                {"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+                {"role": "system", "content": SYSTEM},
                 {"role": "user", "content": "Task: open the door.\nYou see a door."},
             ]
         ),
         pol.encode_prompt(
             [
-                {"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+                {"role": "system", "content": SYSTEM},
                 {"role": "user", "content": "Task: heat the mug."},
             ]
         ),
@@ -130,19 +143,18 @@ def test_score_mode_picks_admissible_and_logprobs_match_recompute(base_policy) -
         ["open door", "go to cabinet 1", "go to cabinet 10"],
         ["heat mug 1 with microwave 1", "look"],
     ]
-    gen = torch.Generator().manual_seed(0)
-    choices = pol.act_score(prompts, admissible, temperature=5.0, generator=gen)
-    for choice, cmds, prompt in zip(choices, admissible, prompts):
-        assert (
-            choice.action in cmds and choice.parse == "score" and choice.n_candidates == len(cmds)
-        )
-        assert choice.action_ids == pol.encode_action(choice.action)
+    cand_ids, cand_lps = pol.score_candidates(prompts, admissible)
+    for ids_b, lps_b, cmds, prompt in zip(cand_ids, cand_lps, admissible, prompts):
+        choice = choose_action(cmds, lps_b, norm="sum", temperature=5.0, u=0.5)
+        assert choice.action in cmds and len(choice.probs) == len(cmds)
+        action_ids = ids_b[choice.index]
+        assert action_ids == pol.encode_action(choice.action)
         # recompute with a plain, unpacked, unpadded forward of prompt + action
         with torch.no_grad():
-            ids = torch.tensor([prompt + choice.action_ids])
+            ids = torch.tensor([prompt + action_ids])
             logp = torch.log_softmax(pol.model(input_ids=ids).logits[0].float(), -1)
-        ref = logp[len(prompt) - 1 : -1].gather(-1, torch.tensor(choice.action_ids)[:, None])[:, 0]
-        np.testing.assert_allclose(choice.logprobs, ref.numpy(), atol=1e-4)
+        ref = logp[len(prompt) - 1 : -1].gather(-1, torch.tensor(action_ids)[:, None])[:, 0]
+        np.testing.assert_allclose(lps_b[choice.index], ref.numpy(), atol=1e-4)
     # the end token is scored, so a prefix command does not win by default
     scores = pol.score(prompts[:1], [[pol.encode_action(c) for c in admissible[0]]])[0]
     assert len(scores[1]) == len(pol.encode_action("go to cabinet 1"))
@@ -178,21 +190,28 @@ def test_rollout_trains_only_agent_tokens_and_records_episodes(base_policy, chai
         for i in range(2)
     ]
     rollouts, stats = run_rollouts(
-        base_policy, specs, make_env, SETTINGS, generator=torch.Generator().manual_seed(1)
+        base_policy,
+        specs,
+        make_env,
+        TURN,
+        SAMPLING,
+        generator=torch.Generator().manual_seed(1),
+        step=3,
     )
     assert made == [("door", "v-test")] * 2
-    assert stats.turns == sum(len(r.turns) for r in rollouts) > 0 and stats.tokens_per_s > 0
+    assert stats.turns == sum(len(r.episode.turns) for r in rollouts) > 0
+    assert stats.tokens_per_s > 0
     admissible = set(chain_env_cls.TASKS["door"][1] + chain_env_cls.TASKS["door"][2])
     for r in rollouts:
-        assert not r.dropped and r.done
-        for sample, turn in zip(r.samples, r.turns):
+        assert not r.dropped and r.episode.stop_reason in ("done", "truncated")
+        for sample, turn in zip(r.samples, r.episode.turns):
             prompt = base_policy.tokenizer.decode(sample.prompt_ids)
             action = base_policy.tokenizer.decode(sample.action_ids)
             # the skill block and the observation are in the prompt, never in the trained tokens
             assert "SKILLTEXT" in prompt and turn.observation.split(".")[0] in prompt
             assert action == turn.action + "<|im_end|>" and turn.action in admissible
             assert "SKILLTEXT" not in action and len(sample.old_logprobs) == len(sample.action_ids)
-        ep = r.to_episode(step=3)
+        ep = r.episode
         assert (
             ep.library_version == "v-test"
             and ep.group_id == "g0"
@@ -214,12 +233,12 @@ def test_env_crash_drops_only_that_episode(base_policy, chain_env_cls) -> None:
 
     specs = [RolloutSpec(f"g0-r{i}", "g0", "lamp", None, seed=1) for i in range(2)]
     rollouts, _ = run_rollouts(
-        base_policy, specs, make_env, SETTINGS, generator=torch.Generator().manual_seed(0)
+        base_policy, specs, make_env, TURN, SAMPLING, generator=torch.Generator().manual_seed(0)
     )
     assert rollouts[0].dropped and "EngineCrashedError" in (rollouts[0].error or "")
-    assert not rollouts[1].dropped and rollouts[1].done
+    assert not rollouts[1].dropped and rollouts[1].episode.stop_reason == "truncated"
     assert all(e.closed for e in envs)
-    assert rollouts[0].to_episode(0).error == rollouts[0].error
+    assert rollouts[0].episode.error == rollouts[0].error
 
 
 # ----- one real GRPO step -------------------------------------------------------------------
@@ -280,12 +299,11 @@ def one_step(base_policy, chain_env_cls):
         # near-uniform choices: this test is about the update, not exploration (the 3
         # commands x 2 turns x 4 rollouts leave a group without reward spread ~4 % of seeds)
         temperature=1000.0,
-        history_turns=1,
         kl_coef=0.05,
         learning_rate=1e-4,
         seed=2,
     )
-    trainer = GRPOTrainer(cfg, make_env, ["door"], coevo=co, policy=policy)
+    trainer = GRPOTrainer(cfg, make_env, ["door"], turn=TURN, coevo=co, policy=policy)
     result = trainer.step()
     return trainer, result, before, co, versions
 
@@ -308,7 +326,8 @@ def test_grpo_step_updates_parameters_with_finite_loss(one_step) -> None:
     for key in (
         "charts/approx_kl",
         "charts/clipfrac",
-        "charts/reward_mean",
+        "episode/reward_mean",
+        "episode/valid_action_ratio",
         "charts/group_reward_std",
         "charts/rollout_tokens_per_s",
         "charts/update_tokens_per_s",
@@ -332,7 +351,7 @@ def test_kl_is_positive_after_the_update(one_step) -> None:
     pol = trainer.policy
     prompt = pol.encode_prompt(
         [
-            {"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+            {"role": "system", "content": SYSTEM},
             {"role": "user", "content": "Task: open the door."},
         ]
     )
@@ -391,15 +410,14 @@ def test_alfworld_score_rollout_uses_admissible_commands(base_policy) -> None:
     make_env = _alfworld_factory(max_turns=1)
     specs = [RolloutSpec(f"g0-r{i}", "g0", "tiny/train/0000", None, seed=0) for i in range(2)]
     rollouts, stats = run_rollouts(
-        base_policy, specs, make_env, SETTINGS, generator=torch.Generator().manual_seed(0)
+        base_policy, specs, make_env, TURN, SAMPLING, generator=torch.Generator().manual_seed(0)
     )
     for r in rollouts:
         assert not r.dropped, r.error
-        assert r.env_id == "ReSkill-ALFWorld-v0" and r.task and len(r.turns) == 1
-        assert r.samples[0].action_ids == base_policy.encode_action(r.turns[0].action)
-        ep = r.to_episode(0)
-        assert ep.turns[0].skill_ids is not None and ep.library_version is not None
-    assert stats.parses["score"] == 2
+        ep = r.episode
+        assert ep.env_id == "ReSkill-ALFWorld-v0" and ep.task and len(ep.turns) == 1
+        assert r.samples[0].action_ids == base_policy.encode_action(ep.turns[0].action)
+        assert ep.turns[0].parse == "score" and ep.library_version is not None
 
 
 @pytest.mark.slow
@@ -423,7 +441,11 @@ def test_alfworld_grpo_steps(base_policy, tmp_path) -> None:
         metrics_path=str(tmp_path / "m.jsonl"),
     )
     trainer = GRPOTrainer(
-        cfg, _alfworld_factory(max_turns=4), ["tiny/train/0000", "tiny/train/0001"], policy=policy
+        cfg,
+        _alfworld_factory(max_turns=4),
+        ["tiny/train/0000", "tiny/train/0001"],
+        turn=TURN,
+        policy=policy,
     )
     results = trainer.train(2)
     assert [r.step for r in results] == [0, 1]
@@ -433,23 +455,19 @@ def test_alfworld_grpo_steps(base_policy, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_generate_mode_records_parse_outcomes(base_policy, chain_env_cls) -> None:
-    settings = RolloutSettings(
-        action_mode="generate",
-        temperature=1.0,
-        max_new_tokens=8,
-        system_prompt=DEFAULT_SYSTEM_PROMPT,
-        show_admissible=True,
-    )
+    turn = TurnConfig(action_mode="generate", action_format="lenient")
     specs = [RolloutSpec(f"g0-r{i}", "g0", "door", None, seed=0) for i in range(2)]
     torch.manual_seed(0)
     rollouts, stats = run_rollouts(
         base_policy,
         specs,
         lambda t, v: chain_env_cls(max_turns=1),
-        settings,
+        turn,
+        Sampling(temperature=1.0, max_new_tokens=8),
         generator=torch.Generator(),
     )
-    assert sum(stats.parses.values()) == 2 and set(stats.parses) <= {"exact", "contained", "raw"}
+    parses = [t.parse for r in rollouts for t in r.episode.turns]
+    assert len(parses) == 2 and set(parses) <= {"exact", "contained", "raw", "empty"}
     for r in rollouts:
         sample = r.samples[0]
         assert len(sample.action_ids) <= 8 and len(sample.old_logprobs) == len(sample.action_ids)

@@ -46,10 +46,10 @@ def _tiny(out_dir: Path, name: str, steps: int, *extra: str) -> list[str]:
         "env.skill_budget_chars=400",
         "env.kwargs.difficulty=tiny",
         "env.kwargs.max_turns=3",
-        "trainer.score_norm=mean",
+        "rollout.score_norm=mean",
         "trainer.group_size=2",
         "trainer.groups_per_step=2",
-        "trainer.history_turns=0",
+        "rollout.history_turns=0",
         "trainer.kl_coef=0",
         "trainer.max_samples_per_step=2",
         "coevolution.async_creator=false",
@@ -72,6 +72,7 @@ def _rows(path: Path) -> list[dict]:
 
 
 # ----- kill -9 mid-step, resume ------------------------------------------------------------
+@pytest.mark.slow  # ~3 min on 2 idle cores (a real training subprocess, killed and resumed)
 def test_kill9_mid_step_then_resume_is_exact(base_policy, tmp_path: Path) -> None:
     steps = 3
     overrides = _tiny(tmp_path, "killed", steps)
@@ -136,6 +137,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # ~1.5 min: several training steps against a failing creator endpoint
 def test_failing_creator_backend_does_not_stop_training(base_policy, tmp_path: Path) -> None:
     backend = f"openai:http://127.0.0.1:{_closed_port()}/v1#nobody"
     cfg = load_config(
@@ -183,43 +185,40 @@ class _KillWorkerAt(gym.Wrapper):
 
 def test_worker_crash_drops_one_episode_and_the_step_completes(base_policy) -> None:
     from reskill_local.grpo import GRPOConfig, GRPOTrainer
-    from reskill_local.pool import EnvPool
 
     from reskill_gym.coevolve import NoCoEvolution
     from reskill_gym.envs.alfworld import ALFWorldEnv
+    from reskill_gym.rollout import EnvPool, TurnConfig
     from reskill_gym.wrapper import SkillWrapper
 
     killers: list[_KillWorkerAt] = []
 
-    def build() -> SkillWrapper:
+    def build(key) -> SkillWrapper:
         env = ALFWorldEnv(difficulty="tiny", max_turns=3)
         if not killers:  # only the first engine dies
             killers.append(_KillWorkerAt(env, at=1))
             return SkillWrapper(killers[0], None)
         return SkillWrapper(env, None)
 
-    pool = EnvPool(build, lambda v: None)
-    cfg = GRPOConfig(
-        group_size=2,
-        groups_per_step=1,
-        score_norm="mean",
-        history_turns=0,
-        kl_coef=0.0,
-        max_samples_per_step=2,
-        seed=3,
-    )
+    pool = EnvPool(build)
+    cfg = GRPOConfig(group_size=2, groups_per_step=1, kl_coef=0.0, max_samples_per_step=2, seed=3)
     trainer = GRPOTrainer(
-        cfg, pool, ["tiny/train/0000"], coevo=NoCoEvolution(None), policy=_copy(base_policy)
+        cfg,
+        lambda task_id, version: pool.lease(skills=None),
+        ["tiny/train/0000"],
+        turn=TurnConfig(action_mode="score", score_norm="mean", history_turns=0),
+        coevo=NoCoEvolution(None),
+        policy=_copy(base_policy),
     )
     try:
         result = trainer.step()
         assert killers[0].killed is not None
-        assert result.metrics["rollouts/dropped"] == 1.0 and len(result.episodes) == 1
+        assert result.metrics["episode/dropped"] == 1.0 and len(result.episodes) == 1
         dropped = [e for e in result.events if e.kind == "episode_dropped"]
         assert len(dropped) == 1 and "EngineCrashedError" in dropped[0].message
         assert result.dropped[0].error and "step 1" in result.dropped[0].error
         assert pool.discarded == 1
         again = trainer.step()  # a fresh engine replaces the dead one
-        assert again.metrics["rollouts/dropped"] == 0.0 and pool.built == 3
+        assert again.metrics["episode/dropped"] == 0.0 and pool.built == 3
     finally:
         pool.close()

@@ -90,6 +90,9 @@ def test_verl_prepare_rows_load_in_rlhf_dataset(tmp_path, smollm_dir):
     ds = RLHFDataset(str(out / "train.parquet"), tok, data_cfg)
     item = ds[1]
     assert item["raw_prompt"][0]["role"] == "system"
+    from reskill_gym.rollout import default_system_prompt
+
+    assert item["raw_prompt"][0]["content"] == default_system_prompt("alfworld", "tagged")
     assert item["index"] == 1 and item["agent_name"] == "reskill_env"
     assert item["extra_info"]["task_id"] == train[1]["extra_info"]["task_id"]
 
@@ -140,9 +143,23 @@ def test_verl_configs_compose_on_verl_and_validate(name, smollm_dir):
     assert env_vars.VERL_USE_EXTERNAL_MODULES == "reskill_verl.plugin"
     settings = ReskillVerlConfig.from_trainer_config(cfg)
     assert settings.env == name
-    if name == "alfworld":
-        assert settings.max_turns == 50 and settings.env_kwargs["max_turns"] == 50
-    core = settings.coevolution.coevolution_config("/tmp/x")  # the core config validates too
+    turn = settings.rollout.resolve(name)
+    assert turn.invalid_action_penalty == 0.1 and settings.grpo_double_normalize
+    if search:  # concat (see the comment in search.yaml), the env parses its own tags
+        assert turn.layout == "concat" and turn.action_format == "passthrough"
+    else:  # the published per_turn layout: history 50 (ALFWorld) / 30 (ScienceWorld)
+        turns = 50 if name == "alfworld" else 30
+        assert turn.layout == "per_turn" and turn.action_format == "tagged"
+        assert turn.history_turns == turns == settings.max_turns
+        assert settings.env_kwargs["max_turns"] == turns
+        assert r.rollout.multi_turn.max_assistant_turns == turns
+        # one turn per sample: a prompt and one reply; 8 x n = 64 turn rows per update
+        assert (r.rollout.prompt_length, r.rollout.response_length) == (
+            (4096, 512) if name == "alfworld" else (6000, 1024)
+        )
+        assert r.actor.ppo_mini_batch_size * r.rollout.n == 64
+        assert settings.max_tokens_per_turn == r.rollout.response_length
+    core = settings.coevolution.coevolution_config("ckpt")  # the core config validates too
     assert core.tester.min_steps == 5 and core.tester.min_episodes == 50
     assert core.creator.max_skill_content_chars == 500 and core.creator.n_groups == 30
     assert settings.max_active_skills == 8

@@ -43,10 +43,16 @@ def _episode(
         library_version=version,
         arm=arm,
         group_id=uid,
-        turns=[Turn(observation="You are in a room.", action="look", skill_ids=list(skills))],
+        turns=[
+            Turn(
+                observation="You are in a room.",
+                action="look",
+                skill_ids=list(skills),
+                parse="exact",
+            )
+        ],
         reward=1.0 if won else 0.0,
         won=won,
-        parse_counts={"exact": 1},
     )
 
 
@@ -75,16 +81,20 @@ def test_verl_record_and_end_step_metrics(tmp_path, make_lib):
     out = svc.end_step(1)
     m = out["metrics"]
     n_cand = sum(a.arm == "candidate" for a in plan)
-    assert m["reskill/episodes"] == 4 and m["reskill/dropped"] == 1
-    assert m["versions/episodes/candidate"] == n_cand
-    assert m["versions/success/candidate"] == 1.0 and m["versions/success/incumbent"] == 0.0
+    # the shared namespace (reskill_gym.rollout.episode_metrics + coevolution_metrics)
+    assert m["episode/count"] == 4 and m["episode/dropped"] == 1
+    assert m["arms/candidate/episodes"] == n_cand
+    assert m["arms/candidate/success_rate"] == 1.0 and m["arms/incumbent/success_rate"] == 0.0
     assert m["versions/testing"] == 1.0 and 0.15 <= m["versions/p_candidate"] <= 0.85
-    assert m["skills/fired/plan"] == 1.0 and m["rollouts/parse/exact"] == 1.0
+    assert m["skills/fired/plan"] == 1.0 and m["episode/parse/exact"] == 1.0
+    assert m["episode/valid_action_ratio"] == 1.0
+    dropped = [e for e in out["events"] if e["kind"] == "episode_dropped"]
+    assert len(dropped) == 1 and "boom" in dropped[0]["message"] and dropped[0]["step"] == 1
     assert m["skills/library_size"] == len(svc.coevo.view())
     assert (tmp_path / "ckpt" / "coevolution.json").is_file()
     # plans are per step: the same uid in the next step is planned afresh, the step advanced
     assert svc.current_step == 2 and svc._plans == {}
-    assert svc.end_step(1)["metrics"]["reskill/episodes"] == 0  # repeated step: ignored by core
+    assert svc.end_step(1)["metrics"]["episode/count"] == 0  # repeated step: ignored by core
 
 
 def test_verl_test_decides_through_the_service(tmp_path, make_lib):
@@ -139,6 +149,34 @@ def test_verl_build_service_initialises_library_and_resumes(tmp_path):
         ).coevolution.coevolution_config(None)
 
 
+def test_verl_disabled_coevolution_still_collects_episodes(tmp_path):
+    """coevolution.enabled=false: the fixed library for every rollout, metrics still flow."""
+    from reskill_verl.coevolution_actor import build_service
+    from reskill_verl.config import ReskillVerlConfig
+
+    from reskill_gym.coevolve import NoCoEvolution
+
+    settings = ReskillVerlConfig.model_validate(
+        {"env": "alfworld", "coevolution": {"enabled": False}}
+    )
+    svc = build_service(settings, default_root=tmp_path / "run")
+    assert isinstance(svc.coevo, NoCoEvolution) and svc.head() is not None
+    plan = [svc.assign("u", "t1", 2, index=i) for i in range(2)]
+    assert {(a.version, a.arm) for a in plan} == {(svc.head(), "head")}
+    assert svc.view(plan[0].version).version == svc.head()
+    svc.record([_episode("u", a.index, a.version, a.arm, won=a.index == 0) for a in plan])
+    m = svc.end_step(1)["metrics"]
+    assert m["arms/head/episodes"] == 2 and m["episode/success_rate"] == 0.5
+    assert m["versions/testing"] == 0.0
+    assert not (tmp_path / "run" / "library").exists(), "no working library is made"
+    none = ReskillVerlConfig.model_validate(
+        {"env": "alfworld", "skills": None, "coevolution": {"enabled": False}}
+    )
+    empty = build_service(none, default_root=tmp_path / "run2")
+    a = empty.assign("v", "t1", 1, index=0)
+    assert empty.head() is None and a.version == "" and empty.view(None) is None
+
+
 def test_verl_named_actor_round_trip(tmp_path, ray_session):
     from reskill_verl.coevolution_actor import (
         RayCoEvolutionClient,
@@ -173,7 +211,7 @@ def test_verl_named_actor_round_trip(tmp_path, ray_session):
     assert view.version == head and cached is view, "views are cached per process"
     hook = CoEvolutionStepHook(actor, ray.get)
     metrics = hook.end_step(1)
-    assert metrics["reskill/episodes"] == 1.0 and metrics["versions/success/head"] == 1.0
+    assert metrics["episode/count"] == 1.0 and metrics["arms/head/success_rate"] == 1.0
     assert hook.end_step(1) == {}, "a second on_step_end in one step is ignored"
     assert (tmp_path / "run" / "coevolution.json").is_file()
     hook.close()

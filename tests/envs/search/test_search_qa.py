@@ -9,7 +9,7 @@ from reskill_gym.envs.search.qa import (
     exact_match,
     f1_score,
     normalize_answer,
-    parse_action,
+    parse_search_tags,
 )
 
 
@@ -57,11 +57,11 @@ def test_best_scores() -> None:
 
 
 def test_parse_action() -> None:
-    assert parse_action("<search>a b</search>").content == "a b"
-    assert parse_action("<think>x</think>\n<answer>\n Orvan \n</answer>").kind == "answer"
-    assert parse_action("<answer>1</answer><search>2</search>").content == "1"
-    multi = parse_action("<search>first\nline</search>")
+    assert parse_search_tags("<search>a b</search>").content == "a b"
+    assert parse_search_tags("<think>x</think>\n<answer>\n Orvan \n</answer>").kind == "answer"
+    assert parse_search_tags("<answer>1</answer><search>2</search>").content == "1"
+    multi = parse_search_tags("<search>first\nline</search>")
     assert multi.content == "first line"
-    assert parse_action("<search>x</answer>").kind == "invalid"
-    assert parse_action("").reason == "empty action"
-    assert "empty <answer>" in parse_action("<answer> </answer>").reason
+    assert parse_search_tags("<search>x</answer>").kind == "invalid"
+    assert parse_search_tags("").reason == "empty action"
+    assert "empty <answer>" in parse_search_tags("<answer> </answer>").reason

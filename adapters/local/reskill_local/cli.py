@@ -1,14 +1,14 @@
-"""``reskill train`` and ``reskill report``: the command-line face of the local trainer.
+"""``reskill train``: the command-line face of the local trainer.
 
-Exports ``train_command`` and ``report_command``.
+Exports ``train_command``.
 
-This module is imported by ``reskill_gym.cli`` and stays light: torch, transformers and the
-trainer adapter (``reskill_local``) are imported inside the command, after the config has
-been validated, so ``reskill --help`` and a config typo answer in a second.
+Attached to the ``reskill`` CLI through the ``reskill_gym.cli`` entry-point group (the core
+never imports an adapter by name). Stays light at import: torch, transformers and the
+trainer are imported inside the command, after the config has been validated, so
+``reskill --help`` and a config typo answer in a second.
 
     reskill train --config configs/demo.yaml [key=value ...]
     reskill train --resume runs/<name> [run.steps=20]
-    reskill report runs/<name>
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import typer
 
-__all__ = ["train_command", "report_command"]
+__all__ = ["train_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,17 +77,3 @@ def _set_log_level(level: str) -> None:
     for handler in root.handlers:
         if _quiet_bm25s not in handler.filters:
             handler.addFilter(_quiet_bm25s)
-
-
-def report_command(
-    run_dir: Path = typer.Argument(..., help="A run folder (runs/<name>)."),
-) -> None:
-    """(Re)write report.md and the plots of a run folder."""
-    from reskill_gym.report import write_report
-
-    try:
-        path = write_report(run_dir)
-    except FileNotFoundError as exc:
-        typer.echo(f"report: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    typer.echo(f"report: {path}")

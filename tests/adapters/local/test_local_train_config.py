@@ -14,7 +14,7 @@ pytest.importorskip("torch")
 
 from reskill_local.train import ConfigError, TrainingRun, load_config  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("name", ["demo", "alfworld", "scienceworld", "search"])

@@ -1,0 +1,198 @@
+"""Skill efficacy benchmark: does a skill library help a fixed agent choose the expert's action?
+
+Run: ``python benchmarks/efficacy.py --config benchmarks/configs/efficacy_smollm2.yaml``
+(optional ``--out DIR``, ``--agent SPEC``, ``--tasks N``, ``--states-per-task N``;
+``--report-only`` rebuilds the combined report from the files already there).
+
+A config holds the fields of ``reskill_gym.evaluation.EvalConfig`` plus ``difficulties`` (one
+``reskill eval --metric expert`` run per ALFWorld difficulty, in ``<out>/<difficulty>``) and
+``out``. Each run draws planner and perturbed states, labels the optimal commands by one-step
+look-ahead and scores every state under ``none``, ``library``, ``placebo`` and ``shuffled``
+skills (see ``reskill_gym.evaluation.expert``). The combined report (``<out>/report.md``,
+``summary.json``, plots) pools the runs with per-difficulty and per-split groups, and
+``<out>/efficacy_table.md`` is the README table: ``p_opt`` per condition and the paired
+differences library - none / - placebo / - shuffled with 95 % CIs that resample tasks.
+Interrupt and rerun to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from reskill_gym.evaluation import EvalAbortedError, EvalConfig, run_and_report  # noqa: E402
+from reskill_gym.yaml_loading import YAMLLoadError, load_yaml_file  # noqa: E402
+
+log = logging.getLogger("efficacy")
+
+#: Groups of the README table, in order (present ones only).
+TABLE_GROUPS = (
+    "tiny/seen",
+    "tiny/unseen",
+    "small/seen",
+    "small/unseen",
+    "std/seen",
+    "std/unseen",
+    "seen",
+    "unseen",
+    "all",
+)
+
+
+def _resolve(path: str) -> str:
+    """A relative path that does not exist here is taken relative to the repository."""
+    p = Path(path)
+    if p.is_absolute() or p.exists() or not (ROOT / p).exists():
+        return path
+    return str(ROOT / p)
+
+
+def load_config(path: Path, overrides: dict[str, Any]) -> tuple[list[EvalConfig], Path]:
+    """One ``EvalConfig`` per difficulty, and the output folder."""
+    try:
+        data = load_yaml_file(path) or {}
+    except YAMLLoadError as e:
+        raise SystemExit(str(e)) from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"{path}: expected a mapping of EvalConfig fields")
+    data = dict(data)
+    expert = dict(data.pop("expert", None) or {})
+    for key in ("states_per_task",):
+        if overrides.get(key) is not None:
+            expert[key] = overrides.pop(key)
+        overrides.pop(key, None)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    out = Path(str(data.pop("out", f"runs/{path.stem}")))
+    difficulties = data.pop("difficulties", None) or [data.pop("difficulty", None)]
+    data["skills"] = [_resolve(s) for s in data.get("skills", [])]
+    expert["placebo_skills"] = [_resolve(s) for s in expert.get("placebo_skills", [])]
+    data["metric"] = "expert"
+    configs = []
+    for d in difficulties:
+        try:
+            configs.append(EvalConfig(**data, difficulty=d, expert=expert))
+        except ValueError as e:
+            raise SystemExit(f"{path}: {e}") from None
+    return configs, out
+
+
+def combine(out: Path, configs: list[EvalConfig], wall_s: float | None = None) -> Any:
+    """Pool the per-difficulty runs into ``out``: report.md, summary.json, plots, table."""
+    from reskill_gym.evaluation.expert import SCORES_FILE, STATES_FILE, ExpertScore, _read_states
+    from reskill_gym.evaluation.expert_report import summarize_expert, write_expert_report
+    from reskill_gym.evaluation.runner import EpisodeLog
+
+    states, scores = [], []
+    for cfg in configs:
+        sub = out / str(cfg.difficulty)
+        if not (sub / STATES_FILE).exists():
+            raise SystemExit(f"{sub}: no {STATES_FILE} (run without --report-only first)")
+        states += _read_states(sub / STATES_FILE)
+        scores += EpisodeLog(sub / SCORES_FILE, record_type=ExpertScore).records()
+    c0 = configs[0]
+    meta = c0.model_dump(mode="json") | {
+        "difficulty": ", ".join(str(c.difficulty) for c in configs),
+        "library": {"source": c0.skills[0], "version": ""},
+        "placebo_skills": c0.expert.placebo_skills,
+        "score_norm": c0.rollout.score_norm,
+    }
+    if wall_s is not None:
+        meta["wall_s"] = round(wall_s, 1)
+        a, b, c = os.getloadavg()
+        meta["load"] = f"load average {a:.2f} / {b:.2f} / {c:.2f} on {os.cpu_count()} CPUs"
+    summary = summarize_expert(states, scores, meta=meta)
+    write_expert_report(summary, out)
+    table = readme_table(summary)
+    (out / "efficacy_table.md").write_text(table, encoding="utf-8")
+    return summary, table
+
+
+def readme_table(summary: Any) -> str:
+    """The README's efficacy table (Markdown)."""
+    from reskill_gym.evaluation.expert_report import PAIRS
+
+    def f(r: Any) -> str:
+        return f"{r.mean:.3f}" if r.n else "-"
+
+    def d(r: Any) -> str:
+        return f"{r.mean:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]" if r.n else "-"
+
+    conds = summary.conditions
+    pairs = [(c, b) for c, b in PAIRS[:3] if c in conds and b in conds]
+    head = ["tasks", "states", *conds, *(f"{c} - {b}" for c, b in pairs)]
+    lines = [
+        "| group | " + " | ".join(head) + " |",
+        "|---|" + "---|" * len(head),
+    ]
+    for g in TABLE_GROUPS:
+        try:
+            lib = summary.figure("library", g)
+        except KeyError:
+            continue
+        cells = [str(lib.tasks), str(lib.states)]
+        for c in conds:
+            try:
+                cells.append(f(summary.figure(c, g).p_opt))
+            except KeyError:
+                cells.append("-")
+        for c, b in pairs:
+            try:
+                cells.append(d(summary.diff(c, b, g).diff))
+            except KeyError:
+                cells.append("-")
+        lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--agent")
+    ap.add_argument("--out")
+    ap.add_argument("--tasks", type=int)
+    ap.add_argument("--states-per-task", type=int)
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    configs, out = load_config(
+        args.config,
+        {
+            "agent": args.agent,
+            "out": args.out,
+            "tasks": args.tasks,
+            "states_per_task": args.states_per_task,
+        },
+    )
+    from rich.console import Console
+
+    console = Console(width=200)
+    t0 = time.monotonic()
+    if not args.report_only:
+        for cfg in configs:
+            log.info("efficacy: difficulty %s -> %s", cfg.difficulty, out / str(cfg.difficulty))
+            try:
+                run_and_report(cfg, out / str(cfg.difficulty), console=console)
+            except EvalAbortedError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 1
+    from reskill_gym.evaluation.expert_report import render_expert_table
+
+    summary, table = combine(out, configs, None if args.report_only else time.monotonic() - t0)
+    console.print(render_expert_table(summary))
+    print(table)
+    print(f"-> {out}/report.md, {out}/efficacy_table.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Per-step episode metrics under one namespace, written by every trainer.
+
+Exports ``episode_metrics`` and ``EPISODE_METRIC_KEYS``.
+
+The local trainer and the veRL adapter both log these keys (next to their own ``losses/``,
+``perf/`` ... keys and ``reskill_gym.coevolve.coevolution_metrics``), so ``reskill report``
+draws the same plots for either:
+
+- ``episode/count``, ``episode/dropped``, ``episode/reward_mean``, ``episode/success_rate``,
+  ``episode/turns_mean``, ``episode/valid_action_ratio`` (turns whose reply carried a valid
+  action), ``episode/invalid_command_ratio`` (commands the engine rejected),
+  ``episode/parse/<how>`` (share of turns per parse outcome);
+- ``arms/<arm>/episodes``, ``arms/<arm>/reward_mean``, ``arms/<arm>/success_rate`` (``head``
+  when no version test is live, else ``incumbent``/``candidate``).
+
+>>> from reskill_gym.episode import Episode, Turn
+>>> eps = [Episode(episode_id=str(i), env_id="x", task_id="t", arm="head", reward=float(i),
+...                won=bool(i), turns=[Turn(observation="o", action="a", parse="tagged")])
+...        for i in range(2)]
+>>> m = episode_metrics(eps)
+>>> m["episode/success_rate"], m["arms/head/episodes"], m["episode/parse/tagged"]
+(0.5, 2.0, 1.0)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from reskill_gym.episode import Episode
+
+__all__ = ["episode_metrics", "EPISODE_METRIC_KEYS"]
+
+EPISODE_METRIC_KEYS: tuple[str, ...] = (
+    "episode/count",
+    "episode/dropped",
+    "episode/reward_mean",
+    "episode/success_rate",
+    "episode/turns_mean",
+    "episode/valid_action_ratio",
+    "episode/invalid_command_ratio",
+)
+
+
+def episode_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
+    """Metrics of one step's episodes (dropped ones, ``error`` set, are only counted)."""
+    kept = [e for e in episodes if e.error is None]
+    n = len(kept)
+    turns = [t for e in kept for t in e.turns]
+    nan = float("nan")
+    out: dict[str, float] = {
+        "episode/count": float(n),
+        "episode/dropped": float(len(episodes) - n),
+        "episode/reward_mean": sum(e.reward for e in kept) / n if n else nan,
+        "episode/success_rate": sum(e.won for e in kept) / n if n else nan,
+        "episode/turns_mean": len(turns) / n if n else nan,
+        "episode/valid_action_ratio": sum(t.valid for t in turns) / len(turns) if turns else nan,
+        "episode/invalid_command_ratio": (
+            sum(t.invalid_action for t in turns) / len(turns) if turns else nan
+        ),
+    }
+    for how, count in sorted(Counter(t.parse for t in turns).items()):
+        out[f"episode/parse/{how}"] = count / len(turns)
+    arms: dict[str, list[Episode]] = {}
+    for e in kept:
+        arms.setdefault(e.arm or "head", []).append(e)
+    for arm, eps in sorted(arms.items()):
+        out[f"arms/{arm}/episodes"] = float(len(eps))
+        out[f"arms/{arm}/reward_mean"] = sum(e.reward for e in eps) / len(eps)
+        out[f"arms/{arm}/success_rate"] = sum(e.won for e in eps) / len(eps)
+    return out

@@ -1,0 +1,283 @@
+"""One episode through the turn contract: reset, prompt, reply -> action, step, record.
+
+Exports ``RolloutSession``.
+
+Every loop that plays an episode — the local trainer (many sessions advanced together, one
+batched model call per turn), the veRL agent loop (one session per trajectory, env calls in
+a thread pool), ``reskill eval`` and ``reskill creator record`` (scripted agents) — drives a
+``RolloutSession``. The session owns the history, builds each turn's prompt
+(:func:`~reskill_gym.rollout.prompt.build_turn_prompt`), reads replies
+(:func:`~reskill_gym.rollout.parse.parse_action`) or score-mode choices, steps the env and
+fills the :class:`~reskill_gym.rollout.recorder.EpisodeRecorder`. What differs between the
+loops is only who produces the reply and how it is batched.
+
+An invalid reply (no action in the required format) does not step the env: the turn is
+recorded with ``valid=False``, counts against the turn cap, and the next prompt's observation
+starts with feedback saying what was wrong. Env exceptions propagate to the caller, which
+decides (drop the episode, retry, record an error) and calls :meth:`fail`.
+
+>>> from reskill_gym.envs.base import EngineStep, TextEnv
+>>> from reskill_gym.rollout.config import TurnConfig
+>>> class Door(TextEnv):
+...     def task_ids(self, split=None): return ["t0"]
+...     def _engine_reset(self, task_id, seed, options):
+...         return "A closed door.", {"task": "open the door", "task_type": "door",
+...                                    "admissible_actions": ["open door", "look"]}
+...     def _engine_step(self, action):
+...         won = action == "open door"
+...         return EngineStep("It opens." if won else "Nothing.", float(won), won, won,
+...                           admissible_actions=["open door", "look"])
+>>> s = RolloutSession(Door(max_turns=4), TurnConfig(), episode_id="e0")
+>>> s.reset(task_id="t0", seed=0)
+>>> _ = s.act("I will open it.")          # no <action> tag: invalid, the env does not run
+>>> s.prompt().user_segments[-2].text.splitlines()[1][:38]
+'Your previous reply was not executed: '
+>>> _ = s.act("<think>Open it.</think><action>open door</action>")
+>>> ep = s.episode()
+>>> ep.won, len(ep.turns), ep.valid_action_ratio, ep.stop_reason
+(True, 2, 0.5, 'done')
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from reskill_gym.episode import Episode, ParseHow, Turn
+from reskill_gym.rollout.choice import ScoreChoice
+from reskill_gym.rollout.config import TurnConfig
+from reskill_gym.rollout.parse import ParseOutcome, parse_action
+from reskill_gym.rollout.prompt import (
+    PastTurn,
+    TurnPrompt,
+    build_turn_prompt,
+    invalid_reply_feedback,
+)
+from reskill_gym.rollout.recorder import EpisodeRecorder
+
+__all__ = ["RolloutSession"]
+
+logger = logging.getLogger(__name__)
+
+
+def _bare(observation: str, info: Mapping[str, Any]) -> str:
+    from reskill_gym.wrapper import strip_skill_block
+
+    return strip_skill_block(observation, info)
+
+
+def env_name_of(env: Any) -> str:
+    """The short env name (``alfworld``, ...) of a (wrapped) ReSkill env."""
+    return str(getattr(getattr(env, "unwrapped", env), "env_name", "text"))
+
+
+def env_id_of(env: Any) -> str:
+    """The Gymnasium id of a (wrapped) env, or its registered id by name."""
+    from reskill_gym.envs.registration import ENV_IDS
+
+    spec = getattr(env, "spec", None)
+    if spec is not None and getattr(spec, "id", None):
+        return str(spec.id)
+    name = env_name_of(env)
+    return ENV_IDS.get(name, type(getattr(env, "unwrapped", env)).__name__)
+
+
+class RolloutSession:
+    """Drive one episode of ``env`` under ``config`` (see the module docstring).
+
+    Args:
+        env: a ReSkill text env, usually inside ``SkillWrapper`` (its ``info`` then carries
+            the skill bundle of each turn).
+        config: the turn contract's settings; resolved for the env's name here.
+        episode_id, group_id, arm, step: copied into the ``Episode`` record.
+        max_turns: turn cap (invalid turns count); default: the env's ``max_turns``.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        config: TurnConfig,
+        *,
+        episode_id: str,
+        group_id: str | None = None,
+        arm: str | None = None,
+        step: int = 0,
+        max_turns: int | None = None,
+    ) -> None:
+        self.env = env
+        self.env_name = env_name_of(env)
+        self.config = config.resolve(self.env_name)
+        self.recorder = EpisodeRecorder(
+            episode_id, env_id=env_id_of(env), group_id=group_id, arm=arm, step=step
+        )
+        cap = max_turns or getattr(getattr(env, "unwrapped", env), "max_turns", None) or 50
+        self.max_turns = int(cap)
+        self.info: dict[str, Any] = {}
+        self.bare = ""
+        self._shown = ""  # the observation text of the current prompt (feedback included)
+        self._past: list[PastTurn] = []
+        self._prompt: TurnPrompt | None = None
+        self.done = False
+        self._reset = False
+
+    # ----- state ------------------------------------------------------------------------
+    @property
+    def turn(self) -> int:
+        """Turns taken so far (the index of the next turn)."""
+        return len(self._past)
+
+    @property
+    def admissible(self) -> list[str] | None:
+        adm = self.info.get("admissible_actions")
+        return list(adm) if adm else None
+
+    @property
+    def task(self) -> str:
+        return self.recorder.episode.task
+
+    def reset(
+        self,
+        *,
+        task_id: str | None = None,
+        seed: int | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Reset the env to ``task_id`` (env errors propagate; call :meth:`fail` after one)."""
+        opts = dict(options or {})
+        if task_id is not None:
+            opts["task_id"] = task_id
+        obs, info = self.env.reset(seed=seed, options=opts)
+        self.recorder.begin(info, seed=seed, task_id=task_id)
+        self._observe(obs, info, shown=None)
+        self._reset = True
+
+    def _observe(self, obs: str, info: Mapping[str, Any], *, shown: str | None) -> None:
+        self.info = dict(info)
+        self.bare = _bare(obs, info)
+        self._shown = self.bare if shown is None else shown
+        self._prompt = None
+
+    # ----- the prompt -------------------------------------------------------------------
+    def prompt(self, *, history_turns: int | None = None) -> TurnPrompt:
+        """This turn's prompt (built once per turn).
+
+        ``history_turns`` overrides the per_turn history window for this call only (a
+        trainer shrinking a prompt to its token budget); the turn is still recorded under
+        the configured prompt.
+        """
+        if not self._reset:
+            raise RuntimeError("call reset() before prompt()")
+        if history_turns is not None and history_turns != self.config.history_turns:
+            return self._build(self.config.model_copy(update={"history_turns": history_turns}))
+        if self._prompt is None:
+            self._prompt = self._build(self.config)
+        return self._prompt
+
+    def _build(self, config: TurnConfig) -> TurnPrompt:
+        return build_turn_prompt(
+            config,
+            task=self.task,
+            observation=self._shown,
+            bundle_text=str(self.info.get("bundle_text") or ""),
+            admissible=self.admissible,
+            past=self._past,
+        )
+
+    def messages(self) -> list[dict[str, str]]:
+        """This turn's chat messages."""
+        return self.prompt().messages()
+
+    # ----- acting -----------------------------------------------------------------------
+    def act(self, reply: str, **usage: Any) -> Turn:
+        """Parse a generated reply under the configured format, then step (or not)."""
+        outcome = parse_action(reply, self.admissible, action_format=self.config.action_format)
+        return self._take(outcome, reply, **usage)
+
+    def act_choice(self, choice: ScoreChoice, **usage: Any) -> Turn:
+        """Take a score-mode choice (always a valid admissible command)."""
+        extra: dict[str, Any] = {"choice_prob": choice.prob}
+        if self.config.record_scores:
+            extra["candidates"] = list(self.admissible or [])
+            extra["scores"] = list(choice.scores)
+        return self._take(ParseOutcome(choice.action, "score"), choice.action, **extra, **usage)
+
+    def act_command(self, command: str, *, how: ParseHow = "scripted", reply: str = "") -> Turn:
+        """Send a ready command (scripted agents): no parsing, always valid."""
+        return self._take(ParseOutcome(command, how), reply or command)
+
+    def _take(self, outcome: ParseOutcome, reply: str, **fields: Any) -> Turn:
+        if self.done:
+            raise RuntimeError(f"episode {self.recorder.episode.episode_id} is over")
+        prompt = self.prompt()
+        skill_ids = [str(s) for s in self.info.get("skill_ids", ())]
+        if not outcome.valid:
+            turn = Turn(
+                observation=self.bare,
+                action="",
+                reward=0.0,
+                skill_ids=skill_ids,
+                reply=reply,
+                parse=outcome.how,
+                valid=False,
+                **fields,
+            )
+            self.recorder.add(turn)
+            self._past.append(
+                PastTurn(self._shown, f"(invalid reply: {outcome.why})", prompt.user_text(), reply)
+            )
+            feedback = invalid_reply_feedback(str(self.config.action_format), outcome.why)
+            self._observe_same(feedback)
+        else:
+            obs, reward, terminated, truncated, info = self.env.step(outcome.action)
+            rejected = bool(info.get("invalid_action", False))
+            valid = not (outcome.how == "passthrough" and rejected)
+            turn = Turn(
+                observation=self.bare,
+                action=outcome.action,
+                reward=float(reward),
+                skill_ids=skill_ids,
+                invalid_action=rejected,
+                reply=reply,
+                parse=outcome.how,
+                valid=valid,
+                **fields,
+            )
+            self.recorder.add(turn)
+            self._past.append(PastTurn(self._shown, outcome.action, prompt.user_text(), reply))
+            self._observe(obs, info, shown=None)
+            if terminated or truncated:
+                self._finish("done" if terminated else "truncated")
+                return turn
+        if len(self._past) >= self.max_turns:
+            self._finish("turn_cap")
+        return turn
+
+    def _observe_same(self, feedback: str) -> None:
+        self._shown = f"{feedback}\n\n{self.bare}"
+        self._prompt = None
+
+    def _finish(self, reason: str) -> None:
+        self.done = True
+        self.recorder.end(
+            won=bool(self.info.get("won", False)), final_observation=self.bare, stop_reason=reason
+        )
+
+    # ----- ending -----------------------------------------------------------------------
+    def stop(self, reason: str) -> Episode:
+        """End the episode early (e.g. ``length``: the trainer's token budget is spent)."""
+        if not self.done:
+            self._finish(reason)
+        return self.recorder.episode
+
+    def fail(self, error: BaseException | str) -> Episode:
+        """End the episode as dropped: ``error`` is kept on the record."""
+        msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        self.done = True
+        return self.recorder.fail(msg)
+
+    def episode(self) -> Episode:
+        """The record (call after the episode is done, or :meth:`stop`/:meth:`fail`)."""
+        if not self.done:
+            raise RuntimeError("the episode is still running: stop() or fail() it first")
+        return self.recorder.episode

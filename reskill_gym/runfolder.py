@@ -1,0 +1,678 @@
+"""The run folder every single-machine run writes: config sections, logs, checkpoints, resume.
+
+Exports ``ConfigError``, ``RunConfig``, ``EnvConfig``, ``RunSummary``, ``StepProgress``,
+``CHECKPOINTS``, ``check_keys``, ``format_validation``, ``unwrap_optional``,
+``merge_config``, ``default_run_name``, ``create_run_folder``, ``reopen_run_folder``, ``copy_library``,
+``latest_checkpoint``, ``write_checkpoint``, ``restore_coevolution``, ``truncate_logs``,
+``truncate_jsonl``, ``append_jsonl``, ``step_row``, ``event_rows``, ``init_wandb``,
+``log_wandb``, ``cpu_seconds`` and ``set_console_log_level``.
+
+``reskill train`` (the local GRPO trainer, ``reskill_local.train``) and ``reskill evolve``
+(frozen-policy co-evolution, :mod:`reskill_gym.evolve`) write the same folder, so
+``reskill report`` renders either::
+
+    config.yaml          the full resolved config, written at start
+    skills/              the skill library (copied from the seed library), with history
+    checkpoints/step_000004/{coevolution.json, run.json, <the runner's own state>}
+    checkpoints/LATEST   name of the newest complete checkpoint
+    metrics.jsonl        one line per step (episode/*, arms/*, versions/*, creator/*, ...)
+    events.jsonl         co-evolution events (creator, tests, dropped episodes)
+    report.md, plots/    written at the end (``reskill report`` regenerates them)
+
+Both configs share the ``run`` (:class:`RunConfig`) and ``env`` (:class:`EnvConfig`)
+sections and are checked key by key before anything heavy is built (:func:`merge_config`:
+a typo fails at once with the key's path and a "did you mean").
+
+Checkpoints are written into a temporary folder that is renamed into place, then
+``LATEST`` is replaced (atomic rename): a ``kill -9`` at any moment leaves the previous
+complete checkpoint. On resume, lines of ``metrics.jsonl`` / ``events.jsonl`` from steps
+after it are dropped (:func:`truncate_logs`; the steps are replayed). Rows are written
+before the checkpoint, so a kill between the two never loses or doubles a step.
+
+>>> check_keys({"run": {"stpes": 2}}, {"run": RunConfig}, "", "demo.yaml")
+Traceback (most recent call last):
+...
+reskill_gym.runfolder.ConfigError: demo.yaml: unknown key 'run.stpes' (did you mean 'run.steps'?)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import logging
+import math
+import os
+import resource
+import shutil
+import tempfile
+import time
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reskill_gym.atomic import atomic_write_text, fsync_dir
+
+__all__ = [
+    "ConfigError",
+    "RunConfig",
+    "EnvConfig",
+    "RunSummary",
+    "StepProgress",
+    "CHECKPOINTS",
+    "check_keys",
+    "format_validation",
+    "unwrap_optional",
+    "merge_config",
+    "default_run_name",
+    "create_run_folder",
+    "reopen_run_folder",
+    "copy_library",
+    "latest_checkpoint",
+    "write_checkpoint",
+    "restore_coevolution",
+    "truncate_logs",
+    "truncate_jsonl",
+    "append_jsonl",
+    "step_row",
+    "event_rows",
+    "init_wandb",
+    "log_wandb",
+    "cpu_seconds",
+    "set_console_log_level",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+_LATEST = "LATEST"
+_LOGS = ("metrics.jsonl", "events.jsonl")
+
+
+class ConfigError(ValueError):
+    """A run config that cannot be used; the message names the file and the key."""
+
+
+# =========================================================================================
+# Shared config sections
+# =========================================================================================
+class RunConfig(BaseModel):
+    """Where the run lives and how long it lasts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        None, description="Run folder name; default '<env>__<exp_name>__<seed>__<unix time>'."
+    )
+    exp_name: str = Field("reskill", description="Experiment name (run names, wandb).")
+    out_dir: str = Field("runs", description="Parent folder of run folders.")
+    seed: int = Field(
+        1, description="The run's seed; trainer/coevolution/creator seeds default to it."
+    )
+    steps: int = Field(
+        10, ge=1, description="Steps in total (GRPO steps in `reskill train`; a resume continues)."
+    )
+    skills_mode: Literal["coevolve", "frozen", "none"] = Field(
+        "coevolve",
+        description="coevolve: library, tester and creator evolve with the policy; frozen: "
+        "the seed library, never changed (plain GRPO with skills); none: no skills at all.",
+    )
+    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept on disk.")
+    wandb: bool = Field(
+        False, description="Log to Weights & Biases when installed (WANDB_MODE=offline honoured)."
+    )
+    wandb_project: str = Field("reskill-gym", description="wandb project.")
+    wandb_entity: str | None = Field(None, description="wandb entity (team or user).")
+    progress: bool = Field(True, description="Show the rich progress display.")
+    report: bool = Field(True, description="Write report.md and plots when the run ends.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING", description="Level of library log lines on the console."
+    )
+
+
+class EnvConfig(BaseModel):
+    """Which environment, which tasks, and how skills are shown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["alfworld", "scienceworld", "search"] = Field(
+        "alfworld", description="Environment (ReSkill-<Name>-v0)."
+    )
+    split: str = Field("train", description="Task split groups are drawn from.")
+    tasks: list[str] | None = Field(
+        None, description="Explicit task ids (default: every task of the split)."
+    )
+    max_tasks: int | None = Field(
+        None, ge=1, description="Use only the first N task ids of the split."
+    )
+    skills: str = Field(
+        "seed",
+        description="Initial library copied into the run: 'seed' (skills/<env>), a folder, or "
+        "'none' (start empty).",
+    )
+    max_active_skills: int = Field(8, ge=0, description="Skills per turn (bundle cap).")
+    skill_budget_chars: int | None = Field(
+        1500, ge=0, description="Character budget of the rendered skill block (None: no cap)."
+    )
+    reuse_engines: bool = Field(
+        True,
+        description="Keep env engines (worker processes) alive across rollouts instead of "
+        "starting one per rollout (~3 s each for ALFWorld).",
+    )
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments of the env (difficulty, max_turns, step_timeout, ...).",
+    )
+
+    def wrapper_kwargs(self) -> dict[str, Any]:
+        """Options of the ``SkillWrapper`` (bundle cap and budget)."""
+        return {
+            "max_active_skills": self.max_active_skills,
+            "skill_budget_chars": self.skill_budget_chars,
+        }
+
+    def select_tasks(self, all_ids: Sequence[str]) -> list[str]:
+        """``tasks`` if given, else the split's ids; the first ``max_tasks``; never empty."""
+        tasks = list(self.tasks) if self.tasks else list(all_ids)
+        if self.max_tasks is not None:
+            tasks = tasks[: self.max_tasks]
+        if not tasks:
+            raise ConfigError(f"env: no tasks in split {self.split!r} of {self.name}")
+        return tasks
+
+
+# =========================================================================================
+# Key checks and merging (YAML file + key=value overrides)
+# =========================================================================================
+def unwrap_optional(tp: Any) -> Any:
+    """``X | None`` -> ``X`` (``None`` for a union of several types)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return args[0] if len(args) == 1 else None
+    return tp
+
+
+def _children(schema: Any) -> dict[str, Any] | None:
+    """Field name -> type for a pydantic model or dataclass; None for free-form values."""
+    if isinstance(schema, dict):
+        return schema
+    schema = unwrap_optional(schema)
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return {n: f.annotation for n, f in schema.model_fields.items()}
+    if dataclasses.is_dataclass(schema) and isinstance(schema, type):
+        hints = typing.get_type_hints(schema)
+        return {f.name: hints.get(f.name) for f in dataclasses.fields(schema)}
+    return None
+
+
+def check_keys(data: Any, schema: Any, prefix: str, source: str) -> None:
+    """Raise ConfigError on the first key no schema knows, with a close match if any.
+
+    ``schema`` is a pydantic model, a dataclass or a dict of section name -> schema.
+    """
+    fields = _children(schema)
+    if fields is None or not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            hint = f" (did you mean '{prefix + '.' if prefix else ''}{close[0]}'?)" if close else ""
+            known = "" if close else f"; known keys: {', '.join(sorted(fields))}"
+            raise ConfigError(f"{source}: unknown key '{path}'{hint}{known}")
+        check_keys(value, fields[key], path, source)
+
+
+def format_validation(exc: ValidationError, source: str) -> str:
+    """One line per pydantic error: ``<source>: <key path>: <message> (got <value>)``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        lines.append(f"{source}: {loc}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def merge_config(
+    path: str | os.PathLike[str] | None,
+    overrides: Sequence[str],
+    schemas: Mapping[str, Any],
+) -> tuple[dict[str, Any], str]:
+    """Merge a YAML file (or nothing) with ``key=value`` overrides; check every key.
+
+    Returns the merged plain dict (every section of ``schemas`` present, as a dict) and the
+    source name for messages. Values are not validated here: the caller builds its models.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    sections = tuple(schemas)
+    source = str(path) if path is not None else "config"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:  # bounded check first: an alias bomb or huge file never reaches OmegaConf
+            from reskill_gym.yaml_loading import check_yaml_file
+
+            check_yaml_file(p)
+            user = OmegaConf.load(p)
+        except Exception as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        if not OmegaConf.is_dict(user):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections {sections}")
+    else:
+        user = OmegaConf.create({})
+    bad = [o for o in overrides if "=" not in o or o.startswith("=")]
+    if bad:
+        raise ConfigError(f"override {bad[0]!r}: expected key=value (e.g. run.steps=4)")
+    try:
+        over = OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"override: {exc}") from exc
+    check_keys(OmegaConf.to_container(user, resolve=False), dict(schemas), "", source)
+    check_keys(OmegaConf.to_container(over, resolve=False), dict(schemas), "", "override")
+    try:
+        merged = OmegaConf.to_container(OmegaConf.merge(user, over), resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    assert isinstance(merged, dict)
+    for section in sections:
+        if merged.get(section) is None:
+            merged[section] = {}
+        elif not isinstance(merged[section], dict):
+            raise ConfigError(f"{source}: section '{section}' must be a mapping")
+    return merged, source
+
+
+# =========================================================================================
+# Creating and reopening a run folder
+# =========================================================================================
+class RunFolderConfig(Protocol):
+    """What a run config needs for the shared folder code: ``run``, ``env`` sections and a
+    plain-data dump for ``config.yaml``."""
+
+    run: RunConfig
+    env: EnvConfig
+
+    def to_container(self) -> dict[str, Any]: ...
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any: ...
+
+
+C = TypeVar("C", bound=RunFolderConfig)
+
+
+def _write_config(path: Path, container: dict[str, Any]) -> None:
+    from omegaconf import OmegaConf
+
+    atomic_write_text(path, OmegaConf.to_yaml(container))
+
+
+def default_run_name(run: RunConfig, env_name: str) -> str:
+    """CleanRL-style ``<env>__<exp>__<seed>__<unix time>``."""
+    return f"{env_name}__{run.exp_name}__{run.seed}__{int(time.time())}"
+
+
+def create_run_folder(config: C, *, command: str) -> tuple[C, Path]:
+    """Make the run folder, write ``config.yaml``, copy the initial library into ``skills/``.
+
+    The name is ``run.name`` or CleanRL-style ``<env>__<exp>__<seed>__<unix time>``; the
+    returned config has it set. ``command`` (``train``, ``evolve``) goes into the message
+    that says how to continue an existing folder.
+    """
+    run = config.run
+    name = run.name or default_run_name(run, config.env.name)
+    run_dir = Path(run.out_dir) / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(
+            f"run folder {run_dir} already exists; continue it with "
+            f"`reskill {command} --resume {run_dir}` or pick another run.name"
+        )
+    config = config.model_copy(update={"run": run.model_copy(update={"name": name})})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_config(run_dir / "config.yaml", config.to_container())
+    copy_library(config.env, config.run.skills_mode, run_dir / "skills")
+    return config, run_dir
+
+
+def reopen_run_folder(
+    run_dir: str | os.PathLike[str],
+    overrides: Sequence[str],
+    load: Callable[[Path, Sequence[str]], C],
+) -> tuple[C, Path]:
+    """Read a run folder's ``config.yaml`` with ``overrides`` (e.g. ``run.steps=20``) applied;
+    the overridden config is written back so the folder always says what ran."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
+    config = load(cfg_path, overrides)
+    if overrides:
+        _write_config(cfg_path, config.to_container())
+    return config, run_dir
+
+
+def copy_library(env: EnvConfig, skills_mode: str, dest: Path) -> None:
+    """The run's own library: a copy of ``env.skills`` (or empty), opened with history."""
+    from reskill_gym.envs.registration import seed_library_path
+    from reskill_gym.skills import SkillLibrary
+
+    src = env.skills
+    if skills_mode == "none" or src == "none":
+        dest.mkdir(parents=True, exist_ok=True)
+    else:
+        folder = seed_library_path(env.name) if src == "seed" else Path(src)
+        if not folder.is_dir():
+            raise ConfigError(f"env.skills: {folder} is not a folder")
+        shutil.copytree(folder, dest, dirs_exist_ok=False)
+    SkillLibrary.open(dest, create=True, reason=f"copied from {src}", proposed_by="run")
+
+
+# =========================================================================================
+# Checkpoints
+# =========================================================================================
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
+    """The newest complete checkpoint folder of a run (``None`` before the first)."""
+    root = Path(run_dir) / CHECKPOINTS
+    marker = root / _LATEST
+    if marker.is_file():
+        folder = root / marker.read_text().strip()
+        if (folder / "run.json").is_file():
+            return folder
+    # LATEST missing or pointing at a folder being replaced: the newest complete one
+    complete = sorted(p for p in root.glob("step_*") if (p / "run.json").is_file())
+    return complete[-1] if complete else None
+
+
+def write_checkpoint(
+    run_dir: str | os.PathLike[str],
+    steps_done: int,
+    fill: Callable[[Path], None],
+    meta: Mapping[str, Any],
+    *,
+    keep: int,
+) -> Path:
+    """Write ``checkpoints/step_<steps_done>`` atomically and point ``LATEST`` at it.
+
+    ``fill(folder)`` writes the runner's files into a temporary folder; ``meta`` (plus
+    ``steps_done``) becomes ``run.json``, the completeness marker. The folder is renamed into
+    place, ``LATEST`` replaced, and all but the newest ``keep`` checkpoints removed.
+    """
+    root = Path(run_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{steps_done:06d}"
+    final = root / name
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
+    try:
+        fill(tmp)
+        atomic_write_text(
+            tmp / "run.json", json.dumps({"steps_done": steps_done, **meta}, indent=1)
+        )
+        fsync_dir(tmp)
+        if final.exists():  # a replayed step after a resume: replace the stale folder
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_text(root / _LATEST, name + "\n")
+    fsync_dir(root)
+    existing = sorted(p for p in root.glob("step_*") if p.is_dir())
+    for old in existing[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".step_*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def restore_coevolution(ckpt: Path, coevo: Any, library: Any) -> dict[str, Any]:
+    """Bring library HEAD and co-evolution state back to checkpoint ``ckpt``; returns its
+    ``run.json``. Fails (instead of resuming inexactly) when a version the checkpoint
+    refers to was pruned from the store."""
+    from reskill_gym.coevolve import CoEvolution
+
+    meta: dict[str, Any] = json.loads((ckpt / "run.json").read_text())
+    missing = [v for v in [meta["head"]] if v not in library.versions()]
+    if isinstance(coevo, CoEvolution):
+        state = json.loads((ckpt / "coevolution.json").read_text())
+        arms = (state.get("tester") or {}).get("active") or {}
+        referenced = arms.get("versions", []) if isinstance(arms, dict) else []
+        missing += [v for v in referenced if v not in library.versions()]
+        if missing:
+            raise RuntimeError(
+                f"{ckpt}: versions {missing} are referenced by the checkpoint but no longer "
+                f"in the library store {library.store} (pruned?); cannot resume exactly"
+            )
+        coevo.load_state_dict(state)
+    elif library.head != meta["head"]:
+        library.checkout(meta["head"], reason="resume from checkpoint")
+    return meta
+
+
+# =========================================================================================
+# metrics.jsonl / events.jsonl
+# =========================================================================================
+def truncate_jsonl(path: Path, max_step: int) -> int:
+    """Keep lines with ``step < max_step`` (and any torn last line is dropped); returns kept."""
+    if not path.is_file():
+        return 0
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if int(row.get("step", -1)) < max_step:
+            kept.append(line)
+    atomic_write_text(path, "".join(k + "\n" for k in kept))
+    return len(kept)
+
+
+def truncate_logs(run_dir: str | os.PathLike[str], steps_done: int) -> None:
+    """Drop ``metrics.jsonl`` / ``events.jsonl`` lines of steps after the checkpoint."""
+    for name in _LOGS:
+        truncate_jsonl(Path(run_dir) / name, steps_done)
+
+
+def append_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append rows (credentials redacted), flushed and fsynced."""
+    if not rows:
+        return
+    from reskill_gym.redaction import redact  # no credential reaches events/metrics files
+
+    with path.open("a", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(redact(json.dumps(row, allow_nan=True, default=str)) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def event_rows(events: Iterable[Any], step: int) -> list[dict[str, Any]]:
+    """A step's events as ``events.jsonl`` rows (``checkpoint`` events are not logged)."""
+    from reskill_gym.coevolve import CoEvolutionEvent
+
+    rows = [
+        e.model_dump(mode="json") if isinstance(e, CoEvolutionEvent) else dict(e)
+        for e in events
+        if not (isinstance(e, CoEvolutionEvent) and e.kind == "checkpoint")
+    ]
+    for row in rows:
+        row.setdefault("step", step)
+    return rows
+
+
+def step_row(
+    metrics: Mapping[str, Any],
+    step: int,
+    *,
+    coevo: Any,
+    events: Iterable[Any],
+    library: Any,
+    plan: Any,
+    wall_s: float,
+    cpu_s: float,
+) -> dict[str, Any]:
+    """One ``metrics.jsonl`` row: the runner's metrics + the shared co-evolution metrics,
+    the live versions, and the run's wall/CPU seconds so far."""
+    from reskill_gym.coevolve import CoEvolutionEvent, coevolution_metrics
+
+    row: dict[str, Any] = dict(metrics)
+    row["step"] = step
+    row.update(coevolution_metrics(coevo, [e for e in events if isinstance(e, CoEvolutionEvent)]))
+    row["versions/head"] = library.head if library is not None else None
+    if bool(getattr(plan, "testing", False)):
+        cands = sorted({v for row_v in plan.versions for v in row_v if v != plan.head})
+        row["versions/incumbent"] = plan.head
+        row["versions/candidate"] = cands[0] if cands else None
+    row["run/wall_s"] = wall_s
+    row["run/cpu_s"] = cpu_s
+    row["time"] = time.time()
+    return row
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (env workers, JVMs)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+# =========================================================================================
+# Logging: wandb, console
+# =========================================================================================
+def init_wandb(run: RunConfig, run_dir: Path, container: dict[str, Any]) -> Any:
+    """A wandb run when ``run.wandb`` is on and wandb is installed, else ``None``."""
+    if not run.wandb:
+        return None
+    try:
+        import wandb
+    except ImportError:
+        logger.warning("run.wandb=true but wandb is not installed; logging to JSONL only")
+        return None
+    return wandb.init(
+        project=run.wandb_project,
+        entity=run.wandb_entity,
+        name=run_dir.name,
+        id=run_dir.name.replace("/", "-")[-64:],
+        resume="allow",
+        dir=str(run_dir),
+        config=container,
+    )
+
+
+def log_wandb(wandb_run: Any, row: Mapping[str, Any], step: int) -> None:
+    """Log a row's numbers (no-op without a wandb run)."""
+    if wandb_run is None:
+        return
+    wandb_run.log(
+        {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        step=step,
+    )
+
+
+def _quiet_bm25s(record: logging.LogRecord) -> bool:
+    return not (record.name.startswith("bm25s") and record.levelno < logging.WARNING)
+
+
+def set_console_log_level(level: str) -> None:
+    """Root log level for a run's console; bm25s's own DEBUG/INFO index lines filtered out.
+
+    bm25s (retrieval triggers) sets its logger to DEBUG when imported, later than this
+    runs, so the filter goes on the handlers.
+    """
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in root.handlers:
+        if _quiet_bm25s not in handler.filters:
+            handler.addFilter(_quiet_bm25s)
+
+
+@dataclass
+class RunSummary:
+    """What a finished (or interrupted) run call did."""
+
+    run_dir: Path
+    steps_done: int
+    wall_s: float
+    cpu_s: float
+    head: str | None
+    tests_started: int
+    tests_decided: int
+    report: Path | None
+
+
+class StepProgress:
+    """Rich progress bar + one line per step (also readable when stdout is not a terminal)."""
+
+    _SHOWN = frozenset(
+        {
+            "candidate_committed",
+            "test_started",
+            "test_decided",
+            "creator_failed",
+            "episode_dropped",
+        }
+    )
+
+    def __init__(self, enabled: bool, total: int, done: int, *, label: str = "training") -> None:
+        self.enabled = enabled
+        self.total = total
+        self.done = done
+        self.label = label
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> StepProgress:
+        if not self.enabled:
+            return self
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        self._progress.__enter__()
+        self._task = self._progress.add_task(self.label, total=self.total, completed=self.done)
+        return self
+
+    def start_step(self, step: int, rollouts: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"step {step}: {rollouts} rollouts")
+
+    def end_step(self, step: int, row: Mapping[str, Any], events: list[dict[str, Any]]) -> None:
+        if self._progress is None:
+            return
+        cand = row.get("versions/candidate")
+        p_new = row.get("versions/p_candidate")
+        reward = row.get("episode/reward_mean", math.nan)
+        line = (
+            f"step {step:3d} | rollouts {int(row.get('episode/count', 0))}"
+            f" ({int(row.get('episode/dropped', 0))} dropped) | reward {reward:.2f}"
+            f" | test {cand or '-'}"
+            + (f" | p_new {p_new:.2f}" if p_new is not None else "")
+            + f" | {row.get('time/step_s', 0.0):.0f}s"
+        )
+        self._progress.console.print(line)
+        for e in events:
+            if e.get("kind") in self._SHOWN:
+                self._progress.console.print(f"      {e['kind']}: {e.get('message', '')[:150]}")
+        self._progress.update(self._task, advance=1, description=self.label)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)

@@ -1,0 +1,226 @@
+"""`reskill evolve`: frozen-policy co-evolution with an eval agent, on the real ALFWorld engine.
+
+The shipped dry-run config (configs/evolve/alfworld_python.yaml: a scripted Python agent, the
+offline rules creator, ALFWorld `tiny`) runs through the CLI; the run folder, metrics,
+events, checkpoints and report are checked, a crash after a step's rows were written is
+simulated, and `--resume` continues to a decided version test. Config errors and agent
+failures are checked on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reskill_gym.cli import app
+from reskill_gym.evolve import EvolveAbortedError, EvolveRun, load_evolve_config
+from reskill_gym.runfolder import ConfigError, latest_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs" / "evolve"
+DRY_RUN = CONFIGS / "alfworld_python.yaml"
+
+
+@pytest.fixture
+def scripted_agent(monkeypatch):
+    """configs/evolve on sys.path, as `PYTHONPATH=configs/evolve` does for the CLI."""
+    monkeypatch.syspath_prepend(str(CONFIGS))
+    sys.modules.pop("scripted_alfworld_agent", None)
+    yield
+    sys.modules.pop("scripted_alfworld_agent", None)
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# ----- config -------------------------------------------------------------------------------
+def test_shipped_configs_validate() -> None:
+    for name in ("alfworld_python", "alfworld", "scienceworld_transfer"):
+        cfg = load_evolve_config(CONFIGS / f"{name}.yaml")
+        assert cfg.rollout.action_mode == "generate" and cfg.agent.group_size >= 2
+        assert cfg.coevolution.seed == cfg.run.seed == cfg.coevolution.creator.seed
+    transfer = load_evolve_config(CONFIGS / "scienceworld_transfer.yaml")
+    assert transfer.env.name == "scienceworld" and transfer.env.skills.endswith("/skills")
+
+
+def test_config_errors_name_the_key() -> None:
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'agent.worker' \(did you mean 'agent.workers'"
+    ):
+        load_evolve_config(DRY_RUN, ["agent.worker=4"])
+    with pytest.raises(ConfigError, match="unknown key 'trainer'"):
+        load_evolve_config(DRY_RUN, ["trainer.learning_rate=1e-6"])  # evolve has no trainer
+    with pytest.raises(ConfigError, match="agent.spec is required"):
+        load_evolve_config(None, ["run.steps=2"])
+    with pytest.raises(ConfigError, match="agent.spec.*expected python:<module>:<function>"):
+        load_evolve_config(None, ["agent.spec=python:nocolon"])
+    with pytest.raises(ConfigError, match="score needs a local: agent"):
+        load_evolve_config(DRY_RUN, ["rollout.action_mode=score"])
+    with pytest.raises(ConfigError, match="agent.group_size"):
+        load_evolve_config(DRY_RUN, ["agent.group_size=1"])
+    # local: agents score admissible commands unless told otherwise, like reskill eval
+    local = load_evolve_config(None, ["agent.spec=local:default"])
+    assert local.rollout.action_mode == "score"
+    result = CliRunner().invoke(app, ["evolve", "--config", str(DRY_RUN), "agent.tmperature=1"])
+    assert result.exit_code == 2 and "did you mean 'agent.temperature'" in result.output
+
+
+def test_import_stays_light() -> None:
+    code = (
+        "import sys, reskill_gym.evolve, reskill_gym.cli; "
+        "print([m for m in ('torch', 'transformers', 'verl', 'ray', 'vllm') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ----- the whole loop through the CLI -----------------------------------------------------------
+def test_evolve_cli_runs_reports_and_resumes(tmp_path: Path, scripted_agent) -> None:
+    pytest.importorskip("alfworld")
+    runner = CliRunner()
+    run = tmp_path / "evo"
+    args = ["evolve", "--config", str(DRY_RUN), f"run.out_dir={tmp_path}", "run.name=evo"]
+    first = runner.invoke(app, [*args, "run.steps=2", "--no-progress"])
+    assert first.exit_code == 0, first.output
+    assert f"report: {run / 'report.md'}" in first.output
+
+    # the trainer's run folder
+    assert (run / "config.yaml").is_file() and (run / "skills" / ".reskill" / "HEAD").is_file()
+    cfg = load_evolve_config(run / "config.yaml")
+    assert cfg.run.name == "evo" and cfg.agent.spec == "python:scripted_alfworld_agent:act"
+    rows = _rows(run / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 1]
+    for key in (
+        "episode/reward_mean",
+        "episode/success_rate",
+        "episode/valid_action_ratio",
+        "charts/groups_with_signal",
+        "versions/testing",
+        "versions/p_candidate",
+        "creator/reservoir",
+        "skills/library_size",
+        "agent/input_tokens",
+        "time/step_s",
+        "run/wall_s",
+    ):
+        assert key in rows[0], key
+    assert all(r["episode/count"] == 8 and r["episode/dropped"] == 0 for r in rows)
+    assert rows[0]["episode/parse/tagged"] == 1.0  # every reply went through the tag parser
+    # the rules creator proposed after step 0 and the candidate is tested inside the groups
+    events = _rows(run / "events.jsonl")
+    kinds = [(e["step"], e["kind"]) for e in events]
+    assert (0, "candidate_committed") in kinds and (0, "test_started") in kinds, kinds
+    assert rows[1]["versions/testing"] == 1.0 and rows[1]["versions/candidate"]
+    assert rows[1]["arms/incumbent/episodes"] + rows[1]["arms/candidate/episodes"] == 8
+    ckpt = latest_checkpoint(run)
+    assert ckpt is not None and ckpt.name == "step_000002"
+    assert {p.name for p in ckpt.iterdir()} == {"run.json", "coevolution.json", "evolve.json"}
+    live = json.loads((ckpt / "coevolution.json").read_text())["tester"]["active"]
+    assert live is not None and len(live["versions"]) == 2
+    report = (run / "report.md").read_text()
+    assert "1 started" in report and "| 1 |" in report
+    assert (run / "plots" / "reward_per_arm.png").stat().st_size > 5000
+
+    # a crash after step 2's rows were written but before its checkpoint: resume replays it
+    with (run / "metrics.jsonl").open("a") as fh:
+        fh.write(json.dumps({"step": 2, "episode/reward_mean": -1.0}) + "\n")
+    second = runner.invoke(app, ["evolve", "--resume", str(run), "run.steps=4", "--no-progress"])
+    assert second.exit_code == 0, second.output
+    rows = _rows(run / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]
+    assert all(r["episode/reward_mean"] >= 0 for r in rows)
+    assert load_evolve_config(run / "config.yaml").run.steps == 4  # the override is recorded
+    events = _rows(run / "events.jsonl")
+    decided = [e for e in events if e["kind"] == "test_decided"]
+    assert len(decided) == 1 and decided[0]["data"]["candidates"] == [live["versions"][1]]
+    assert latest_checkpoint(run).name == "step_000004"
+    assert "1 decided" in (run / "report.md").read_text()
+    assert CliRunner().invoke(app, ["report", str(run)]).exit_code == 0
+
+
+# ----- failures ---------------------------------------------------------------------------------
+def _tiny_run(tmp_path: Path, name: str, agent) -> EvolveRun:
+    cfg = load_evolve_config(
+        DRY_RUN,
+        [
+            f"run.out_dir={tmp_path}",
+            f"run.name={name}",
+            "run.steps=1",
+            "run.progress=false",
+            "run.report=false",
+            "agent.spec=python:unused:act",
+            "agent.group_size=2",
+            "agent.groups_per_step=1",
+            "agent.turn_retries=0",
+            "env.kwargs.max_turns=2",
+        ],
+    )
+    return EvolveRun.create(cfg, agent=agent)
+
+
+def test_agent_bug_drops_episodes_and_bad_credentials_abort(tmp_path: Path) -> None:
+    pytest.importorskip("alfworld")
+    from reskill_gym.evaluation.agents import CallableAgent
+    from reskill_gym.llm import LLMAuthError
+
+    broken = _tiny_run(tmp_path, "broken", CallableAgent(lambda m, i: None, name="none"))
+    summary = broken.run()
+    assert summary.steps_done == 1
+    (row,) = _rows(tmp_path / "broken" / "metrics.jsonl")
+    assert row["episode/count"] == 0 and row["episode/dropped"] == 2
+    dropped = [e for e in _rows(tmp_path / "broken" / "events.jsonl")]
+    assert [e["kind"] for e in dropped] == ["episode_dropped"] * 2
+    assert "returned NoneType, expected str" in dropped[0]["message"]
+
+    def rejected(messages, info):
+        raise LLMAuthError("401: invalid x-api-key")
+
+    denied = _tiny_run(tmp_path, "denied", CallableAgent(rejected, name="denied"))
+    with pytest.raises(EvolveAbortedError, match="invalid x-api-key"):
+        denied.run()
+    assert latest_checkpoint(tmp_path / "denied") is None  # nothing recorded for that step
+    assert not (tmp_path / "denied" / "metrics.jsonl").exists()
+
+
+def test_openai_agent_through_a_real_server(tmp_path: Path) -> None:
+    """An `openai:` agent (the real SDK) against the loopback server: replies parsed by the
+    turn contract, token usage in the metrics, one request per turn."""
+    pytest.importorskip("alfworld")
+    from reskill_gym.llm.loopback import LoopbackLLMServer, LoopbackRequest
+
+    reply = "<think>Look first.</think> <action>look</action>"
+
+    def respond(req: LoopbackRequest) -> str:
+        assert "<action>" in req.messages[0]["content"]  # the system prompt asks for tags
+        return reply
+
+    with LoopbackLLMServer(respond) as srv:
+        cfg = load_evolve_config(
+            DRY_RUN,
+            [
+                f"run.out_dir={tmp_path}",
+                "run.name=api",
+                "run.steps=1",
+                "run.progress=false",
+                "run.report=false",
+                f"agent.spec=openai:{srv.openai_base_url}#policy",
+                "agent.group_size=2",
+                "agent.groups_per_step=1",
+                "agent.workers=2",
+                "agent.llm.max_retries=0",
+                "env.kwargs.max_turns=2",
+            ],
+        )
+        EvolveRun.create(cfg).run()
+        n_requests = len(srv.requests)
+    (row,) = _rows(tmp_path / "api" / "metrics.jsonl")
+    assert row["episode/count"] == 2 and row["episode/valid_action_ratio"] == 1.0
+    assert n_requests == 4 and row["episode/turns_mean"] == 2
+    # the loopback server counts whitespace-separated words as tokens
+    assert row["agent/input_tokens"] > 0 and row["agent/output_tokens"] == 4 * len(reply.split())
