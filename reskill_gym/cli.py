@@ -14,6 +14,7 @@ log file.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import click
@@ -68,6 +69,11 @@ class _ReskillGroup(TyperGroup):
             typer.echo(f"error: {_one_line(exc)}", err=True)
             raise typer.Exit(code=2) from None
 
+
+# OpenMP threads (torch, llama.cpp) spin while they wait by default; on a shared or loaded
+# machine that made in-process scoring ~20x slower (benchmarks/perf/llm_server_turn.py:
+# 54.7 vs 2.6 s per turn). Set before any command imports torch; an explicit value wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 app = typer.Typer(
     name="reskill",

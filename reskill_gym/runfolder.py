@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reskill_gym.atomic import atomic_write_text, fsync_dir
 
@@ -159,6 +159,14 @@ class EnvConfig(BaseModel):
     skill_budget_chars: int | None = Field(
         1500, ge=0, description="Character budget of the rendered skill block (None: no cap)."
     )
+    template: str | dict[str, Any] = Field(
+        "compact",
+        description="How the skill block is rendered: 'compact' (### name + action) or "
+        "'published' (the published ReSkill '## Available Skills' section: when_to_use, "
+        "action, examples, the check-when_to_use instruction, '(no skills available)' when "
+        "none fires), or a mapping {base: published, show_examples: false, placeholder: ''} "
+        "(see reskill_gym.skills.bundle).",
+    )
     reuse_engines: bool = Field(
         True,
         description="Keep env engines (worker processes) alive across rollouts instead of "
@@ -169,11 +177,22 @@ class EnvConfig(BaseModel):
         description="Keyword arguments of the env (difficulty, max_turns, step_timeout, ...).",
     )
 
+    @field_validator("template")
+    @classmethod
+    def _template(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        from reskill_gym.skills.bundle import resolve_template
+
+        resolve_template(v, where="env.template")  # an unknown name fails at load
+        return v
+
     def wrapper_kwargs(self) -> dict[str, Any]:
-        """Options of the ``SkillWrapper`` (bundle cap and budget)."""
+        """Options of the ``SkillWrapper`` (bundle cap, budget and template)."""
+        from reskill_gym.skills.bundle import resolve_template
+
         return {
             "max_active_skills": self.max_active_skills,
             "skill_budget_chars": self.skill_budget_chars,
+            "template": resolve_template(self.template, where="env.template"),
         }
 
     def select_tasks(self, all_ids: Sequence[str]) -> list[str]:

@@ -17,7 +17,9 @@ Observation layout (what the agent reads each turn)::
     <SKILL_SEPARATOR>
     <bundle text, e.g. "## Skills\\n### open-before-take\\n...">
 
-With no skill firing the observation is exactly the engine's. ``info`` carries
+With no skill firing the observation is exactly the engine's, unless the template shows a
+placeholder for an empty bundle (the ``published`` template's ``(no skills available)``); with
+no library (``skills=None``) it is always the engine's. ``info`` carries
 ``observation`` (the bare text), ``skill_ids``, ``library_version``, ``bundle_text``,
 ``bundle_chars`` and, at episode end, ``skill_log`` (one entry per turn).
 
@@ -52,7 +54,6 @@ from typing import Any
 import gymnasium as gym
 
 from reskill_gym.skills import (
-    BundleTemplate,
     LibraryError,
     LibraryView,
     SkillLibrary,
@@ -61,7 +62,8 @@ from reskill_gym.skills import (
 from reskill_gym.skills.bundle import (
     DEFAULT_BUDGET_CHARS,
     DEFAULT_MAX_ACTIVE_SKILLS,
-    DEFAULT_TEMPLATE,
+    TemplateSpec,
+    resolve_template,
 )
 
 __all__ = ["SkillWrapper", "SkillSource", "strip_skill_block", "SKILL_SEPARATOR"]
@@ -114,8 +116,12 @@ class SkillWrapper(gym.Wrapper[str, str, str, str]):
         version: pin one version of a library / path.
         max_active_skills: cap on skills per turn.
         skill_budget_chars: cap on the rendered block's characters.
-        template: ``BundleTemplate`` or a ``str.format`` item template (``{name}``,
-            ``{content}``, ...).
+        template: how the bundle is rendered: a template name (``"compact"``, the default,
+            or ``"published"``: the published ReSkill skills section, see
+            ``reskill_gym.skills.bundle.TEMPLATES``), a mapping (``{"base": "published",
+            "show_examples": False}``), a ``BundleTemplate``, or a ``str.format`` item
+            template (``"### {name}\\n{content}"``). An unknown name is an error with a
+            close match.
     """
 
     def __init__(
@@ -126,7 +132,7 @@ class SkillWrapper(gym.Wrapper[str, str, str, str]):
         version: str | None = None,
         max_active_skills: int = DEFAULT_MAX_ACTIVE_SKILLS,
         skill_budget_chars: int | None = DEFAULT_BUDGET_CHARS,
-        template: BundleTemplate | str | None = None,
+        template: TemplateSpec = None,
     ) -> None:
         super().__init__(env)
         if max_active_skills < 0:
@@ -136,12 +142,7 @@ class SkillWrapper(gym.Wrapper[str, str, str, str]):
         self._fixed_view, self._library = _open_source(skills, version)
         self.max_active_skills = max_active_skills
         self.skill_budget_chars = skill_budget_chars
-        if template is None:
-            self.template = DEFAULT_TEMPLATE
-        elif isinstance(template, str):
-            self.template = BundleTemplate(item=template)
-        else:
-            self.template = template
+        self.template = resolve_template(template)
         self._view: LibraryView | None = self._fixed_view
         self._task = ""
         self._log: list[dict[str, Any]] = []

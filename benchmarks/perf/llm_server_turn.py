@@ -11,7 +11,9 @@ greedily with at most ``--max-tokens`` tokens; the first answer is a warm-up and
 2. ``local:default`` -> transformers in this process, ``torch.set_num_threads(--n_threads)``.
 
 The machine's load average is printed before and after: on a shared machine the figures move
-with it.
+with it. Both run with ``OMP_WAIT_POLICY=PASSIVE`` (``--omp-wait-policy``): llama.cpp and torch
+use OpenMP, whose threads spin while waiting, and on an oversubscribed machine two spinning
+threads are several times slower than one.
 
 Run: ``.venv/bin/python benchmarks/perf/llm_server_turn.py [--turns 8] [--max-tokens 32]
 [--n-threads 2] [--quick] [--json out.json]``.
@@ -163,7 +165,11 @@ def main() -> None:
     ap.add_argument("--n-threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="3 turns")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--omp-wait-policy", default="PASSIVE", help="OMP_WAIT_POLICY for both (ACTIVE/PASSIVE)"
+    )
     args = ap.parse_args()
+    os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy  # before torch loads; the server inherits
     logging.basicConfig(level=logging.WARNING)
     set_http_logging(False)
     if importlib.util.find_spec("llama_cpp") is None:
@@ -206,7 +212,8 @@ def main() -> None:
 
     print(
         f"SmolLM2-135M-Instruct Q4_1, {turns} turns, max {args.max_tokens} new tokens, "
-        f"{args.n_threads} threads, {os.cpu_count()} CPUs visible"
+        f"{args.n_threads} threads, {os.cpu_count()} CPUs visible, "
+        f"OMP_WAIT_POLICY={args.omp_wait_policy}"
     )
     print(
         f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1-min), "

@@ -121,7 +121,10 @@ class CreatorConfig(BaseModel):
         16, ge=1, description="Concurrent per-episode analysis calls (bounded thread pool)."
     )
     max_skill_content_chars: int = Field(
-        500, ge=20, description="Limit on a skill's injected text (the '## Action' section)."
+        500,
+        ge=20,
+        description="Limit on a skill's injected text: when-to-use + action + examples "
+        "(reskill_gym.skills.Skill.counted_chars, the published rule).",
     )
     min_trigger_rate: float = Field(
         0.5,

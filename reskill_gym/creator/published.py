@@ -27,9 +27,11 @@ module each follows:
    verifier's feedback, ``max_proposal_retries`` (3) tries in all;
 6. *verify* - the project ``Verifier`` with the published gates: trigger rate measured over
    the whole reservoir (``TriggerMatcher.estimate_trigger_rate``) >= ``min_trigger_rate``
-   (0.5) and when-to-use + action + examples <= ``max_skill_content_chars`` (500); plus the
+   (0.5) and when-to-use + action + examples <= ``max_skill_content_chars`` (500, the
+   project-wide rule ``Skill.counted_chars``); the library-size cap ``max_library_skills``
+   (8; published: ``max_active_skills``, enforced when the revision is applied); plus the
    project's checks the published code lacks: safe regex, valid name, no near-duplicate,
-   modify/delete of existing skills only, library size cap.
+   modify/delete of existing skills only.
 
 Every stage's inputs, prompts, raw answers and results, and the graded assertions, are
 written to ``PassArtifacts`` (``<artifacts_dir>/step_<N>/``). LLM failures become events
@@ -706,15 +708,7 @@ class PublishedCreator:
     ) -> Proposal | None:
         cfg = ctx.config
         plan, _rates, library = plan_rates
-        verifier = Verifier(
-            ctx.view,
-            max_content_chars=cfg.max_skill_content_chars,
-            min_trigger_rate=cfg.min_trigger_rate,
-            duplicate_threshold=cfg.duplicate_threshold,
-            content_fields="all",
-            max_library_skills=cfg.max_library_skills,
-            targets_label="reservoir trajectories",
-        )
+        verifier = Verifier.from_config(ctx.view, cfg, targets_label="reservoir trajectories")
         trig_text, _ = self._trigger_texts(ctx)
         ref_skills, ref_insights = self._referenced(ctx, plan, insights)
         recs = [f"Strategy: {plan.reasoning}\n"] if plan.reasoning else []

@@ -40,6 +40,7 @@ from reskill_gym.creator.pipeline import PassContext, finish_proposal
 from reskill_gym.creator.records import Proposal, SkillVerification
 from reskill_gym.episode import Episode
 from reskill_gym.skills import Operation, Provenance, Skill, SkillError, Trigger
+from reskill_gym.skills.model import split_examples
 
 __all__ = [
     "RulesCreator",
@@ -179,8 +180,11 @@ def _skill(
     max_chars: int,
     examples: str = "",
 ) -> Skill:
-    if len(content) > max_chars:
-        content = content[: max_chars - 3].rstrip() + "..."
+    # the limit counts when-to-use + action + examples (Skill.counted_chars): the action
+    # text gets what the other two leave
+    room = max_chars - len(when.strip()) - sum(len(e) for e in split_examples(examples))
+    if len(content) > room:
+        content = content[: max(room - 3, 0)].rstrip() + "..."
     return Skill(
         name=name,
         description=description,

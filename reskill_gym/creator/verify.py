@@ -6,10 +6,12 @@ Checks, in order (all are reported, so an author sees every problem at once):
 
 * ``operation`` - add a new name, modify or delete an existing one;
 * ``schema`` - the skill model validates (name is a safe folder name, trigger well formed);
-* ``content_length`` - the injected text fits ``max_skill_content_chars`` (``content_fields``:
-  ``content`` counts the ``## Action`` text, ``all`` counts when-to-use + action + examples,
-  as the published verifier does);
-* ``operation`` also refuses an add that would grow the library past ``max_library_skills``;
+* ``content_length`` - when-to-use + action + examples fit ``max_skill_content_chars``
+  (``Skill.counted_chars``: the one definition, shared with the SKILL.md reader/writer and
+  library commits, and what the ``published`` bundle template shows; as published);
+* ``operation`` also refuses an add that would grow the library past ``max_library_skills``
+  (``CreatorConfig.max_library_skills``, published 8: the library-size cap; the per-turn
+  cap is the wrapper's ``max_active_skills``);
 * ``regex`` - a pattern trigger is short, safe (no nested quantifiers, no back-references)
   and compiles, via ``reskill_gym.skills.triggers``;
 * ``trigger_rate`` - replaying the trigger over the turns of the given trajectories (the
@@ -40,12 +42,15 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from reskill_gym.creator.records import Check, SkillVerification
 from reskill_gym.episode import Episode
 from reskill_gym.skills import LibraryView, Operation, Skill, SkillError, TurnContext
 from reskill_gym.skills.triggers import compile_pattern
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reskill_gym.creator.config import CreatorConfig
 
 __all__ = ["Verifier", "trigger_fire_rate", "similarity", "schema_failure"]
 
@@ -128,7 +133,6 @@ class Verifier:
         max_content_chars: int = 500,
         min_trigger_rate: float = 0.5,
         duplicate_threshold: float = 0.7,
-        content_fields: Literal["content", "all"] = "content",
         max_library_skills: int | None = None,
         targets_label: str = "targeted trajectories",
     ) -> None:
@@ -136,15 +140,23 @@ class Verifier:
         self.max_content_chars = max_content_chars
         self.min_trigger_rate = min_trigger_rate
         self.duplicate_threshold = duplicate_threshold
-        self.content_fields = content_fields
         self.max_library_skills = max_library_skills
         self.targets_label = targets_label
 
-    def content_chars(self, skill: Skill) -> int:
-        """The characters the content limit counts (see ``content_fields``)."""
-        if self.content_fields == "all":
-            return len(skill.when_to_use) + len(skill.content) + len(skill.examples)
-        return len(skill.content)
+    @classmethod
+    def from_config(
+        cls, base: LibraryView, config: CreatorConfig, *, targets_label: str
+    ) -> Verifier:
+        """A verifier with the creator config's limits: content chars, trigger rate,
+        duplicate threshold and the library-size cap (``max_library_skills``)."""
+        return cls(
+            base,
+            max_content_chars=config.max_skill_content_chars,
+            min_trigger_rate=config.min_trigger_rate,
+            duplicate_threshold=config.duplicate_threshold,
+            max_library_skills=config.max_library_skills,
+            targets_label=targets_label,
+        )
 
     def library_size_after(self, ops: Sequence[Operation]) -> int:
         """Skills in the library once ``ops`` are applied."""
@@ -249,13 +261,13 @@ class Verifier:
                 op=op.op, name=name, passed=False, checks=checks, attempts=attempts
             )
         checks.append(Check(name="schema", ok=True))
-        n = self.content_chars(skill)
-        what = "when_to_use + action + examples" if self.content_fields == "all" else "content"
+        n = skill.counted_chars
         checks.append(
             Check(
                 name="content_length",
                 ok=n <= self.max_content_chars,
-                detail=f"{what}: {n} chars (limit {self.max_content_chars})"
+                detail=f"when_to_use + action + examples: {n} chars "
+                f"(limit {self.max_content_chars})"
                 + ("" if n <= self.max_content_chars else "; shorten it"),
             )
         )

@@ -8,7 +8,8 @@ Specs (the same strings as ``reskill_gym.llm`` backends, plus user callables):
 
 - ``anthropic:<model>``               Claude through the Messages API (``ANTHROPIC_API_KEY``)
 - ``openai:<base_url>#<model>``       any OpenAI-compatible server (vLLM, SGLang, Ollama, ...)
-- ``local:<path|default>``            a transformers model here (``default``: SmolLM2-135M)
+- ``local:<alias|dir|file.gguf>[#plain]`` a transformers model here (``default``: SmolLM2-135M;
+  ``gemma3-270m``, ``qwen2.5-coder-1.5b``; ``#plain`` for a model without a chat template)
 - ``python:<module>:<function>``      ``function(messages, info) -> str``, your own policy
 
 An agent only *answers*; it never reads or maps a reply. The turn contract
@@ -69,7 +70,7 @@ AGENT_KINDS: dict[str, str] = {
     "anthropic": "anthropic:<model>",
     "bedrock": "bedrock:<model>",
     "openai": "openai:<base_url>#<model>",
-    "local": "local:<path|default>",
+    "local": "local:<alias|dir|file.gguf>[#plain]",
     "python": "python:<module>:<function>",
 }
 

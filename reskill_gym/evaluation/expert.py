@@ -97,11 +97,15 @@ STATES_FILE = "states.jsonl"
 SCORES_FILE = "scores.jsonl"
 
 
+def _all_conditions() -> list[ConditionName]:
+    return ["none", "library", "placebo", "shuffled"]
+
+
 class ExpertConfig(StateConfig):
     """The ``expert:`` block of an eval config: how states are drawn and what is compared."""
 
     conditions: list[ConditionName] = Field(
-        default_factory=lambda: list(CONDITIONS),
+        default_factory=_all_conditions,
         description="Conditions to score; library is always included (the others are "
         "compared against it).",
     )
@@ -359,7 +363,8 @@ def _collect(config: EvalConfig, ecfg: ExpertConfig, out: Path) -> tuple[list[Ex
     from reskill_gym.envs.registration import env_class
     from reskill_gym.evaluation.runner import select_tasks
 
-    env = env_class(config.env)(split=config.splits[0], **config.env_options())
+    env_cls: Any = env_class(config.env)
+    env = env_cls(split=config.splits[0], **config.env_options())
     t0 = time.monotonic()
     try:
         tasks = {s: select_tasks(env.task_ids(s), config.tasks) for s in config.splits}
@@ -434,7 +439,7 @@ def run_expert(
             states, collect_s = _collect(config, ecfg, out)
         except (ValueError, KeyError) as e:
             raise EvalAbortedError(f"env {config.env}: {e}") from e
-    conditions = list(ecfg.conditions)
+    conditions: list[str] = list(ecfg.conditions)
     if "shuffled" in conditions and not any(s.shuffled_task for s in states):
         log.warning("expert: one task type only: the shuffled condition is left out")
         conditions.remove("shuffled")
@@ -496,7 +501,7 @@ def _score_state(
     lib_view: LibraryView,
     pool: Sequence[Skill],
     agent: Any,
-    choice_type: type,
+    choice_type: type[Any],
 ) -> list[ExpertScore]:
     """Every condition of one state not yet in ``done`` (identical prompts scored once)."""
     rollout = config.rollout
@@ -515,6 +520,7 @@ def _score_state(
             prompts[c] = state_prompt(state, lib_view, rollout, trigger_task=state.shuffled_task)
     out: list[ExpertScore] = []
     scored: dict[str, tuple[str, Any, int]] = {}  # prompt text -> (condition, choice, tokens)
+    answer: Any
     for c in conditions:
         key = f"{c}|{state.key}"
         if key in done:

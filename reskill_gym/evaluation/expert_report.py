@@ -444,14 +444,14 @@ def _markdown(s: ExpertSummary, plots: Sequence[str]) -> str:
     for tt in types:
         cells = []
         for c in s.conditions:
-            f = next((x for x in s.task_type_figures if x.group == tt and x.condition == c), None)
-            cells.append(_num(f.p_opt) if f else "-")
+            fig = next((x for x in s.task_type_figures if x.group == tt and x.condition == c), None)
+            cells.append(_num(fig.p_opt) if fig else "-")
         diffs = []
         for c, b in PAIRS[:3]:
-            d = next(
+            dif = next(
                 (x for x in s.task_types if (x.group, x.condition, x.baseline) == (tt, c, b)), None
             )
-            diffs.append(_signed(d.diff) if d else "-")
+            diffs.append(_signed(dif.diff) if dif else "-")
         n = next((x.states for x in s.task_type_figures if x.group == tt), 0)
         rows.append([tt, n, *cells, *diffs])
     out.append(

@@ -211,6 +211,12 @@ class EvalConfig(BaseModel):
     retry_backoff_s: float = Field(2.0, ge=0, description="First turn-retry delay (doubles).")
     retry_errors: bool = Field(False, description="On resume, re-run episodes that errored.")
     env_kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra env options.")
+    template: str | dict[str, Any] = Field(
+        "compact",
+        description="Skill block template: 'compact', 'published' (the published ReSkill "
+        "section) or a mapping {base: ..., <BundleTemplate field>: ...}; evaluate with the "
+        "template the library was trained with.",
+    )
     llm: dict[str, Any] = Field(
         default_factory=dict, description="LLMConfig overrides (max_retries, timeout_s, ...)."
     )
@@ -253,6 +259,14 @@ class EvalConfig(BaseModel):
             rollout[name] = value
         data["rollout"] = rollout
         return data
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        from reskill_gym.skills.bundle import resolve_template
+
+        resolve_template(v, where="template")  # an unknown name fails here, with a close match
+        return v
 
     @field_validator("seeds")
     @classmethod
@@ -633,12 +647,16 @@ class EvalRun:
 def _env_pool(config: EvalConfig) -> EnvPool:
     """One pool of wrapped envs for the run: a lease per episode pins the condition's view."""
     from reskill_gym.envs.registration import env_class
+    from reskill_gym.skills.bundle import resolve_template
     from reskill_gym.wrapper import SkillWrapper
 
     env_cls = env_class(config.env)
+    template = resolve_template(config.template, where="template")
 
     def build(key: Any) -> Any:
-        return SkillWrapper(env_cls(split=config.splits[0], **config.env_options()))
+        return SkillWrapper(
+            env_cls(split=config.splits[0], **config.env_options()), template=template
+        )
 
     return EnvPool(build)
 

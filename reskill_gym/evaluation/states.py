@@ -412,6 +412,8 @@ def collect_states(
                     plan_len=s["plan_len"],
                     labels=[],
                     off_path=s["off_path"],
+                    shuffled_task=None,
+                    label_s=0.0,
                 )
                 t_label = time.monotonic()
                 if label == "snapshot":

@@ -7,14 +7,16 @@ One string names a backend on the command line (``--backend``, ``--agent``) and 
 - ``anthropic`` or ``anthropic:<model>``   Claude via the Messages API (``ANTHROPIC_API_KEY``)
 - ``bedrock`` or ``bedrock:<model>``       Claude on AWS Bedrock (``AnthropicBedrock``)
 - ``openai:<base_url>#<model>``            any OpenAI-compatible chat-completions server
-- ``local`` or ``local:<path|default>``    a transformers model on this machine
+- ``local`` or ``local:<alias|dir|file.gguf>[#plain]``  a transformers model on this machine
+  (aliases: ``default``/``smollm2``, ``gemma3-270m``, ``qwen2.5-coder-1.5b``; ``#plain`` for a
+  model without a chat template)
 
 >>> parse_spec("openai:http://localhost:8000/v1#Qwen/Qwen3-4B").model_dump(exclude_defaults=True)
 {'backend': 'openai', 'model': 'Qwen/Qwen3-4B', 'base_url': 'http://localhost:8000/v1'}
 >>> parse_spec("antropic:claude-sonnet-4-5")
 Traceback (most recent call last):
 ...
-reskill_gym.llm.errors.LLMConfigError: unknown LLM backend 'antropic' in spec 'antropic:claude-sonnet-4-5'; did you mean 'anthropic'? Known: anthropic:<model>, bedrock:<model>, openai:<base_url>#<model>, local:<path|default>
+reskill_gym.llm.errors.LLMConfigError: unknown LLM backend 'antropic' in spec 'antropic:claude-sonnet-4-5'; did you mean 'anthropic'? Known: anthropic:<model>, bedrock:<model>, openai:<base_url>#<model>, local:<alias|dir|file.gguf>[#plain]
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ BACKEND_KINDS: dict[str, str] = {
     "anthropic": "anthropic:<model>",
     "bedrock": "bedrock:<model>",
     "openai": "openai:<base_url>#<model>",
-    "local": "local:<path|default>",
+    "local": "local:<alias|dir|file.gguf>[#plain]",
 }
 _KNOWN = ", ".join(BACKEND_KINDS.values())
 _SPEC_RE = re.compile(r"^(?P<kind>[A-Za-z][A-Za-z0-9_-]*)(?::(?P<rest>.*))?$", re.DOTALL)

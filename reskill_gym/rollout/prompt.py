@@ -3,10 +3,11 @@
 Exports ``TurnPrompt``, ``PromptSegment``, ``PastTurn``, ``SegmentKind``,
 ``build_turn_prompt``, ``default_system_prompt`` and ``invalid_reply_feedback``.
 
-A turn's user message is made of segments, in this order: ``task``, ``history`` (per_turn
-layout: the last H turns as observation/action pairs), ``observation`` (bare, clipped),
-``skills`` (the bundle, its own segment so trainers can mask or drop it) and ``actions`` (the
-admissible commands). The system message carries the env's role and the reply format.
+A turn's user message is made of segments, in this order (the published prompts' order):
+``task``, ``history`` (per_turn layout: the last H turns as observation/action pairs),
+``observation`` (bare, clipped), ``actions`` (the admissible commands) and ``skills`` (the
+bundle, its own segment so trainers can mask or drop it). The system message carries the
+env's role and the reply format.
 
 ``per_turn``: the messages are [system, user] every turn — each turn is its own sample and
 prompts stay bounded however long the episode. ``concat``: [system, user_0, assistant_0,
@@ -213,8 +214,8 @@ def build_turn_prompt(
         else (f"Observation (turn {turn + 1}):")
     )
     segs.append(PromptSegment("observation", f"{label}\n{obs}"))
-    if config.include_skills and bundle_text:
-        segs.append(PromptSegment("skills", bundle_text.rstrip("\n")))
     if config.show_admissible and admissible:
         segs.append(PromptSegment("actions", "Admissible actions: " + ", ".join(admissible)))
+    if config.include_skills and bundle_text:  # after the actions, as the published prompts
+        segs.append(PromptSegment("skills", bundle_text.rstrip("\n")))
     return TurnPrompt(system=config.system_prompt, user_segments=segs, previous=previous)

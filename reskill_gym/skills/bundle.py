@@ -1,8 +1,10 @@
 """Bundle selection: which skills fire on a turn, capped, ordered, rendered into one block.
 
 Exports: ``TurnContext``, ``Bundle``, ``BundleTemplate``, ``BundleSelector``,
-``select_bundle``, ``TRIGGER_PRIORITY``, ``DEFAULT_MAX_ACTIVE_SKILLS``,
-``DEFAULT_BUDGET_CHARS``, ``DEFAULT_TEMPLATE``, ``TEMPLATE_FIELDS``.
+``select_bundle``, ``resolve_template``, ``TemplateSpec``, ``TEMPLATES``,
+``COMPACT_TEMPLATE``, ``PUBLISHED_TEMPLATE``, ``PUBLISHED_SKILL_INSTRUCTION``,
+``TRIGGER_PRIORITY``, ``DEFAULT_MAX_ACTIVE_SKILLS``, ``DEFAULT_BUDGET_CHARS``,
+``DEFAULT_TEMPLATE``, ``TEMPLATE_FIELDS``.
 
 Semantics of a turn (``TurnContext``):
 
@@ -18,6 +20,17 @@ name. Skills are taken in that order while fewer than ``max_active_skills`` are 
 and the rendered block stays within ``budget_chars`` (a skill that does not fit is
 skipped, a later smaller one may still fit).
 
+Templates (``TEMPLATES``, chosen by name wherever a template is configured: ``gym.make(...,
+template="published")``, ``env.template`` of a run config, ``template`` of an eval config,
+``reskill.template`` of a veRL config):
+
+* ``compact`` (the default, ``DEFAULT_TEMPLATE``): ``## Skills`` then ``### <name>`` and the
+  action text per skill; nothing when no skill fires. Fewest tokens (small CPU models).
+* ``published``: the block of the published ReSkill prompts - ``## Available Skills``, per
+  skill ``### skill: <name>`` with quoted ``when_to_use``, ``action`` and ``examples`` lines,
+  the published instruction to check each ``when_to_use`` after the list, and
+  ``(no skills available)`` when no skill fires.
+
 Speed: a ``BundleSelector`` is built once per library view. It groups skills by trigger
 type, puts all action patterns in one RE2 set and all observation patterns in another
 (one linear scan each, memoised per text), ranks retrieval once per task text, and
@@ -26,11 +39,15 @@ pre-renders each skill's item, so a turn is a few dictionary look-ups and a join
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import string
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from types import MappingProxyType
+from typing import Any, TypeAlias
 
 from reskill_gym.skills.errors import SkillError
 from reskill_gym.skills.model import Skill
@@ -42,6 +59,12 @@ __all__ = [
     "BundleTemplate",
     "BundleSelector",
     "select_bundle",
+    "resolve_template",
+    "TemplateSpec",
+    "TEMPLATES",
+    "COMPACT_TEMPLATE",
+    "PUBLISHED_TEMPLATE",
+    "PUBLISHED_SKILL_INSTRUCTION",
     "TRIGGER_PRIORITY",
     "DEFAULT_MAX_ACTIVE_SKILLS",
     "DEFAULT_BUDGET_CHARS",
@@ -85,13 +108,50 @@ class TurnContext:
     task: str
 
 
+def _format_fields(fmt: str, where: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """The field names of a ``str.format`` string, checked against ``allowed``."""
+    try:
+        parsed = list(string.Formatter().parse(fmt))
+    except ValueError as exc:
+        raise SkillError(
+            f"not a valid format string ({exc}); write literal braces as {{{{ and }}}}",
+            field=where,
+        ) from None
+    names = []
+    shown = ", ".join(f"{{{f}}}" for f in allowed)
+    for _text, field_name, spec, _conv in parsed:
+        if field_name is None:
+            continue
+        if field_name not in allowed:
+            raise SkillError(f"unknown field {{{field_name}}}; the fields are {shown}", field=where)
+        if spec and ("{" in spec or "}" in spec):
+            raise SkillError(
+                f"nested fields in the format spec of {{{field_name}}} are not allowed",
+                field=where,
+            )
+        names.append(field_name)
+    try:  # a bad format spec (e.g. {content:d}) fails here, not on the first turn
+        fmt.format(**{f: "" for f in allowed})
+    except (ValueError, IndexError, KeyError) as exc:
+        raise SkillError(f"cannot be rendered ({exc})", field=where) from None
+    return tuple(names)
+
+
 @dataclass(frozen=True)
 class BundleTemplate:
     """How a bundle is rendered: ``header + separator.join(items) + footer``.
 
     ``item`` is a ``str.format`` string with the fields ``name``, ``description``,
-    ``when_to_use``, ``content``, ``examples``, ``trigger`` (the trigger type) and
-    ``skill_id``. An empty bundle renders as the empty string (no header).
+    ``when_to_use``, ``content`` (the action text), ``examples``, ``trigger`` (the trigger
+    type) and ``skill_id``. A line of ``item`` whose fields all render empty is left out
+    (a skill without when-to-use or examples loses that line, label included); a line with
+    no field is always kept. ``{examples}`` is the examples block: ``examples_label`` (its
+    own line, if set) and one ``example`` line per item (``Skill.example_items``); empty
+    when the skill has none or ``show_examples`` is false.
+
+    An empty bundle renders as the empty string (no block) unless ``placeholder`` is set:
+    then as ``header + placeholder + footer`` (the published prompts always show their
+    skills section), as long as that fits the character budget.
 
     The template is checked when it is made: an unknown field, an attribute or index
     look-up (``{name.__class__}``: format strings can reach into objects) or a malformed
@@ -100,6 +160,9 @@ class BundleTemplate:
     >>> t = BundleTemplate(header="Hints:\\n", item="- {content}", separator="\\n")
     >>> t.render_item(Skill(name="a", description="d", content="Open it first."))
     '- Open it first.'
+    >>> t = BundleTemplate(item="{name}\\nWhen: {when_to_use}\\n{examples}", examples_label="e.g.")
+    >>> t.render_item(Skill(name="a", description="d", content="c", examples="- open it"))
+    'a\\ne.g.\\n- open it'
     >>> BundleTemplate(item="{nope}")
     Traceback (most recent call last):
     ...
@@ -110,53 +173,171 @@ class BundleTemplate:
     item: str = "### {name}\n{content}"
     separator: str = "\n\n"
     footer: str = "\n"
+    example: str = "- {example}"
+    examples_label: str = ""
+    show_examples: bool = True
+    placeholder: str = ""
+    _lines: tuple[tuple[str, tuple[str, ...]], ...] = field(
+        init=False, repr=False, compare=False, hash=False, default=()
+    )
 
     def __post_init__(self) -> None:
-        for attr in ("header", "separator", "footer"):
+        for attr in ("header", "separator", "footer", "examples_label", "placeholder"):
             if not isinstance(getattr(self, attr), str):
                 raise SkillError("must be a string", field=f"template.{attr}")
-        if not isinstance(self.item, str):
-            raise SkillError("must be a str.format string", field="template.item")
-        try:
-            parsed = list(string.Formatter().parse(self.item))
-        except ValueError as exc:
-            raise SkillError(
-                f"not a valid format string ({exc}); write literal braces as {{{{ and }}}}",
-                field="template.item",
-            ) from None
-        allowed = ", ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS)
-        for _text, field_name, spec, _conv in parsed:
-            if field_name is None:
-                continue
-            if field_name not in TEMPLATE_FIELDS:
+        if not isinstance(self.show_examples, bool):
+            raise SkillError("must be true or false", field="template.show_examples")
+        for attr in ("item", "example"):
+            if not isinstance(getattr(self, attr), str):
+                raise SkillError("must be a str.format string", field=f"template.{attr}")
+        _format_fields(self.item, "template.item", TEMPLATE_FIELDS)
+        _format_fields(self.example, "template.example", ("example",))
+        lines = []
+        for line in self.item.split("\n"):
+            try:
+                names = _format_fields(line, "template.item", TEMPLATE_FIELDS)
+            except SkillError:
                 raise SkillError(
-                    f"unknown field {{{field_name}}}; the fields are {allowed}",
-                    field="template.item",
-                )
-            if spec and ("{" in spec or "}" in spec):
-                raise SkillError(
-                    f"nested fields in the format spec of {{{field_name}}} are not allowed",
-                    field="template.item",
-                )
-        try:  # a bad format spec (e.g. {content:d}) fails here, not on the first turn
-            self.item.format(**{f: "" for f in TEMPLATE_FIELDS})
-        except (ValueError, IndexError, KeyError) as exc:
-            raise SkillError(f"cannot be rendered ({exc})", field="template.item") from None
+                    f"a field must not span lines (line {line!r})", field="template.item"
+                ) from None
+            lines.append((line, names))
+        object.__setattr__(self, "_lines", tuple(lines))
+
+    def examples_block(self, skill: Skill) -> str:
+        """What ``{examples}`` renders as for ``skill``."""
+        items = skill.example_items if self.show_examples else ()
+        if not items:
+            return ""
+        out = [self.examples_label] if self.examples_label else []
+        out += [self.example.format(example=e) for e in items]
+        return "\n".join(out)
 
     def render_item(self, skill: Skill) -> str:
         """One skill's text in the bundle."""
-        return self.item.format(
-            name=skill.name,
-            description=skill.description,
-            when_to_use=skill.when_to_use,
-            content=skill.content.strip(),
-            examples=skill.examples,
-            trigger=skill.trigger.type,
-            skill_id=skill.skill_id,
-        )
+        values = {
+            "name": skill.name,
+            "description": skill.description,
+            "when_to_use": skill.when_to_use.strip(),
+            "content": skill.content.strip(),
+            "examples": self.examples_block(skill) if "examples" in self._used else "",
+            "trigger": skill.trigger.type,
+            "skill_id": skill.skill_id,
+        }
+        out = []
+        for line, names in self._lines:
+            if names and not any(values[n] for n in names):
+                continue
+            out.append(line.format(**values))
+        return "\n".join(out)
+
+    @property
+    def _used(self) -> frozenset[str]:
+        return frozenset(n for _line, names in self._lines for n in names)
+
+    @property
+    def empty_text(self) -> str:
+        """The block shown when no skill fires ('' without a ``placeholder``)."""
+        return self.header + self.placeholder + self.footer if self.placeholder else ""
 
 
-DEFAULT_TEMPLATE = BundleTemplate()
+#: The published prompts' instruction about the skills section (verbatim).
+PUBLISHED_SKILL_INSTRUCTION = (
+    "Check the Available Skills section by reading each `when_to_use` field. "
+    "If a skill matches your situation, state which skill you are applying "
+    "and follow its `action` guidance; otherwise, proceed on your own."
+)
+
+COMPACT_TEMPLATE = BundleTemplate()
+DEFAULT_TEMPLATE = COMPACT_TEMPLATE
+
+PUBLISHED_TEMPLATE = BundleTemplate(
+    header="## Available Skills\n\n",
+    item='### skill: {name}\n  when_to_use: "{when_to_use}"\n  action: "{content}"\n{examples}',
+    separator="\n\n",
+    footer="\n\n" + PUBLISHED_SKILL_INSTRUCTION + "\n",
+    example='    - "{example}"',
+    examples_label="  examples:",
+    placeholder="(no skills available)",
+)
+"""The published ReSkill skills section (``SkillLoader._format_skills`` +
+``format_skills_section`` + ``_SKILL_INSTRUCTION_ACTIVE`` of the published prompts)."""
+
+TEMPLATES: Mapping[str, BundleTemplate] = MappingProxyType(
+    {"compact": COMPACT_TEMPLATE, "published": PUBLISHED_TEMPLATE}
+)
+"""Bundle templates by name."""
+
+TemplateSpec: TypeAlias = BundleTemplate | str | Mapping[str, Any] | None
+"""What a config may give for a template: see ``resolve_template``."""
+
+_SPEC_KEYS = ("base", *(f.name for f in dataclasses.fields(BundleTemplate) if f.init))
+
+
+def _named(name: str, where: str) -> BundleTemplate:
+    try:
+        return TEMPLATES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(TEMPLATES), n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SkillError(
+            f"unknown bundle template {name!r}{hint}; the templates are " + ", ".join(TEMPLATES),
+            field=where,
+        ) from None
+
+
+def resolve_template(spec: TemplateSpec, *, where: str = "template") -> BundleTemplate:
+    """The ``BundleTemplate`` a config value names.
+
+    ``None``: the default (``compact``); a name from ``TEMPLATES``; a string with ``{``: an
+    ``item`` format string on the default template (the older form); a mapping: the
+    template named by ``base`` (default ``compact``) with the other keys (``BundleTemplate``
+    fields) replaced, e.g. ``{"base": "published", "show_examples": False}``; a
+    ``BundleTemplate``: itself. Errors are ``SkillError`` naming ``where``.
+
+    >>> resolve_template("published").placeholder
+    '(no skills available)'
+    >>> resolve_template({"base": "published", "placeholder": ""}).empty_text
+    ''
+    >>> resolve_template("publisched")
+    Traceback (most recent call last):
+    ...
+    reskill_gym.skills.errors.SkillError: field 'template': unknown bundle template 'publisched' (did you mean 'published'?); ...
+    """
+    if spec is None:
+        return DEFAULT_TEMPLATE
+    if isinstance(spec, BundleTemplate):
+        return spec
+    if isinstance(spec, str):
+        if "{" in spec:
+            try:
+                return BundleTemplate(item=spec)
+            except SkillError as exc:
+                raise SkillError(exc.message, field=where) from None
+        return _named(spec.strip(), where)
+    if isinstance(spec, Mapping):
+        data = dict(spec)
+        base = data.pop("base", "compact")
+        if not isinstance(base, str):
+            raise SkillError("must be a template name", field=f"{where}.base")
+        for key in data:
+            if key not in _SPEC_KEYS:
+                close = difflib.get_close_matches(str(key), _SPEC_KEYS, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise SkillError(
+                    f"unknown key {key!r}{hint}; the keys are " + ", ".join(_SPEC_KEYS),
+                    field=where,
+                )
+        try:
+            return dataclasses.replace(_named(base, f"{where}.base"), **data)
+        except SkillError as exc:
+            raise SkillError(
+                exc.message, field=f"{where}.{(exc.field or '').split('.')[-1]}"
+            ) from None
+    raise SkillError(
+        f"must be a template name ({', '.join(TEMPLATES)}), a mapping or a BundleTemplate, "
+        f"got {type(spec).__name__}",
+        field=where,
+    )
 
 
 @dataclass(frozen=True)
@@ -283,7 +464,7 @@ class BundleSelector:
     ) -> Bundle:
         """The bundle for ``ctx``: fired skills in order, capped by count and characters."""
         if max_active_skills <= 0:
-            return _EMPTY
+            return self._empty(template, budget_chars)
         last = self._last_render
         r = last[1] if last is not None and last[0] is template else self._render(template)
         lengths, sep = r.lengths, r.sep
@@ -299,7 +480,7 @@ class BundleSelector:
             if len(chosen) >= max_active_skills:
                 break
         if not chosen:
-            return _EMPTY
+            return self._empty(template, budget_chars)
         items = r.items
         text = (
             template.header + template.separator.join([items[i] for i in chosen]) + template.footer
@@ -308,6 +489,14 @@ class BundleSelector:
         return Bundle(
             tuple([skills[i] for i in chosen]), tuple([ids[i] for i in chosen]), text, total
         )
+
+    @staticmethod
+    def _empty(template: BundleTemplate, budget_chars: int | None) -> Bundle:
+        """No skill fired: the template's placeholder block if it has one and it fits."""
+        text = template.empty_text
+        if not text or (budget_chars is not None and len(text) > budget_chars):
+            return _EMPTY
+        return Bundle((), (), text, len(text))
 
     def _groups(self, ctx: TurnContext) -> Iterable[Sequence[int]]:
         # Lazily, so a bundle filled by pattern matches never pays for retrieval.

@@ -99,7 +99,7 @@ def ls_cmd(
             "version": s.version,
             "trigger": s.trigger.type,
             "pattern": s.trigger.pattern,
-            "content_chars": len(s.content),
+            "content_chars": s.counted_chars,
             "description": s.description,
         }
         for s in view.skills
@@ -272,7 +272,9 @@ def import_cmd(
     reason: str = typer.Option("", "--reason", "-m", help="Why (recorded in history)."),
     step: int = typer.Option(None, "--step", help="Training step to record."),
     max_content_chars: int = typer.Option(
-        500, min=0, help="Reject skills whose injected text is longer (0: no limit)."
+        500,
+        min=0,
+        help="Reject skills whose when-to-use + action + examples are longer (0: no limit).",
     ),
     as_json: bool = _JSON,
 ) -> None:

@@ -1,17 +1,19 @@
 """The ``Skill`` model: one piece of conditional guidance and the trigger that fires it.
 
 Exports: ``Skill``, ``Trigger``, ``Provenance``, ``validate_name``, ``NAME_RE``,
-``SKILL_ID_RE``, ``parse_skill_id``, ``MAX_NAME_CHARS``, ``MAX_DESCRIPTION_CHARS``,
-``MAX_SKILL_CONTENT_CHARS``.
+``SKILL_ID_RE``, ``parse_skill_id``, ``split_examples``, ``MAX_NAME_CHARS``,
+``MAX_DESCRIPTION_CHARS``, ``MAX_SKILL_CONTENT_CHARS``.
 
-``Skill.content`` is the *injected text* of a skill: the action guidance that the bundle
-puts into the agent's observation (the "## Action" section of SKILL.md). It is what counts
-against ``max_skill_content_chars`` (500); name, description, when-to-use and examples
-are for the library, the creator and human readers and are not injected by the default
-template. The limit is enforced for skills ReSkill writes (``write_skill``, library
-commits) and for skills carrying ReSkill metadata when read; a foreign skill folder
-(no ``reskill.*`` metadata) loads whatever its length and is only capped by the bundle's
-character budget.
+``Skill.content`` is the skill's action guidance (the "## Action" section of SKILL.md);
+``when_to_use`` and ``examples`` are its other two sections. The length limit
+``max_skill_content_chars`` (500) counts all three, as the published verifier does:
+``Skill.counted_chars`` = when-to-use + action + the example items (``split_examples``),
+each stripped. This is the one definition: the SKILL.md reader and writer, library
+commits, the creator's verifier and the bundle's ``published`` template (which shows exactly
+these three sections) all use it. The limit is enforced for skills ReSkill writes
+(``write_skill``, library commits) and for skills carrying ReSkill metadata when read; a
+foreign skill folder (no ``reskill.*`` metadata) loads whatever its length and is only
+capped by the bundle's character budget.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "NAME_RE",
     "SKILL_ID_RE",
     "parse_skill_id",
+    "split_examples",
     "MAX_NAME_CHARS",
     "MAX_DESCRIPTION_CHARS",
     "MAX_SKILL_CONTENT_CHARS",
@@ -68,6 +71,24 @@ def validate_name(name: object) -> str:
         hint = " (path separators are not allowed)" if ("/" in name or "\\" in name) else ""
         raise SkillError(f"{name!r} is not a valid skill name: {rule}{hint}", field="name")
     return name
+
+
+def split_examples(examples: str) -> tuple[str, ...]:
+    """The example items of an ``## Examples`` section: one per non-empty line, a leading
+    ``-`` / ``*`` bullet removed, stripped (the published skills keep examples as a list of
+    one-line strings).
+
+    >>> split_examples("- DO: open drawer 1\\n\\n* DON'T: take mug 1 from drawer 1\\nplain line")
+    ('DO: open drawer 1', "DON'T: take mug 1 from drawer 1", 'plain line')
+    """
+    items = []
+    for line in examples.splitlines():
+        line = line.strip()
+        if line[:1] in ("-", "*") and (len(line) == 1 or line[1].isspace()):
+            line = line[1:].strip()
+        if line:
+            items.append(line)
+    return tuple(items)
 
 
 def parse_skill_id(skill_id: str) -> tuple[str, int | None]:
@@ -202,12 +223,34 @@ class Skill(BaseModel):
         """``name@version``: what bundles and logs record."""
         return f"{self.name}@{self.version}"
 
+    @property
+    def example_items(self) -> tuple[str, ...]:
+        """The examples as items (see ``split_examples``)."""
+        return split_examples(self.examples)
+
+    @property
+    def counted_chars(self) -> int:
+        """What ``max_skill_content_chars`` limits: when-to-use + action + example items.
+
+        >>> Skill(name="a", description="d", when_to_use="A drawer is closed.",
+        ...       content="Open it.", examples="- open drawer 1").counted_chars
+        40
+        """
+        return (
+            len(self.when_to_use.strip())
+            + len(self.content.strip())
+            + sum(len(e) for e in self.example_items)
+        )
+
     def check_content_limit(self, max_chars: int | None = MAX_SKILL_CONTENT_CHARS) -> None:
-        """Raise ``SkillError`` (field ``content``) if the injected text is over ``max_chars``."""
-        if max_chars is not None and len(self.content) > max_chars:
+        """Raise ``SkillError`` (field ``content``) if ``counted_chars`` is over ``max_chars``."""
+        if max_chars is not None and self.counted_chars > max_chars:
+            n_when, n_action = len(self.when_to_use.strip()), len(self.content.strip())
+            n_ex = self.counted_chars - n_when - n_action
             raise SkillError(
-                f"is {len(self.content)} chars, the limit is {max_chars} "
-                "(max_skill_content_chars); shorten the '## Action' section",
+                f"when-to-use + action + examples is {self.counted_chars} chars "
+                f"({n_when} + {n_action} + {n_ex}), the limit is {max_chars} "
+                "(max_skill_content_chars); shorten the skill",
                 field="content",
             )
 

@@ -23,7 +23,7 @@ spec-valid and any Claude-compatible tool reads it)::
     ## When to use
     ...
     ## Action
-    ...            <- Skill.content, the injected text (<= 500 chars)
+    ...            <- Skill.content (when-to-use + action + examples <= 500 chars)
     ## Examples
     ...
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import typer
 
+from reskill_gym.runfolder import set_console_log_level
+
 __all__ = ["train_command"]
 
 logger = logging.getLogger(__name__)
@@ -48,12 +50,12 @@ def train_command(
             run = TrainingRun.resume(resume, overrides or [])
         else:
             cfg = load_config(config, overrides or [])
-            _set_log_level(cfg.run.log_level)
+            set_console_log_level(cfg.run.log_level)
             run = TrainingRun.create(cfg)
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    _set_log_level(run.config.run.log_level)
+    set_console_log_level(run.config.run.log_level)
     typer.echo(f"run folder: {run.run_dir}")
     summary = run.train(progress=False if no_progress else None)
     typer.echo(
@@ -63,17 +65,3 @@ def train_command(
     )
     if summary.report is not None:
         typer.echo(f"report: {summary.report}")
-
-
-def _quiet_bm25s(record: logging.LogRecord) -> bool:
-    return not (record.name.startswith("bm25s") and record.levelno < logging.WARNING)
-
-
-def _set_log_level(level: str) -> None:
-    root = logging.getLogger()
-    root.setLevel(level)
-    # bm25s (retrieval triggers) sets its own logger to DEBUG when imported and logs every
-    # index build; filter on the handlers, since the import happens later
-    for handler in root.handlers:
-        if _quiet_bm25s not in handler.filters:
-            handler.addFilter(_quiet_bm25s)

@@ -68,6 +68,7 @@ from verl.experimental.agent_loop.agent_loop import (
 )
 
 from reskill_gym.rollout import EnvLease, EnvPool, RolloutSession
+from reskill_gym.skills.bundle import BundleTemplate
 from reskill_verl.coevolution_actor import get_client
 from reskill_verl.config import AGENT_LOOP_NAME, ReskillVerlConfig, check_trainer_config
 
@@ -116,16 +117,18 @@ every sample of it): the rest."""
 # Per-process state: veRL creates a loop object per trajectory, so pools live at module level.
 
 
-def _build_env(key: tuple[str, str, int, int | None]) -> Any:
-    """``EnvPool`` factory: a ``SkillWrapper`` env for ``(env, kwargs json, skills cap, budget)``."""
+def _build_env(key: tuple[str, str, int, int | None, BundleTemplate]) -> Any:
+    """``EnvPool`` factory: a ``SkillWrapper`` env for ``(env, kwargs json, skills cap, budget,
+    bundle template)``."""
     from reskill_gym.envs.registration import make_skill_env
 
-    env_name, kwargs_json, max_active, budget = key
+    env_name, kwargs_json, max_active, budget, template = key
     return make_skill_env(
         env_name,
         skills=None,
         max_active_skills=max_active,
         skill_budget_chars=budget,
+        template=template,
         **json.loads(kwargs_json),
     )
 
@@ -237,7 +240,7 @@ class ReskillEnvAgentLoop(AgentLoopBase):
         except Exception as exc:
             raise EnvError(f"{type(exc).__name__}: {exc}") from exc
 
-    def _pool_key(self, env_name: str) -> tuple[str, str, int, int | None]:
+    def _pool_key(self, env_name: str) -> tuple[str, str, int, int | None, BundleTemplate]:
         s = self.settings
         kwargs = s.env_kwargs if env_name == s.env else {}
         return (
@@ -245,6 +248,7 @@ class ReskillEnvAgentLoop(AgentLoopBase):
             json.dumps(kwargs, sort_keys=True, default=str),
             s.max_active_skills,
             s.skill_budget_chars,
+            s.bundle_template,
         )
 
     async def _encode(self, messages: list[dict[str, Any]]) -> list[int]:

@@ -1,10 +1,18 @@
 """``reskill verl ...``: prepare datasets and launch veRL training with our configs.
 
-Exports ``verl_app``, ``config_dir``, ``train_command`` and ``parse_env_args``.
+Exports ``verl_app``, ``config_dir``, ``train_command``, ``env_var_overrides``,
+``parse_env_args`` and ``FORWARDED_ENV_VARS``.
 
 Nothing here imports verl, ray or torch at module level (``reskill --help`` stays fast);
 ``train`` runs veRL's own entry point (``python -m verl.trainer.main_ppo``) in a child process
-with our Hydra config folder, so every veRL option works as a Hydra override.
+with our Hydra config folder, so every veRL option works as a Hydra override. Config names may
+name a subfolder (``published/alfworld``: the published runs' presets).
+
+The environment variables the envs read (:data:`FORWARDED_ENV_VARS`) reach every Ray worker
+on every node only through the job's ``runtime_env``; veRL hands
+``ray_kwargs.ray_init`` to ``ray.init`` unresolved, so a ``${oc.env:...}`` in the YAML would
+arrive as literal text. ``train`` therefore adds each one that is set (non-empty) as a
+literal override before the user's own (which win).
 
 >>> cmd, env = train_command("alfworld", ["trainer.total_training_steps=2"], config_path="/cfg")
 >>> cmd[1:7]
@@ -13,21 +21,35 @@ with our Hydra config folder, so every veRL option works as a Hydra override.
 True
 >>> parse_env_args(["difficulty=tiny", "max_turns=30"])
 {'difficulty': 'tiny', 'max_turns': 30}
+>>> env_var_overrides({"ALFWORLD_DATA": "/data/alf world", "RESKILL_CACHE": ""})
+["++ray_kwargs.ray_init.runtime_env.env_vars.ALFWORLD_DATA='/data/alf world'"]
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import typer
 
-__all__ = ["verl_app", "config_dir", "train_command", "parse_env_args"]
+__all__ = [
+    "verl_app",
+    "config_dir",
+    "train_command",
+    "env_var_overrides",
+    "parse_env_args",
+    "FORWARDED_ENV_VARS",
+]
 
 PLUGIN_MODULE = "reskill_verl.plugin"
+#: Read by the envs in the Ray workers: official ALFWorld data, the cache root (generated
+#: ALFWorld games, search corpora), the seed skill folders.
+FORWARDED_ENV_VARS: tuple[str, ...] = ("ALFWORLD_DATA", "RESKILL_CACHE", "RESKILL_SKILLS_DIR")
+_RUNTIME_ENV_VARS = "ray_kwargs.ray_init.runtime_env.env_vars"
 
 verl_app = typer.Typer(
     help="Train with veRL (GPU clusters): prepare datasets, launch training.",
@@ -51,6 +73,31 @@ def config_dir() -> Path:
     )
 
 
+def _hydra_quoted(value: str) -> str:
+    """``value`` as a single-quoted Hydra override value (escape quotes and the backslashes
+    before them; Hydra keeps every other backslash)."""
+    escaped = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value).replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def env_var_overrides(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Hydra overrides that put every set (non-empty) :data:`FORWARDED_ENV_VARS` into the
+    job's Ray ``runtime_env``. An empty value counts as unset (the envs read it so too)."""
+    environ = os.environ if environ is None else environ
+    out: list[str] = []
+    for name in FORWARDED_ENV_VARS:
+        value = environ.get(name, "")
+        if not value.strip():
+            continue
+        if "${" in value:
+            raise ValueError(
+                f"${name}={value!r}: '${{' would be read as an interpolation; veRL passes the "
+                "Ray runtime_env unresolved. Use a value without it."
+            )
+        out.append(f"++{_RUNTIME_ENV_VARS}.{name}={_hydra_quoted(value)}")
+    return out
+
+
 def train_command(
     config_name: str,
     overrides: Sequence[str] = (),
@@ -58,7 +105,9 @@ def train_command(
     config_path: str | os.PathLike[str] | None = None,
     python: str = sys.executable,
 ) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment that ``reskill verl train`` runs."""
+    """The command line and environment that ``reskill verl train`` runs: veRL's main_ppo
+    with our config folder, the set :data:`FORWARDED_ENV_VARS` as runtime_env overrides,
+    then ``overrides``."""
     path = Path(config_path) if config_path is not None else config_dir()
     cmd = [
         python,
@@ -68,6 +117,7 @@ def train_command(
         str(path),
         "--config-name",
         config_name,
+        *env_var_overrides(),
         *overrides,
     ]
     env = dict(os.environ)
@@ -132,7 +182,11 @@ def prepare(
 def train(
     ctx: typer.Context,
     config_name: str = typer.Option(
-        "alfworld", "--config-name", help="alfworld, scienceworld, search, or your own."
+        "alfworld",
+        "--config-name",
+        help="alfworld, scienceworld, search (single node); published/alfworld, "
+        "published/scienceworld, published/search (the published runs: 2x8 / 2x8 / 1x8 GPUs); "
+        "or your own.",
     ),
     config_path: Path | None = typer.Option(
         None, "--config-path", help="Config folder (default: ours)."
@@ -140,7 +194,10 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the command, run nothing."),
 ) -> None:
     """Run veRL's main_ppo with our config; extra arguments are Hydra overrides."""
-    cmd, env = train_command(config_name, list(ctx.args), config_path=config_path)
+    try:
+        cmd, env = train_command(config_name, list(ctx.args), config_path=config_path)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     typer.echo(" ".join(cmd))
     if dry_run:
         return

@@ -24,10 +24,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reskill_gym.coevolve import CoEvolutionConfig
 from reskill_gym.rollout import TurnConfig
+from reskill_gym.skills.bundle import BundleTemplate, resolve_template
 
 __all__ = [
     "ReskillVerlConfig",
@@ -124,6 +125,14 @@ class ReskillVerlConfig(BaseModel):
         "action_format, history_turns, max_observation_chars, show_admissible, include_skills, "
         "system_prompt, invalid_action_penalty.",
     )
+    update_policy: bool = Field(
+        True,
+        description="False: frozen-policy evolution (the published skip_policy_update): "
+        "rollouts, reservoir, creator and version tests run, the actor is never updated, no "
+        "reference model is built and no old log-probs are computed "
+        "(see reskill_verl.trainer.freeze_policy_config). `reskill evolve` does the same "
+        "with any eval agent, without veRL.",
+    )
     grpo_double_normalize: bool = Field(
         False,
         description="After veRL's GRPO (episode-level group normalisation), whiten the "
@@ -135,6 +144,14 @@ class ReskillVerlConfig(BaseModel):
     skill_budget_chars: int | None = Field(
         2000, ge=0, description="Character cap on the rendered skill block."
     )
+    template: str | dict[str, Any] = Field(
+        "compact",
+        description="How the skill block is rendered: 'compact' (### name + action), "
+        "'published' (the published ReSkill '## Available Skills' section with when_to_use, "
+        "action, examples, the check-when_to_use instruction and '(no skills available)'), "
+        "or a mapping {base: published, show_examples: false, placeholder: ''} "
+        "(reskill_gym.skills.bundle.resolve_template).",
+    )
     env_pool_size: int = Field(
         64,
         ge=0,
@@ -145,6 +162,17 @@ class ReskillVerlConfig(BaseModel):
         64, ge=1, description="Threads per worker process running blocking env calls."
     )
     coevolution: CoEvolutionSettings = Field(default_factory=CoEvolutionSettings)
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        resolve_template(v, where="reskill.template")  # unknown name: error, close match
+        return v
+
+    @property
+    def bundle_template(self) -> BundleTemplate:
+        """``template`` resolved (hashable: part of the env pool key)."""
+        return resolve_template(self.template, where="reskill.template")
 
     @model_validator(mode="after")
     def _check(self) -> ReskillVerlConfig:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from reskill_gym.atomic import atomic_write_text
+from reskill_gym.runfolder import append_jsonl
 
 __all__ = ["RunLog", "run_config"]
 
@@ -126,18 +127,10 @@ class RunLog:
 
     def resume(self, steps_done: int) -> None:
         """Drop rows and events of steps after ``steps_done`` (they will be replayed)."""
+        from reskill_gym.runfolder import truncate_jsonl
+
         for path in (self.metrics_path, self.events_path):
-            if not path.is_file():
-                continue
-            kept = []
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a torn last line
-                if int(row.get("step", -1)) <= steps_done:
-                    kept.append(line)
-            atomic_write_text(path, "".join(k + "\n" for k in kept))
+            truncate_jsonl(path, steps_done + 1)  # veRL's steps count from 1: keep <= done
 
     def append(
         self,
@@ -155,7 +148,7 @@ class RunLog:
         if step_seconds is not None:
             row["time/step_s"] = float(step_seconds)
         row["time"] = time.time()
-        _append_jsonl(self.metrics_path, [row])
+        append_jsonl(self.metrics_path, [row])
         kept = []
         for e in events:
             if e.get("kind") in _SKIPPED_EVENTS:
@@ -163,7 +156,7 @@ class RunLog:
             e = dict(e)
             e.setdefault("step", int(step))
             kept.append(e)
-        _append_jsonl(self.events_path, kept)
+        append_jsonl(self.events_path, kept)
         return row
 
     def rows(self) -> list[dict[str, Any]]:
@@ -175,13 +168,3 @@ class RunLog:
             for line in self.metrics_path.read_text(encoding="utf-8").splitlines()
             if line.strip()
         ]
-
-
-def _append_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    if not rows:
-        return
-    with path.open("a", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, allow_nan=True, default=str) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())

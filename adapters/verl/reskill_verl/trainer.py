@@ -54,7 +54,7 @@ from reskill_verl.agent_loop import default_root
 from reskill_verl.config import ReskillVerlConfig, check_trainer_config
 from reskill_verl.runlog import RunLog, run_config
 
-__all__ = ["ReskillTrainer", "TRAINER_MODE", "CoEvolutionStepHook"]
+__all__ = ["ReskillTrainer", "TRAINER_MODE", "CoEvolutionStepHook", "freeze_policy_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +93,46 @@ class CoEvolutionStepHook:
             logger.warning("reskill: closing the co-evolution actor failed: %s", exc)
 
 
+FROZEN_WARMUP = 2**31 - 1
+"""``trainer.critic_warmup`` of a frozen policy: veRL updates the actor only from that step."""
+
+
+def freeze_policy_config(config: Any) -> None:
+    """Edit a veRL config in place for ``reskill.update_policy: false`` (frozen policy).
+
+    veRL 0.9.1's V1 step updates the actor only once ``trainer.critic_warmup <= global_steps``
+    (``trainer_base._step_once``; checkpoints are saved outside that branch, so resume still
+    works), and builds a reference worker only if ``actor.use_kl_loss`` or
+    ``algorithm.use_kl_in_reward`` asks for one (``need_reference_policy``). The old-log-prob
+    pass is skipped by :meth:`ReskillTrainer._compute_old_log_prob`.
+    """
+    from omegaconf import open_dict
+
+    with open_dict(config):
+        config.trainer.critic_warmup = FROZEN_WARMUP
+        config.actor_rollout_ref.actor.use_kl_loss = False
+        config.algorithm.use_kl_in_reward = False
+
+
 @register_trainer(TRAINER_MODE)
 class ReskillTrainer(PPOTrainerSync):
     """``PPOTrainerSync`` + co-evolution, penalty/whitening and the run log (module docstring)."""
 
     reskill_hook: CoEvolutionStepHook | None = None
     run_log: RunLog | None = None
+
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        # before PPOTrainer.__init__ decides which workers (reference, ...) to build
+        if not ReskillVerlConfig.from_trainer_config(config).update_policy:
+            freeze_policy_config(config)
+            logger.info("reskill.update_policy=false: frozen policy (no actor update, no ref)")
+        super().__init__(config, *args, **kwargs)
+
+    def _compute_old_log_prob(self, batch: Any, metrics: dict) -> Any:
+        """A frozen policy trains nothing: no old log-probs to compute."""
+        if not self.reskill_settings.update_policy:
+            return batch
+        return super()._compute_old_log_prob(batch, metrics)
 
     def _build_replay_buffer(self) -> Any:
         # PPOTrainer.__init__ read trainer_mode from the config just before calling this.

@@ -74,6 +74,23 @@ def _warn_generated_once() -> None:
         )
 
 
+def _unset_if_empty(data_dir: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
+    """An empty ``data_dir`` or ``$ALFWORLD_DATA`` means "not set" (e.g. a launcher that
+    forwards an unset variable as ``""``).
+
+    An empty ``$ALFWORLD_DATA`` is also removed from this process's environment: the
+    ``alfworld`` package's import (in the engine worker this env starts, which inherits the
+    environment) would otherwise fail on ``mkdirs("")``.
+    """
+    value = os.environ.get("ALFWORLD_DATA")
+    if value is not None and not value.strip():
+        logger.info("ALFWorld: $ALFWORLD_DATA is empty; treating it as unset")
+        del os.environ["ALFWORLD_DATA"]
+    if data_dir is not None and not os.fspath(data_dir).strip():
+        return None
+    return data_dir
+
+
 class ALFWorldEnv(TextEnv):
     """ALFWorld household tasks: text observation, text command, reward 1 on success.
 
@@ -133,6 +150,7 @@ class ALFWorldEnv(TextEnv):
         )
 
         official_root = None
+        data_dir = _unset_if_empty(data_dir)
         if source != "generated":
             candidate = data_dir if data_dir is not None else os.environ.get("ALFWORLD_DATA")
             official_root = find_official_root(candidate) if candidate else None

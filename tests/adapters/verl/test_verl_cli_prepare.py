@@ -163,6 +163,43 @@ def test_verl_configs_compose_on_verl_and_validate(name, smollm_dir):
     assert core.tester.min_steps == 5 and core.tester.min_episodes == 50
     assert core.creator.max_skill_content_chars == 500 and core.creator.n_groups == 30
     assert settings.max_active_skills == 8
+    from reskill_gym.skills.bundle import PUBLISHED_TEMPLATE
+
+    assert settings.template == "published" and settings.bundle_template is PUBLISHED_TEMPLATE
+
+
+def test_verl_config_template_by_name():
+    from pydantic import ValidationError
+    from reskill_verl.config import ReskillVerlConfig
+
+    from reskill_gym.skills.bundle import COMPACT_TEMPLATE
+
+    assert ReskillVerlConfig().bundle_template is COMPACT_TEMPLATE
+    cfg = ReskillVerlConfig.from_trainer_config(
+        {"reskill": {"template": {"base": "published", "show_examples": False}}}
+    )
+    assert cfg.bundle_template.placeholder and not cfg.bundle_template.show_examples
+    with pytest.raises(ValidationError, match=r"reskill\.template.*did you mean 'published'"):
+        ReskillVerlConfig.from_trainer_config({"reskill": {"template": "pubished"}})
+
+
+def test_verl_agent_loop_builds_envs_with_the_template(tmp_path):
+    import json
+
+    from reskill_verl.agent_loop import _build_env
+    from reskill_verl.config import ReskillVerlConfig
+
+    from reskill_gym.skills import LibraryView
+
+    settings = ReskillVerlConfig.from_trainer_config({"reskill": {"template": "published"}})
+    kwargs = json.dumps({"cache_dir": str(tmp_path)})
+    env = _build_env(("search", kwargs, 8, 2000, settings.bundle_template))
+    try:
+        env.set_skills(LibraryView("v0", []))
+        _obs, info = env.reset(seed=0)
+        assert info["bundle_text"].startswith("## Available Skills\n\n(no skills available)")
+    finally:
+        env.close()
 
 
 def test_verl_config_rejects_unknown_keys():
@@ -219,3 +256,193 @@ def test_verl_plugin_reaches_ray_workers_through_runtime_env():
     subprocess.run(
         [sys.executable, "-c", RUNTIME_ENV_CHECK], check=True, cwd=ROOT, env=env, timeout=300
     )
+
+
+def test_verl_frozen_policy_config_skips_update_and_reference(smollm_dir):
+    """reskill.update_policy=false (published skip_policy_update): no actor update, no
+    reference model, no old log-prob pass; the config still validates."""
+    pytest.importorskip("verl")
+    from hydra import compose, initialize_config_dir
+    from reskill_verl.config import ReskillVerlConfig
+    from reskill_verl.trainer import FROZEN_WARMUP, ReskillTrainer, freeze_policy_config
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs" / "verl"), version_base=None):
+        cfg = compose(
+            config_name="alfworld",
+            overrides=[f"actor_rollout_ref.model.path={smollm_dir}", "reskill.update_policy=false"],
+        )
+    assert need_reference_policy(cfg)  # the published KL loss asks for one
+    freeze_policy_config(cfg)
+    assert not need_reference_policy(cfg) and cfg.trainer.critic_warmup == FROZEN_WARMUP
+    validate_config(cfg, use_reference_policy=False, use_critic=need_critic(cfg))
+    trainer = object.__new__(ReskillTrainer)  # the method only reads the settings
+    trainer.reskill = ReskillVerlConfig.from_trainer_config(cfg)
+    batch = object()
+    assert trainer._compute_old_log_prob(batch, {}) is batch
+
+
+# --------------------------------------------------------------------------------------------
+# The published runs' presets (configs/verl/published/): composition + validate_config only;
+# nothing here runs them (2 x 8 GPUs). Expected values: amazon-science/reskill configs/*.yaml
+# and scripts/launch/train_*.sh, as cited in the presets.
+
+BEDROCK_SONNET_4_5 = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+PUBLISHED = {
+    # env: (nnodes, TP, gpu_mem, train/val batch, prompt/response len, n, KL, turns, mini samples)
+    "alfworld": (2, 4, 0.35, (16, 64), (4096, 512), 8, 0.01, 50, 64),
+    "scienceworld": (2, 4, 0.4, (16, 32), (6000, 1024), 8, 0.01, 30, 64),
+    "search": (1, 2, 0.4, (256, 512), (4096, 512), 5, 0.001, 30, 240),
+}
+
+
+def _compose_published(name, smollm_dir, *extra):
+    from hydra import compose, initialize_config_dir
+
+    overrides = [f"actor_rollout_ref.model.path={smollm_dir}"]
+    if name == "search":  # the preset leaves the benchmark folder to the user
+        overrides.append("reskill.env_kwargs.data_dir=/data/search-r1")
+    overrides += extra
+    with initialize_config_dir(config_dir=str(ROOT / "configs" / "verl"), version_base=None):
+        return compose(config_name=f"published/{name}", overrides=overrides)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_verl_published_presets_compose_validate_and_match_the_published_runs(
+    name, smollm_dir, tmp_path
+):
+    pytest.importorskip("verl")
+    from reskill_verl.coevolution_actor import build_coevolution
+    from reskill_verl.config import ReskillVerlConfig, check_trainer_config
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    from reskill_gym.llm import parse_spec
+    from reskill_gym.versioning.config import TesterConfig
+
+    cfg = _compose_published(name, smollm_dir)
+    validate_config(
+        cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg)
+    )
+    nnodes, tp, mem, batches, lengths, n, kl, turns, mini = PUBLISHED[name]
+    r, t = cfg.actor_rollout_ref, cfg.trainer
+    assert (t.nnodes, t.n_gpus_per_node) == (nnodes, 8)
+    assert (r.rollout.tensor_model_parallel_size, r.rollout.gpu_memory_utilization) == (tp, mem)
+    assert (cfg.data.train_batch_size, cfg.data.val_batch_size) == batches
+    assert (r.rollout.prompt_length, r.rollout.response_length) == lengths
+    assert r.rollout.n == n and r.actor.kl_loss_coef == kl and r.actor.kl_loss_type == "low_var_kl"
+    assert r.actor.optim.lr == 1e-6 and r.actor.ppo_epochs == 1
+    # mini-batches of turn samples, split evenly over every GPU of the job
+    assert r.actor.ppo_mini_batch_size * n == mini and mini % (nnodes * 8) == 0
+    assert r.rollout.val_kwargs.temperature == 0 and not r.rollout.val_kwargs.do_sample
+    assert r.rollout.multi_turn.max_assistant_turns == turns
+    assert t.total_epochs == 300 and t.total_training_steps is None
+    settings = ReskillVerlConfig.from_trainer_config(cfg)
+    check_trainer_config(cfg, settings)
+    turn = settings.rollout.resolve(name)
+    assert settings.env == name and settings.max_turns == turns == turn.history_turns
+    assert settings.env_kwargs["max_turns"] == turns and turn.layout == "per_turn"
+    assert turn.invalid_action_penalty == 0.1 and settings.grpo_double_normalize
+    assert settings.update_policy and settings.skills is None  # an empty starting library
+    assert settings.max_active_skills == 8 and settings.skill_budget_chars is None
+
+    core = settings.coevolution.coevolution_config(str(tmp_path / "ckpt"))
+    assert core.reservoir_dedup_by == "task_arm_outcome"
+    assert (core.reservoir_size, core.min_reservoir_size) == (200, 100)
+    assert core.tester == TesterConfig.published()  # the YAML spells out published()
+    creator = core.creator
+    assert creator.pipeline == "published" and creator.n_version_history == 5
+    assert (creator.n_groups, creator.min_success_ratio, creator.min_trigger_rate) == (30, 0.3, 0.5)
+    assert (creator.max_skill_content_chars, creator.max_proposal_retries) == (500, 3)
+    assert (creator.analysis_workers, creator.max_library_skills) == (16, 8)
+    llm = parse_spec(creator.backend, **creator.llm_options)
+    assert (llm.backend, llm.model, llm.aws_region) == ("bedrock", BEDROCK_SONNET_4_5, "us-west-2")
+    text = (ROOT / "configs" / "verl" / "published" / f"{name}.yaml").read_text()
+    assert "# backend: anthropic:claude-sonnet-4-5" in text
+    assert parse_spec("anthropic:claude-sonnet-4-5").model == "claude-sonnet-4-5"
+
+    # the actor's co-evolution starts from an empty library with the published creator
+    co = build_coevolution(settings, default_root=tmp_path / "run")
+    try:
+        assert co.view().names == ()
+        assert co.creator is not None and co.creator.backend_name.startswith("bedrock:")
+    finally:
+        co.close()
+
+
+def test_verl_published_presets_need_their_data(smollm_dir, monkeypatch):
+    """ALFWorld's official games and the search benchmark are asked for, never replaced."""
+    pytest.importorskip("verl")
+    from reskill_verl.config import ReskillVerlConfig
+
+    from reskill_gym.envs.registration import env_class
+
+    monkeypatch.delenv("ALFWORLD_DATA", raising=False)
+    alf = ReskillVerlConfig.from_trainer_config(_compose_published("alfworld", smollm_dir))
+    assert alf.env_kwargs["source"] == "official"
+    with pytest.raises(FileNotFoundError, match="ALFWORLD_DATA"):
+        env_class("alfworld")(**alf.env_kwargs)
+
+    search = _compose_published("search", smollm_dir, "reskill.env_kwargs.data_dir=null")
+    kwargs = ReskillVerlConfig.from_trainer_config(search).env_kwargs
+    assert kwargs["retriever"] == "http://localhost:8000/retrieve" and kwargs["top_k"] == 3
+    with pytest.raises(ValueError, match="data_dir"):
+        env_class("search")(**kwargs)
+
+
+def test_verl_env_var_overrides_reach_the_runtime_env_literally(monkeypatch):
+    """Set variables become literal runtime_env entries (veRL does not resolve that block);
+    empty ones are left out; quotes, spaces and backslashes survive Hydra's parser."""
+    from hydra import compose, initialize_config_dir
+    from reskill_verl.cli import FORWARDED_ENV_VARS, env_var_overrides, train_command
+
+    values = {
+        "ALFWORLD_DATA": "/data/alf world/it's",
+        "RESKILL_CACHE": "C:\\cache\\",
+        "RESKILL_SKILLS_DIR": "",
+    }
+    overrides = env_var_overrides(values)
+    assert len(overrides) == 2 and set(FORWARDED_ENV_VARS) == set(values)
+    with initialize_config_dir(config_dir=str(ROOT / "configs" / "verl"), version_base=None):
+        cfg = compose(config_name="published/alfworld", overrides=overrides)
+    env_vars = cfg.ray_kwargs.ray_init.runtime_env.env_vars
+    assert env_vars.ALFWORLD_DATA == values["ALFWORLD_DATA"]
+    assert env_vars.RESKILL_CACHE == values["RESKILL_CACHE"]
+    assert "RESKILL_SKILLS_DIR" not in env_vars
+    assert env_vars.VERL_USE_EXTERNAL_MODULES == "reskill_verl.plugin"
+    assert env_var_overrides({"ALFWORLD_DATA": " "}) == []
+    with pytest.raises(ValueError, match="interpolation"):
+        env_var_overrides({"RESKILL_CACHE": "${HOME}/x"})
+
+    # train_command: forwarded variables first, the user's overrides after them (they win)
+    monkeypatch.setenv("ALFWORLD_DATA", "/data/alfworld")
+    monkeypatch.delenv("RESKILL_CACHE", raising=False)
+    monkeypatch.delenv("RESKILL_SKILLS_DIR", raising=False)
+    cmd, _ = train_command("published/alfworld", ["trainer.nnodes=1"], config_path="/cfg")
+    assert cmd[cmd.index("--config-name") + 1] == "published/alfworld"
+    assert cmd[-2:] == [
+        "++ray_kwargs.ray_init.runtime_env.env_vars.ALFWORLD_DATA='/data/alfworld'",
+        "trainer.nnodes=1",
+    ]
+
+
+@pytest.mark.slow
+def test_verl_train_runs_main_ppo_with_a_published_preset(tmp_path, monkeypatch):
+    """``reskill verl train --config-name published/alfworld`` through veRL's real entry point
+    (Hydra ``--cfg job`` prints the composed config and stops): the subfolder name resolves,
+    and $ALFWORLD_DATA lands in the Ray runtime_env."""
+    pytest.importorskip("verl")
+    import yaml
+    from reskill_verl.cli import train_command
+
+    monkeypatch.setenv("ALFWORLD_DATA", str(tmp_path / "alf data"))
+    cmd, run_env = train_command("published/alfworld", ["--cfg", "job"])
+    done = subprocess.run(cmd, env=run_env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    cfg = yaml.safe_load(done.stdout)
+    assert cfg["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"]["ALFWORLD_DATA"] == str(
+        tmp_path / "alf data"
+    )
+    assert cfg["trainer"]["nnodes"] == 2 and cfg["reskill"]["skills"] is None
+    assert cfg["reskill"]["env_kwargs"]["source"] == "official"

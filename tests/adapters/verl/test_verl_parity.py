@@ -31,6 +31,7 @@ from reskill_gym.rollout import TurnConfig  # noqa: E402
 
 TASK = "tiny/train/0000"
 ENV_KW = {"difficulty": "tiny", "source": "generated", "max_turns": 6}
+TEMPLATE = "published"  # the skill-block template of configs/verl/alfworld.yaml
 TURN = TurnConfig(layout="per_turn", action_mode="generate", history_turns=2)
 # fields that describe where/when an episode ran, not what the agent saw and did
 RUN_FIELDS = {"episode_id", "group_id", "step", "seed", "arm"}
@@ -138,6 +139,7 @@ def test_local_verl_and_eval_see_and_record_the_same_agent(
             f"reskill.max_turns={ENV_KW['max_turns']}",
             "reskill.rollout.layout=per_turn",
             f"reskill.rollout.history_turns={TURN.history_turns}",
+            f"reskill.template={TEMPLATE}",
             "reskill.max_tokens_per_turn=64",
         ],
     )
@@ -160,7 +162,9 @@ def test_local_verl_and_eval_see_and_record_the_same_agent(
     policy = _scripted_policy(tok, replies)
 
     def make_env(task_id: str, version: str | None) -> Any:
-        env = make_skill_env("alfworld", skills=None, cache_dir=str(cache), **ENV_KW)
+        env = make_skill_env(
+            "alfworld", skills=None, template=TEMPLATE, cache_dir=str(cache), **ENV_KW
+        )
         env.set_skills(lib.view(version))
         return env
 
@@ -195,6 +199,7 @@ def test_local_verl_and_eval_see_and_record_the_same_agent(
             rollout=TURN,
             max_turns=ENV_KW["max_turns"],
             difficulty="tiny",
+            template=TEMPLATE,
             env_kwargs={"source": "generated", "cache_dir": str(cache)},
         ),
         tmp_path / "eval",
