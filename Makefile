@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.reskill-installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test wheel-test lint bench clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: setup
 test: setup
 	$(PY) -m ruff check reskill_gym adapters tests benchmarks
 	$(PY) -m pytest -m "not slow and not gpu" -q
+
+# The wheel, built from the sdist, installed in a fresh venv and run outside the checkout.
+wheel-test: setup
+	$(PY) -m pytest -m slow -q tests/test_wheel.py
 
 bench: setup
 	$(PY) benchmarks/run_perf.py

@@ -25,11 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from reskill_gym.evaluation import EvalAbortedError, EvalConfig, run_and_report
+from reskill_gym.yaml_loading import YAMLLoadError, load_yaml_file
 
-from reskill_gym.evaluation import EvalAbortedError, EvalConfig, run_and_report  # noqa: E402
-from reskill_gym.yaml_loading import YAMLLoadError, load_yaml_file  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # relative paths in a config may name repo files
 
 log = logging.getLogger("efficacy")
 

@@ -19,11 +19,8 @@ import logging
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from reskill_gym.evaluation import EvalAbortedError, EvalConfig, run_and_report  # noqa: E402
-from reskill_gym.yaml_loading import YAMLLoadError, load_yaml_file  # noqa: E402
+from reskill_gym.evaluation import EvalAbortedError, EvalConfig, run_and_report
+from reskill_gym.yaml_loading import YAMLLoadError, load_yaml_file
 
 
 def load_config(path: Path, overrides: dict[str, object]) -> tuple[EvalConfig, Path]:

@@ -34,7 +34,6 @@ SCRIPTS = [
     "turn_budget.py",
     "llm_server_turn.py",  # needs the llamacpp extra; reports "failed" without it
 ]
-MODULES = {"published_tracker.py"}  # imported by benchmarks, not benchmarks themselves
 
 
 def machine_info() -> list[tuple[str, str]]:
@@ -146,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         names = [n for n in SCRIPTS if n in wanted] + sorted(wanted - set(SCRIPTS))
     extra = sorted(
-        p.name
-        for p in PERF.glob("*.py")
-        if not p.name.startswith("_") and p.name not in SCRIPTS and p.name not in MODULES
+        p.name for p in PERF.glob("*.py") if not p.name.startswith("_") and p.name not in SCRIPTS
     )
     if not args.only:
         names = names + extra  # a new script is run too, never silently skipped

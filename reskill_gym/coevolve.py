@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -79,9 +79,6 @@ class CoEvolutionConfig(BaseModel):
         "path). False runs each pass inside end_step: slower, but fully deterministic.",
     )
     reservoir_size: int = Field(200, ge=1, description="Episodes kept in the experience reservoir.")
-    min_reservoir_size: int = Field(
-        100, ge=1, description="Reservoir episodes needed before a creator pass is submitted."
-    )
     reservoir_dedup_by: DedupBy = Field(
         "episode",
         description="Reservoir keying: 'task_arm_outcome' keeps one episode per (task, test "
@@ -121,7 +118,49 @@ class CoEvolutionConfig(BaseModel):
                 "shown to the recommender) is coevolution.creator.n_version_history"
             )
             data["keep_versions"] = old
+        if isinstance(data, Mapping) and "min_reservoir_size" in data:
+            data = _move_min_reservoir_size(dict(data))
         return data
+
+    @property
+    def min_reservoir_size(self) -> int:
+        """Reservoir episodes needed before a creator pass: ``creator.min_reservoir_size``
+        (one setting, read here too; ``coevolution.min_reservoir_size`` in a config sets it)."""
+        return self.creator.min_reservoir_size
+
+
+def _move_min_reservoir_size(data: dict[str, Any]) -> dict[str, Any]:
+    """``coevolution.min_reservoir_size`` (the old, second copy) -> ``creator.min_reservoir_size``.
+
+    The creator decides when its reservoir is big enough; a value here that disagrees with
+    the creator's own is an error rather than a silent pick of one of them.
+    """
+    value = data.pop("min_reservoir_size")
+    creator = data.get("creator")
+    if isinstance(creator, CreatorConfig):
+        theirs = (
+            creator.min_reservoir_size if "min_reservoir_size" in creator.model_fields_set else None
+        )
+        creator = creator.model_dump(exclude_unset=True)
+    elif isinstance(creator, Mapping):
+        creator = dict(creator)
+        theirs = creator.get("min_reservoir_size")
+    elif creator is None:
+        creator, theirs = {}, None
+    else:
+        return {**data, "min_reservoir_size": value}  # let pydantic name the bad creator value
+    if theirs is not None and theirs != value:
+        raise ValueError(
+            f"coevolution.min_reservoir_size ({value}) and coevolution.creator.min_reservoir_size "
+            f"({theirs}) disagree; it is one setting: give only creator.min_reservoir_size"
+        )
+    if theirs is None:
+        logger.warning(
+            "coevolution.min_reservoir_size is deprecated: set coevolution.creator."
+            "min_reservoir_size (the creator decides when its reservoir is big enough)"
+        )
+    data["creator"] = {**creator, "min_reservoir_size": value}
+    return data
 
 
 class CoEvolutionEvent(BaseModel):
@@ -284,7 +323,7 @@ class CoEvolution:
         return (
             not self.tester.active
             and not self.creator.busy
-            and self.reservoir.ready(self.config.min_reservoir_size)
+            and self.reservoir.ready(self.creator.config.min_reservoir_size)
         )
 
     def _submit(self, step: int) -> CoEvolutionEvent:

@@ -611,9 +611,9 @@ class EvolveRun:
             self.close()
         report = None
         if self.config.run.report:
-            from reskill_gym.report import write_report
+            from reskill_gym.report import write_run_report
 
-            report = write_report(self.run_dir)
+            report = write_run_report(self.run_dir)
         return RunSummary(
             run_dir=self.run_dir,
             steps_done=self.step_count,

@@ -1,6 +1,6 @@
 """The report of a training run: ``report.md`` and PNG plots, from the run folder's files.
 
-Exports ``write_report``, ``load_run``, ``RunRecord`` and ``report_command`` (``reskill report``).
+Exports ``write_run_report``, ``load_run``, ``RunRecord`` and ``report_command`` (``reskill report``).
 
 Inputs are what every trainer writes into a run folder (the local trainer into its run
 folder, the veRL adapter into ``<trainer.default_local_dir>/reskill``): ``metrics.jsonl``
@@ -13,7 +13,7 @@ folder, the veRL adapter into ``<trainer.default_local_dir>/reskill``): ``metric
     plots/reward_per_arm.png      reward and success per step, one line per arm
     plots/skill_lifecycle.png     created / tested / accepted / rejected library versions
 
-matplotlib is imported inside :func:`write_report` with the Agg backend (no display).
+matplotlib is imported inside :func:`write_run_report` with the Agg backend (no display).
 
 >>> import tempfile, pathlib
 >>> run = pathlib.Path(tempfile.mkdtemp())
@@ -36,7 +36,7 @@ import typer
 
 from reskill_gym.atomic import atomic_write_text
 
-__all__ = ["write_report", "load_run", "RunRecord", "report_command"]
+__all__ = ["write_run_report", "load_run", "RunRecord", "report_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def _markdown(rec: RunRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(run_dir: str | os.PathLike[str]) -> Path:
+def write_run_report(run_dir: str | os.PathLike[str]) -> Path:
     """(Re)write ``report.md`` and ``plots/*.png`` of a run folder; returns the report path."""
     import matplotlib
 
@@ -330,7 +330,7 @@ def report_command(
     from reskill_gym.yaml_loading import YAMLLoadError
 
     try:
-        path = write_report(run_dir)
+        path = write_run_report(run_dir)
     except (FileNotFoundError, YAMLLoadError, LibraryError, SkillError) as exc:
         typer.echo(f"report: {exc}", err=True)
         raise typer.Exit(2) from None

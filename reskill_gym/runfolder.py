@@ -57,6 +57,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reskill_gym.atomic import atomic_write_text, fsync_dir
+from reskill_gym.skills.bundle import DEFAULT_BUDGET_CHARS, DEFAULT_MAX_ACTIVE_SKILLS
 
 __all__ = [
     "ConfigError",
@@ -155,9 +156,13 @@ class EnvConfig(BaseModel):
         description="Initial library copied into the run: 'seed' (skills/<env>), a folder, or "
         "'none' (start empty).",
     )
-    max_active_skills: int = Field(8, ge=0, description="Skills per turn (bundle cap).")
+    max_active_skills: int = Field(
+        DEFAULT_MAX_ACTIVE_SKILLS, ge=0, description="Skills per turn (bundle cap)."
+    )
     skill_budget_chars: int | None = Field(
-        1500, ge=0, description="Character budget of the rendered skill block (None: no cap)."
+        DEFAULT_BUDGET_CHARS,
+        ge=0,
+        description="Character budget of the rendered skill block (None: no cap).",
     )
     template: str | dict[str, Any] = Field(
         "compact",

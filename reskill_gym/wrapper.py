@@ -172,7 +172,7 @@ class SkillWrapper(gym.Wrapper[str, str, str, str]):
         obs, info = self._augment(
             obs, info, turn=turn, previous_action=action, done=terminated or truncated
         )
-        return obs, reward, terminated, truncated, info
+        return obs, float(reward), terminated, truncated, info
 
     def _augment(
         self,

@@ -131,7 +131,7 @@ def check_yaml(
                     raise YAMLLimitError(
                         f"YAML document uses more than {limits.max_aliases} aliases", path=where
                     )
-                n = sizes.get(ev.anchor)
+                n = sizes.get(ev.anchor) if ev.anchor is not None else None
                 if n is None:
                     raise YAMLLoadError(
                         f"alias *{ev.anchor} refers to an undefined or enclosing anchor",

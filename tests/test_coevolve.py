@@ -10,9 +10,10 @@ import pytest
 
 from reskill_gym.coevolve import CoEvolution, CoEvolutionConfig, NoCoEvolution
 from reskill_gym.creator import CreatorConfig
-from reskill_gym.creator.recording import SearchMistakeAgent, record_episode
 from reskill_gym.envs.search import SearchEnv
+from reskill_gym.rollout import record_episode
 from reskill_gym.skills import SkillLibrary
+from reskill_gym.testing.agents import SearchMistakeAgent
 from reskill_gym.versioning import TesterConfig
 from reskill_gym.wrapper import SkillWrapper
 

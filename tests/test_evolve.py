@@ -192,7 +192,7 @@ def test_openai_agent_through_a_real_server(tmp_path: Path) -> None:
     """An `openai:` agent (the real SDK) against the loopback server: replies parsed by the
     turn contract, token usage in the metrics, one request per turn."""
     pytest.importorskip("alfworld")
-    from reskill_gym.llm.loopback import LoopbackLLMServer, LoopbackRequest
+    from reskill_gym.testing.loopback import LoopbackLLMServer, LoopbackRequest
 
     reply = "<think>Look first.</think> <action>look</action>"
 

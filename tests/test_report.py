@@ -50,14 +50,14 @@ def _write_run(run: Path) -> None:
 
 
 def test_report_writes_markdown_and_plots(tmp_path: Path) -> None:
-    from reskill_gym.report import load_run, write_report
+    from reskill_gym.report import load_run, write_run_report
 
     _write_run(tmp_path)
     rec = load_run(tmp_path)
     assert [(v.version, v.created, v.test_started, v.decided, v.outcome) for v in rec.lives] == [
         ("c1", 1, 1, 3, "accepted")
     ]
-    path = write_report(tmp_path)
+    path = write_run_report(tmp_path)
     text = path.read_text()
     assert "1 started, 1 decided (1 accepted, 0 rejected)" in text
     assert "**accepted** at step 3" in text and "c1: 4/8" in text

@@ -22,13 +22,9 @@ import argparse
 import os
 import platform
 import random
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from reskill_gym.skills import BundleSelector, Skill, Trigger, TurnContext  # noqa: E402
+from reskill_gym.skills import BundleSelector, Skill, Trigger, TurnContext
 
 OBJECTS = ["apple", "mug", "bowl", "cup", "plate", "knife", "egg", "lettuce", "pencil", "book"]
 PLACES = ["countertop", "fridge", "microwave", "sinkbasin", "cabinet", "drawer", "shelf", "desk"]

@@ -25,13 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from reskill_gym.creator import CreatorConfig, Reservoir, SkillCreator
-from reskill_gym.creator.recording import (
-    ALFWorldMistakeAgent,
-    SearchMistakeAgent,
-    record_episodes,
-)
-from reskill_gym.llm.loopback import LoopbackLLMServer, LoopbackReply, LoopbackRequest
+from reskill_gym.rollout import record_episodes
 from reskill_gym.skills import LibraryView
+from reskill_gym.testing.agents import ALFWorldMistakeAgent, SearchMistakeAgent
+from reskill_gym.testing.loopback import LoopbackLLMServer, LoopbackReply, LoopbackRequest
 from reskill_gym.wrapper import SkillWrapper
 
 REPO = Path(__file__).resolve().parents[2]

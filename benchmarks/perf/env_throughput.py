@@ -11,16 +11,12 @@ import argparse
 import gc
 import os
 import random
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gymnasium as gym
 
-import gymnasium as gym  # noqa: E402
-from _workload import ENV_KWARGS, machine, pick_action, rss_mib  # noqa: E402
-
-import reskill_gym  # noqa: E402,F401
+import reskill_gym  # noqa: F401
+from reskill_gym.testing.workload import ENV_KWARGS, machine, pick_action, rss_mib
 
 
 def single(env_name: str, steps: int, resets: int) -> dict[str, float]:
@@ -83,7 +79,9 @@ def main() -> None:
     args = ap.parse_args()
     steps, resets = (40, 3) if args.quick else (200, 10)
     print(f"# env throughput ({machine()})")
-    print("| env | steps/s (1 env) | steps/s (AsyncVectorEnv x2) | first reset s | reset ms | memory MiB/env |")
+    print(
+        "| env | steps/s (1 env) | steps/s (AsyncVectorEnv x2) | first reset s | reset ms | memory MiB/env |"
+    )
     print("|---|---|---|---|---|---|")
     for name in args.envs:
         try:

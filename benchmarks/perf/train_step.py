@@ -320,8 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     u = out["unpaired_different_work"]["step_time_ratio_on_off_wall"]
     if u is not None:
         print(
-            f"unpaired steps ({len(unpaired_steps)}, version test live: different episodes): "
-            f"on/off {u['median']:.3f} (not a like-with-like figure)"
+            f"unpaired steps {unpaired_steps} (different episodes: "
+            f"{'; '.join(q['why_not'] for q in pairs if not q['paired'])}): step time on/off "
+            f"{u['median']:.3f} [{u['min']:.3f}-{u['max']:.3f}]; the arms did different work "
+            "(a live version test shows the candidate's skills), so this is not like with like"
         )
     print(
         f"creator background time, waited outside the clock: {creator_wait_s:.2f} s; "

@@ -36,9 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _workload import machine  # noqa: E402
+from reskill_gym.testing.workload import machine
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP = "<|im_end|>"

@@ -1,10 +1,11 @@
 """The version tester against a port of the published tracker: cost per training step and
 whether both make the same accept/revert decisions.
 
-The baseline is ``published_tracker.PublishedTracker``, a port of the published ReSkill
-``VersionABTracker`` (per-rollout Monte-Carlo Thompson probability with ``np.random``, the
-whole posterior discounted by ``M / (M + n)``, M from the one-step-ahead predictive
-likelihood of every decided test, scored in Python loops over the 2,000-point grid).
+The baseline is ``reskill_gym.testing.published_tracker.PublishedTracker``, a port of the
+published ReSkill ``VersionABTracker`` (per-rollout Monte-Carlo Thompson probability with
+``np.random``, the whole posterior discounted by ``M / (M + n)``, M from the one-step-ahead
+predictive likelihood of every decided test, scored in Python loops over the 2,000-point
+grid).
 
 Three measurements:
 
@@ -43,10 +44,8 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from published_tracker import PublishedTracker  # noqa: E402
-
-from reskill_gym.versioning import (  # noqa: E402
+from reskill_gym.testing.published_tracker import PublishedTracker
+from reskill_gym.versioning import (
     GroupSpec,
     TesterConfig,
     VersionTester,

@@ -11,8 +11,9 @@ the raw env: episodes with a chosen task id (without replacement) and reset seed
 seeded random policy over the admissible actions (ScienceWorld: listed on demand, outside
 any clock, its ``focus on`` commands left out since a wrong focus ends the episode; Search:
 random ``<search>`` queries). Each front then replays that script exactly (same task ids,
-reset seeds, actions), in the order ``raw, seed, 1000`` on even rounds and ``1000, seed, raw``
-on odd ones, so load drift hits every front alike.
+reset seeds, actions). Fronts alternate episode by episode (a block is one episode; the order
+cycles through all six permutations of the three fronts), so load drift within a round hits
+every front alike; a round's figure per front is the sum over its episodes.
 
 Pairing is checked, not assumed. An untimed replay on the raw env first finds engine
 non-determinism: an episode whose observations differ from the recording is cut to the
@@ -35,23 +36,20 @@ the engine does the same work on every front. Goal: <= 5 % on ALFWorld and Scien
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _workload import ENV_KWARGS, machine, pick_action  # noqa: E402
-
-from reskill_gym.skills import LibraryView, Skill, Trigger  # noqa: E402
-from reskill_gym.wrapper import SkillWrapper, strip_skill_block  # noqa: E402
+from reskill_gym.skills import LibraryView, Skill, Trigger
+from reskill_gym.testing.workload import ENV_KWARGS, machine, pick_action
+from reskill_gym.wrapper import SkillWrapper, strip_skill_block
 
 FRONTS = ("raw", "seed", "1000")
 _VERBS = ["go to", "take", "open", "close", "put", "heat", "cool", "clean", "use", "examine"]
@@ -287,7 +285,7 @@ def _cpu_of(pids: Sequence[int]) -> float:
 # ----- one timed block ----------------------------------------------------------------------
 @dataclass
 class Block:
-    """One front's replay of one round's script."""
+    """One front's replay of one round's episodes (summed over its per-episode blocks)."""
 
     front: str
     steps: int = 0
@@ -301,6 +299,13 @@ class Block:
     @property
     def total_cpu_s(self) -> float:
         return self.cpu_s + self.engine_cpu_s
+
+    def add(self, other: Block) -> None:
+        """Accumulate another block of the same front."""
+        for name in ("steps", "wall_s", "cpu_s", "engine_cpu_s", "skills_fired"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.bundle_chars += other.bundle_chars
+        self.order_only += other.order_only
 
 
 def play(env: Any, scripts: Sequence[Script], front: str) -> tuple[Block, list[Trace]]:
@@ -427,14 +432,18 @@ def measure(
             checked.append(kept)
             notes += n
         played = [scripts for scripts in checked if scripts]
+        # Fronts alternate episode by episode (a block = one episode), cycling through all six
+        # orders so each front comes first, second and third equally often; a round's figure
+        # is the sum over its episodes. Load changes within a round hit all fronts alike.
+        orders = itertools.cycle(itertools.permutations(FRONTS))
         results: list[dict[str, Block]] = []
-        for r, scripts in enumerate(played):
-            fronts = FRONTS if r % 2 == 0 else tuple(reversed(FRONTS))
-            blocks: dict[str, Block] = {}
-            for name in fronts:
-                block, traces = play(front_env(name), scripts, name)
-                block.order_only = check_pairing(name, env_name, scripts, traces)
-                blocks[name] = block
+        for scripts in played:
+            blocks = {name: Block(name) for name in FRONTS}
+            for script in scripts:
+                for name in next(orders):
+                    block, traces = play(front_env(name), [script], name)
+                    block.order_only = check_pairing(name, env_name, [script], traces)
+                    blocks[name].add(block)
             results.append(blocks)
         if not results:
             raise PairingError(f"{env_name}: every recorded episode was non-deterministic")
@@ -515,9 +524,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# wrapper overhead ({machine()}; load 1/5/15 min at start {_load()})")
     print(
         "Paired: per round, raw / seed-library / 1,000-skill fronts replay the same recorded "
-        "episodes (task ids, reset seeds, actions) on one engine instance, order raw,seed,1000 "
-        "then reversed; every front's bare observations, rewards and end flags are checked "
-        "against the recording (a difference stops the benchmark). Clock: step() calls. "
+        "episodes (task ids, reset seeds, actions) on one engine instance, alternating episode "
+        "by episode in all six orders; every front's bare observations, rewards and end "
+        "flags are checked against the recording (a difference stops the benchmark). Clock: "
+        "step() calls. "
         "Figures: median over rounds [min, max]. Overhead (wall) = front time / raw time - 1; "
         "overhead (CPU) = the front's extra CPU in this process / the raw step's CPU (this "
         "process + engine processes)."

@@ -33,7 +33,8 @@ from reskill_gym.creator.context import VersionTestRecord, version_test_history
 from reskill_gym.creator.creator import SkillCreator
 from reskill_gym.creator.insights import Insight, InsightGroup
 from reskill_gym.creator.prompts import PromptSet
-from reskill_gym.creator.records import (
+from reskill_gym.creator.reservoir import EpisodeGroup, Reservoir
+from reskill_gym.creator.results import (
     AssertionRef,
     Check,
     CreatorEvent,
@@ -42,7 +43,6 @@ from reskill_gym.creator.records import (
     Proposal,
     SkillVerification,
 )
-from reskill_gym.creator.reservoir import EpisodeGroup, Reservoir
 from reskill_gym.creator.rule_assertions import AssertionGrade, RuleAssertionSet, RuleCheck
 from reskill_gym.creator.rules import RulesCreator
 from reskill_gym.creator.verify import Verifier

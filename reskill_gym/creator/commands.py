@@ -6,7 +6,8 @@ Exports ``creator_app`` (a Typer app attached to ``reskill`` as ``creator``).
 the chosen backend and commits the verified proposal as a new version whose history entry
 carries the rationale, the assertions that motivated it, the verification and the cost
 (see ``reskill skills log`` / ``diff``). ``record`` plays an environment with a scripted
-agent that makes typical mistakes and saves the episodes as a reservoir file.
+agent that makes typical mistakes (``reskill_gym.testing.agents``) and saves the episodes as
+a reservoir file.
 """
 
 from __future__ import annotations
@@ -197,12 +198,9 @@ def record_cmd(
 ) -> None:
     """Play an env with a scripted agent that makes typical mistakes; save a reservoir."""
     from reskill_gym.creator import Reservoir
-    from reskill_gym.creator.recording import (
-        ALFWorldMistakeAgent,
-        SearchMistakeAgent,
-        record_episodes,
-    )
     from reskill_gym.envs.alfworld.spec import DIFFICULTIES
+    from reskill_gym.rollout import record_episodes
+    from reskill_gym.testing.agents import ALFWorldMistakeAgent, SearchMistakeAgent
 
     if difficulty not in DIFFICULTIES:
         raise _fail(f"--difficulty must be one of {', '.join(DIFFICULTIES)}, got {difficulty!r}", 2)

@@ -49,8 +49,8 @@ from reskill_gym.creator.assertions import AssertionStore
 from reskill_gym.creator.config import CreatorConfig
 from reskill_gym.creator.context import VersionTestRecord
 from reskill_gym.creator.pipeline import PassCancelled, PassContext
-from reskill_gym.creator.records import CreatorEvent, CreatorResult, PassCost, Proposal
 from reskill_gym.creator.reservoir import Reservoir
+from reskill_gym.creator.results import CreatorEvent, CreatorResult, PassCost, Proposal
 from reskill_gym.creator.rule_assertions import RuleAssertionSet
 from reskill_gym.creator.rules import RulesCreator
 from reskill_gym.skills import LibraryView

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from reskill_gym.creator.assertions import Assertion
 from reskill_gym.creator.pipeline import PassContext, finish_proposal, sample_for_analysis
 from reskill_gym.creator.prompts import PromptSet, render_episode, render_skills
-from reskill_gym.creator.records import Proposal, SkillVerification
+from reskill_gym.creator.results import Proposal, SkillVerification
 from reskill_gym.creator.schemas import (
     AuthoredSkill,
     DiagnosisOutput,

@@ -21,14 +21,14 @@ from reskill_gym.creator.artifacts import PassArtifacts
 from reskill_gym.creator.assertions import Assertion, AssertionStore
 from reskill_gym.creator.config import CreatorConfig
 from reskill_gym.creator.context import VersionTestRecord
-from reskill_gym.creator.records import (
+from reskill_gym.creator.reservoir import Reservoir
+from reskill_gym.creator.results import (
     AssertionRef,
     CreatorEvent,
     EventKind,
     Proposal,
     SkillVerification,
 )
-from reskill_gym.creator.reservoir import Reservoir
 from reskill_gym.creator.rule_assertions import RuleAssertionSet
 from reskill_gym.creator.verify import Verifier
 from reskill_gym.episode import Episode

@@ -64,8 +64,8 @@ from reskill_gym.creator.insights import (
 )
 from reskill_gym.creator.pipeline import PassContext
 from reskill_gym.creator.prompts import PromptSet
-from reskill_gym.creator.records import AssertionRef, Proposal, SkillVerification
 from reskill_gym.creator.reservoir import EpisodeGroup, arm_label
+from reskill_gym.creator.results import AssertionRef, Proposal, SkillVerification
 from reskill_gym.creator.rule_assertions import AssertionGrade, AssertionOpResult
 from reskill_gym.creator.schemas import (
     AuthoredOperation,

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from reskill_gym.creator.assertions import Assertion, AssertionChange
 from reskill_gym.creator.pipeline import PassContext, finish_proposal
-from reskill_gym.creator.records import Proposal, SkillVerification
+from reskill_gym.creator.results import Proposal, SkillVerification
 from reskill_gym.episode import Episode
 from reskill_gym.skills import Operation, Provenance, Skill, SkillError, Trigger
 from reskill_gym.skills.model import split_examples

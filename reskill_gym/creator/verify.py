@@ -44,7 +44,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from reskill_gym.creator.records import Check, SkillVerification
+from reskill_gym.creator.results import Check, SkillVerification
 from reskill_gym.episode import Episode
 from reskill_gym.skills import LibraryView, Operation, Skill, SkillError, TurnContext
 from reskill_gym.skills.triggers import compile_pattern

@@ -65,7 +65,8 @@ class _SharedTextBatch(Sequence[str]):
     """Strings of a vector env's shared int32 buffer (Unicode code points, 0-terminated)."""
 
     def __init__(self, shared_memory: Any, n: int, max_length: int) -> None:
-        self._data = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape((n, max_length))
+        buffer = np.frombuffer(shared_memory.get_obj(), dtype=np.int32)
+        self._data: np.ndarray = buffer.reshape((n, max_length))
 
     def __len__(self) -> int:
         return self._data.shape[0]
@@ -138,7 +139,8 @@ class TextEnv(gym.Env[str, str], abc.ABC):
     Subclasses implement :meth:`task_ids`, :meth:`_engine_reset` and :meth:`_engine_step`.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 4}
+    # Not ClassVar: gymnasium declares ``metadata`` as an instance-overridable attribute.
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "human"], "render_fps": 4}
     env_name: ClassVar[str] = "text"
     max_observation_chars: ClassVar[int] = 65_536
 

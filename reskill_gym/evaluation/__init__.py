@@ -1,7 +1,7 @@
 """Frozen skill-library evaluation: agents, paired runs with resume, reports with CIs and plots.
 
 Exports ``EvalConfig``, ``EvalRun``, ``EvalEpisode``, ``EvalAbortedError``, ``run_eval``,
-``summarize``, ``write_report``, ``render_table``, ``EvalSummary``, ``make_agent``,
+``summarize``, ``write_eval_report``, ``render_table``, ``EvalSummary``, ``make_agent``,
 ``parse_agent_spec``, ``run_and_report``, ``ExpertConfig``, ``ExpertState``, ``ExpertScore``,
 ``run_expert``, ``summarize_expert`` and ``write_expert_report``.
 
@@ -24,7 +24,7 @@ from reskill_gym.evaluation.agents import make_agent, parse_agent_spec
 from reskill_gym.evaluation.commands import run_and_report
 from reskill_gym.evaluation.expert import ExpertConfig, ExpertScore, run_expert
 from reskill_gym.evaluation.expert_report import summarize_expert, write_expert_report
-from reskill_gym.evaluation.report import EvalSummary, render_table, summarize, write_report
+from reskill_gym.evaluation.report import EvalSummary, render_table, summarize, write_eval_report
 from reskill_gym.evaluation.runner import (
     EvalAbortedError,
     EvalConfig,
@@ -41,7 +41,7 @@ __all__ = [
     "EvalAbortedError",
     "run_eval",
     "summarize",
-    "write_report",
+    "write_eval_report",
     "render_table",
     "EvalSummary",
     "make_agent",

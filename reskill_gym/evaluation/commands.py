@@ -32,7 +32,7 @@ def run_and_report(config: EvalConfig, out: Path, *, console: Any = None, **kw: 
     """
     if config.metric == "expert":
         return _run_expert_and_report(config, out, console=console, **kw)
-    from reskill_gym.evaluation.report import render_table, summarize, write_report
+    from reskill_gym.evaluation.report import render_table, summarize, write_eval_report
 
     def progress(rec: Any, n: int, total: int) -> None:
         status = (
@@ -61,7 +61,7 @@ def run_and_report(config: EvalConfig, out: Path, *, console: Any = None, **kw: 
     summary = summarize(
         [r for r in run.records if r.condition in names], conditions=names, meta=meta
     )
-    write_report(summary, out)
+    write_eval_report(summary, out)
     if console is not None:
         console.print(render_table(summary))
     return run
@@ -246,7 +246,7 @@ def eval_command(
     kind = agent.split(":", 1)[0].lower()
     llm: dict[str, Any] = {"max_retries": max_retries, "timeout_s": timeout_s}
     if kind == "local" and env == "alfworld":
-        # A small CPU model: small rooms and a short horizon (DESIGN.md: an untrained small
+        # A small CPU model: small rooms and a short horizon (an untrained small
         # policy sees reward only there). Explicit flags win; the report records the values.
         if difficulty is None:
             difficulty = LOCAL_ALFWORLD_DEFAULTS["difficulty"]

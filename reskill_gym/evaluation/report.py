@@ -2,7 +2,7 @@
 
 Exports ``RateCI``, ``ConditionStats``, ``PairedDiff``, ``TaskTypeStats``, ``SkillStats``,
 ``EvalSummary``, ``bootstrap_mean_ci``, ``cluster_bootstrap_ci``, ``episode_signature``,
-``summarize``, ``render_table``, ``write_report`` and ``ALL_SPLITS``.
+``summarize``, ``render_table``, ``write_eval_report`` and ``ALL_SPLITS``.
 
 Statistics (all from ``episodes.jsonl``, so a report can be rebuilt at any time):
 
@@ -60,7 +60,7 @@ __all__ = [
     "episode_signature",
     "summarize",
     "render_table",
-    "write_report",
+    "write_eval_report",
     "ALL_SPLITS",
 ]
 
@@ -747,7 +747,7 @@ def _markdown(summary: EvalSummary, plots: Sequence[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_report(summary: EvalSummary, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+def write_eval_report(summary: EvalSummary, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``report.md``, ``summary.json`` and the PNG plots (matplotlib, Agg backend)."""
     import matplotlib
 

@@ -10,7 +10,7 @@ Exports:
 - errors: ``LLMError``, ``LLMConfigError``, ``LLMRequestError``, ``LLMAuthError``,
   ``LLMTransientError``, ``LLMRateLimitError``, ``LLMServerError``, ``LLMTimeoutError``,
   ``LLMConnectionError``, ``LLMOutputError``
-- ``ResponseCache``; the loopback test server lives in ``reskill_gym.llm.loopback``.
+- ``ResponseCache``; the loopback test server lives in ``reskill_gym.testing.loopback``.
 - structured output on OpenAI-compatible servers: ``ServerCapabilities``,
   ``SERVER_CAPABILITIES`` (what each base URL + model accepted, learnt from its answers)
 - ``set_http_logging``: per-request HTTP log lines on (verbose) or off (default) for an app.

@@ -3,8 +3,8 @@
 Exports ``TurnConfig``, ``TurnPrompt``, ``PromptSegment``, ``PastTurn``, ``build_turn_prompt``,
 ``default_system_prompt``, ``parse_action``, ``ParseOutcome``, ``ScoreChoice``,
 ``choose_action``, ``candidate_scores``, ``choice_probabilities``, ``EpisodeRecorder``,
-``turn_training_rewards``, ``RolloutSession``, ``EnvPool``, ``EnvLease`` and
-``episode_metrics``.
+``turn_training_rewards``, ``RolloutSession``, ``EnvPool``, ``EnvLease``, ``episode_metrics``,
+``ScriptedAgent``, ``record_episode`` and ``record_episodes``.
 
 Used by every trainer (``reskill_local``, ``reskill_verl``), ``reskill eval`` and
 ``reskill creator record``: if two places built a prompt or parsed a reply, a policy would be
@@ -12,7 +12,8 @@ trained and evaluated as different agents. Modules, one concept each: ``config``
 settings), ``prompt`` (segments, layouts, system prompts), ``parse`` (reply -> action),
 ``choice`` (score-mode rule), ``recorder`` (the ``Episode`` record, training rewards),
 ``session`` (one episode driven through all of it), ``pool`` (engines reused across
-rollouts), ``metrics`` (the per-step episode metric namespace).
+rollouts), ``metrics`` (the per-step episode metric namespace), ``scripted`` (agents that send
+ready commands, e.g. ``reskill creator record``, played through a session).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from reskill_gym.rollout.prompt import (
     default_system_prompt,
 )
 from reskill_gym.rollout.recorder import EpisodeRecorder, turn_training_rewards
+from reskill_gym.rollout.scripted import ScriptedAgent, record_episode, record_episodes
 from reskill_gym.rollout.session import RolloutSession
 
 __all__ = [
@@ -56,4 +58,7 @@ __all__ = [
     "EnvPool",
     "EnvLease",
     "episode_metrics",
+    "ScriptedAgent",
+    "record_episode",
+    "record_episodes",
 ]

@@ -10,6 +10,12 @@ A skill is an Agent Skills folder (``<name>/SKILL.md``) whose ReSkill fields liv
 ``metadata`` as strings; ``Skill.content`` (the ``## Action`` section) is the text injected
 into the agent's observation when the skill's trigger fires.
 
+Modules, one concern each: ``model`` (the ``Skill``), ``skillmd`` (SKILL.md io), ``triggers``,
+``bundle`` (selection, rendering, the bundle defaults), and the versioned library:
+``library`` (``SkillLibrary``), ``store`` (the ``.reskill`` objects, versions, refs, lock),
+``journal`` (write protocol and crash recovery), ``worktree`` (the editable working copy),
+``history`` (operations, lineage, diffs) and ``view`` (``LibraryView``).
+
 >>> from reskill_gym.skills import Skill, Trigger, TurnContext, select_bundle
 >>> s = Skill(name="retry-differently", description="Avoid repeating invalid actions.",
 ...           content="That action did nothing; try a different one.",

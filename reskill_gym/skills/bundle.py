@@ -525,7 +525,7 @@ _last = _SelectorCache()
 
 
 def select_bundle(
-    view_or_skills: object,
+    view_or_skills: BundleSelector | Iterable[Skill],
     ctx: TurnContext,
     *,
     max_active_skills: int = DEFAULT_MAX_ACTIVE_SKILLS,
@@ -543,17 +543,20 @@ def select_bundle(
     >>> select_bundle([s], TurnContext(3, "look", "", "t")).text
     '## Skills\\n### always\\nBe brief.\\n'
     """
-    selector = getattr(view_or_skills, "selector", None)
     if isinstance(view_or_skills, BundleSelector):
         selector = view_or_skills
-    if not isinstance(selector, BundleSelector):
-        skills = tuple(view_or_skills)  # type: ignore[call-overload]
-        key = tuple(id(s) for s in skills)
-        if _last.selector is not None and _last.key == key:
-            selector = _last.selector
+    else:
+        kept = getattr(view_or_skills, "selector", None)  # a LibraryView keeps its own
+        if isinstance(kept, BundleSelector):
+            selector = kept
         else:
-            selector = BundleSelector(skills)
-            _last.key, _last.selector = key, selector
+            skills = tuple(view_or_skills)
+            key = tuple(id(s) for s in skills)
+            if _last.selector is not None and _last.key == key:
+                selector = _last.selector
+            else:
+                selector = BundleSelector(skills)
+                _last.key, _last.selector = key, selector
     return selector.select(
         ctx, max_active_skills=max_active_skills, budget_chars=budget_chars, template=template
     )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import warnings
 from collections import OrderedDict
@@ -34,12 +35,12 @@ from typing import Any, Literal
 
 from reskill_gym.skills.errors import UnsafePatternError
 
-try:  # Python 3.11+
+if sys.version_info >= (3, 11):
     import re._constants as _sre_c
     import re._parser as _sre_parse
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_constants as _sre_c  # type: ignore[no-redef]
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+else:  # pragma: no cover - Python 3.10
+    import sre_constants as _sre_c
+    import sre_parse as _sre_parse
 
 __all__ = [
     "TRIGGER_TYPES",
@@ -74,8 +75,7 @@ _REPEATS = {_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT}
 if hasattr(_sre_c, "POSSESSIVE_REPEAT"):
     _REPEATS.add(_sre_c.POSSESSIVE_REPEAT)
 _MAXREPEAT = _sre_c.MAXREPEAT
-_ANY_FIRST = object()
-_WORD_RE = re.compile(r"(?u)\b\w\w+\b")  # sentinel: "can start with (almost) any character"
+_WORD_RE = re.compile(r"(?u)\b\w\w+\b")
 
 
 def _re2_module() -> Any | None:
@@ -86,8 +86,15 @@ def _re2_module() -> Any | None:
     return re2
 
 
-def _re2_options(max_mem: int | None = None) -> Any:
+def _require_re2() -> Any:
     re2 = _re2_module()
+    if re2 is None:  # pragma: no cover - google-re2 is a core dependency
+        raise ImportError("google-re2 is not installed: pip install google-re2")
+    return re2
+
+
+def _re2_options(max_mem: int | None = None) -> Any:
+    re2 = _require_re2()
     opts = re2.Options()
     opts.case_sensitive = False
     opts.log_errors = False
@@ -102,13 +109,13 @@ def _is_wide(node_args: tuple) -> bool:
     return hi == _MAXREPEAT or hi > 16
 
 
-def _first_chars(sub: Any) -> set | object:
-    """Characters a sub-pattern can start with (``_ANY_FIRST`` when too broad to tell)."""
+def _first_chars(sub: Any) -> set[str] | None:
+    """Characters a sub-pattern can start with (None: (almost) any, too broad to tell)."""
     for op, av in sub:
         if op is _sre_c.LITERAL:
             return {chr(av).lower()}
         if op is _sre_c.NOT_LITERAL or op is _sre_c.ANY or op is _sre_c.CATEGORY:
-            return _ANY_FIRST
+            return None
         if op is _sre_c.IN:
             chars: set[str] = set()
             for iop, iav in av:
@@ -117,7 +124,7 @@ def _first_chars(sub: Any) -> set | object:
                 elif iop is _sre_c.RANGE and iav[1] - iav[0] < 64:
                     chars.update(chr(c).lower() for c in range(iav[0], iav[1] + 1))
                 else:
-                    return _ANY_FIRST
+                    return None
             return chars
         if op is _sre_c.SUBPATTERN:
             return _first_chars(av[-1])
@@ -125,20 +132,20 @@ def _first_chars(sub: Any) -> set | object:
             lo, _hi, inner = av
             first = _first_chars(inner)
             if lo == 0:  # optional: the next item may start the match too
-                return _ANY_FIRST
+                return None
             return first
         if op is _sre_c.BRANCH:
             out: set[str] = set()
             for alt in av[1]:
                 f = _first_chars(alt)
-                if f is _ANY_FIRST:
-                    return _ANY_FIRST
-                out |= f  # type: ignore[operator]
+                if f is None:
+                    return None
+                out |= f
             return out
         if op is _sre_c.AT:  # anchors consume nothing
             continue
-        return _ANY_FIRST
-    return _ANY_FIRST  # empty: matches the empty string, overlaps with anything
+        return None
+    return None  # empty: matches the empty string, overlaps with anything
 
 
 def _scan(sub: Any, inside_repeat: bool, pattern: str) -> None:
@@ -160,12 +167,12 @@ def _scan(sub: Any, inside_repeat: bool, pattern: str) -> None:
                 seen: set[str] = set()
                 for alt in alts:
                     first = _first_chars(alt)
-                    if first is _ANY_FIRST or (seen & first):  # type: ignore[operator]
+                    if first is None or (seen & first):
                         raise UnsafePatternError(
                             "repeated alternation with overlapping branches "
                             f"(catastrophic backtracking), e.g. '(a|a)*': {pattern!r}"
                         )
-                    seen |= first  # type: ignore[operator]
+                    seen |= first
             for alt in alts:
                 _scan(alt, inside_repeat, pattern)
         elif op is _sre_c.SUBPATTERN:
@@ -254,7 +261,7 @@ def _re2_problem(pattern: str) -> str | None:
 def compile_pattern(pattern: str) -> Matcher:
     """Check ``pattern`` (see ``check_pattern``) and compile it with RE2."""
     check_pattern(pattern)
-    re2 = _re2_module()
+    re2 = _require_re2()
     try:
         compiled = re2.compile(pattern, _re2_options())
     except Exception as exc:  # e.g. over RE2's memory budget
@@ -280,7 +287,7 @@ class PatternSet:
     def __init__(self, patterns: Sequence[str], cache_size: int = 4096) -> None:
         self.patterns = tuple(patterns)
         self._sets: list[tuple[Any, list[int]]] = []  # (compiled re2.Set, pattern ids)
-        re2 = _re2_module()
+        re2 = _require_re2()
         for p in self.patterns:
             check_pattern(p)  # rejects anything RE2 cannot run: no backtracking fallback
         members = list(range(len(self.patterns)))

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import numpy as np
 from scipy import special
@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 MFit = Literal["pooled", "predictive"]
+
+_Table: TypeAlias = "Sequence[Sequence[int]] | np.ndarray"  # a steps x arms count table
 
 PREDICTIVE_FLOOR = 1e-6
 """Lower bound on discounted pseudo-counts in the predictive fit (the published value): with
@@ -250,8 +252,8 @@ def m_grid_values(m_grid: tuple[int, int]) -> np.ndarray:
 
 
 def _check_table(
-    successes: Sequence[Sequence[int]] | np.ndarray,
-    episodes: Sequence[Sequence[int]] | np.ndarray,
+    successes: _Table,
+    episodes: _Table,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A finished test's ``steps x arms`` tables as floats, validated."""
     s_tab = np.asarray(successes, dtype=float)
@@ -271,8 +273,8 @@ def _check_table(
 
 
 def _test_records(
-    successes: Sequence[Sequence[int]] | np.ndarray,
-    episodes: Sequence[Sequence[int]] | np.ndarray,
+    successes: _Table,
+    episodes: _Table,
     prior: tuple[float, float],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flatten a ``steps x arms`` test into records (arm-major) with each arm's pooled mean."""
@@ -283,7 +285,7 @@ def _test_records(
 
 
 def predictive_loglik_tests(
-    tests: Sequence[tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]]],
+    tests: Sequence[tuple[_Table, _Table]],
     m_values: Sequence[float] | np.ndarray,
     prior: tuple[float, float],
     floor: float = PREDICTIVE_FLOOR,
@@ -354,8 +356,8 @@ def predictive_loglik_tests(
 
 
 def finished_test_loglik(
-    successes: Sequence[Sequence[int]] | np.ndarray,
-    episodes: Sequence[Sequence[int]] | np.ndarray,
+    successes: _Table,
+    episodes: _Table,
     m_grid: tuple[int, int],
     prior: tuple[float, float],
     method: MFit = "pooled",
@@ -398,7 +400,7 @@ def argmax_m(total: np.ndarray, m_grid: tuple[int, int]) -> int:
 
 
 def fit_concentration(
-    tests: Sequence[tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]]],
+    tests: Sequence[tuple[_Table, _Table]],
     m_grid: tuple[int, int],
     prior: tuple[float, float],
     method: MFit = "pooled",

@@ -435,7 +435,8 @@ class VersionTester:
             logger.info("version test skipped (%s): %s -> %s", cfg.mode, versions, accepted)
             return decision
         k = len(versions)
-        m = float(self.fit_m()) if cfg.discount == "dynamic" and self.fit_m_ready else None
+        fitted = self.fit_m() if cfg.discount == "dynamic" else None  # None until ready
+        m = float(fitted) if fitted is not None else None
         a0, b0 = cfg.prior
         p = prob_best([a0] * k, [b0] * k)
         self._active = _ActiveTest(

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from reskill_gym.creator import Reservoir
-from reskill_gym.creator.recording import SearchMistakeAgent, record_episodes
 from reskill_gym.episode import Episode
-from reskill_gym.llm.loopback import LoopbackError, LoopbackReply, LoopbackRequest
+from reskill_gym.rollout import record_episodes
 from reskill_gym.skills import LibraryView
+from reskill_gym.testing.agents import SearchMistakeAgent
+from reskill_gym.testing.loopback import LoopbackError, LoopbackReply, LoopbackRequest
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_SEARCH = REPO / "skills" / "search"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from reskill_gym.creator import CreatorConfig, SkillCreator
-from reskill_gym.llm.loopback import LoopbackLLMServer
 from reskill_gym.skills import SkillLibrary
+from reskill_gym.testing.loopback import LoopbackLLMServer
 
 FAST = {"timeout_s": 10.0, "max_retries": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.02}
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from reskill_gym.cli import app
 from reskill_gym.creator import Reservoir
-from reskill_gym.llm.loopback import LoopbackLLMServer
+from reskill_gym.testing.loopback import LoopbackLLMServer
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -10,8 +10,8 @@ import socket
 import pytest
 
 from reskill_gym.creator import CreatorConfig, Reservoir, SkillCreator
-from reskill_gym.llm.loopback import LoopbackError, LoopbackLLMServer
 from reskill_gym.skills import LibraryView
+from reskill_gym.testing.loopback import LoopbackError, LoopbackLLMServer
 
 FAST = {"timeout_s": 5.0, "max_retries": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.02}
 

@@ -19,8 +19,8 @@ from reskill_gym.creator import (
     version_test_history,
 )
 from reskill_gym.episode import Episode
-from reskill_gym.llm.loopback import LoopbackError, LoopbackLLMServer
 from reskill_gym.skills import Operation, Skill, SkillLibrary, Trigger
+from reskill_gym.testing.loopback import LoopbackError, LoopbackLLMServer
 from reskill_gym.versioning import TesterConfig, VersionTester
 
 FAST = {"timeout_s": 5.0, "max_retries": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.02}

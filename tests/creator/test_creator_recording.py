@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reskill_gym.creator.recording import (
-    ALFWorldMistakeAgent,
-    SearchMistakeAgent,
-    record_episode,
-)
-from reskill_gym.rollout import RolloutSession, TurnConfig
+from reskill_gym.rollout import RolloutSession, TurnConfig, record_episode
 from reskill_gym.skills import LibraryView
+from reskill_gym.testing.agents import ALFWorldMistakeAgent, SearchMistakeAgent
 from reskill_gym.wrapper import SkillWrapper
 
 REPO = Path(__file__).resolve().parents[2]

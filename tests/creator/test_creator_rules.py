@@ -79,7 +79,8 @@ def test_not_ready(search_reservoir, search_view) -> None:
 
 @pytest.fixture(scope="module")
 def alfworld_episodes():
-    from reskill_gym.creator.recording import ALFWorldMistakeAgent, record_episodes
+    from reskill_gym.rollout import record_episodes
+    from reskill_gym.testing.agents import ALFWorldMistakeAgent
     from reskill_gym.wrapper import SkillWrapper
 
     try:

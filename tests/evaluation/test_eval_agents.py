@@ -13,7 +13,7 @@ from reskill_gym.evaluation.agents import (
     parse_agent_spec,
 )
 from reskill_gym.llm import LLMConfigError, make_backend
-from reskill_gym.llm.loopback import LoopbackLLMServer, LoopbackReply
+from reskill_gym.testing.loopback import LoopbackLLMServer, LoopbackReply
 
 ADM = ["look", "go to cabinet 1", "go to cabinet 10", "take mug 1 from cabinet 1", "open drawer 2"]
 

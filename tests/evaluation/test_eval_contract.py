@@ -16,8 +16,8 @@ import yaml
 
 from reskill_gym.evaluation import EvalConfig, run_eval, summarize
 from reskill_gym.evaluation.runner import EvalAbortedError
-from reskill_gym.llm.loopback import LoopbackLLMServer
 from reskill_gym.rollout import RolloutSession, candidate_scores, choose_action
+from reskill_gym.testing.loopback import LoopbackLLMServer
 
 REPO = Path(__file__).resolve().parents[2]
 

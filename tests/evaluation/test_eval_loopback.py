@@ -14,8 +14,8 @@ import pytest
 
 from reskill_gym.evaluation import EvalConfig, run_and_report, run_eval, summarize
 from reskill_gym.evaluation.runner import NO_SKILLS, EvalAbortedError, select_tasks
-from reskill_gym.llm.loopback import LoopbackError, LoopbackLLMServer, LoopbackRequest
 from reskill_gym.skills import Skill, Trigger, write_skill
+from reskill_gym.testing.loopback import LoopbackError, LoopbackLLMServer, LoopbackRequest
 
 ORACLE = "ORACLE-SKILL: answer with the exact gold answer."
 MISLEAD = "MISLEAD-SKILL: always answer unknown."

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from reskill_gym.episode import Turn
-from reskill_gym.evaluation.report import bootstrap_mean_ci, render_table, summarize, write_report
+from reskill_gym.evaluation.report import (
+    bootstrap_mean_ci,
+    render_table,
+    summarize,
+    write_eval_report,
+)
 from reskill_gym.evaluation.runner import EvalEpisode
 
 
@@ -86,7 +91,7 @@ def test_paired_difference_errors_and_skill_stats(tmp_path):
     assert by["s2@1"].success_when_not_fired == pytest.approx(1.0)
     types = {(t.condition, t.task_type): t.success.mean for t in s.task_types}
     assert types[("no-skills", "b")] == pytest.approx(1 / 3)
-    files = write_report(s, tmp_path)
+    files = write_eval_report(s, tmp_path)
     for name in (
         "report.md",
         "summary.json",
@@ -122,7 +127,7 @@ def test_multi_split_and_no_baseline(tmp_path):
     s = summarize(recs)
     assert s.baseline == "A" and s.splits == ["seen", "unseen"]
     assert s.diff("B", "seen").diff.mean == 0.5 and s.diff("B", "all").diff.n == 8
-    write_report(s, tmp_path)
+    write_eval_report(s, tmp_path)
     assert (tmp_path / "success_by_split.png").stat().st_size > 5000
 
 

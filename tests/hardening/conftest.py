@@ -81,7 +81,7 @@ def snapshot_tree(root: Path) -> dict[str, bytes | str]:
 
 def forge_version(lib: SkillLibrary, tree: dict[str, dict[str, str]], *, move_head: bool) -> str:
     """Write a version file the way an attacker who knows the format would (a valid id)."""
-    from reskill_gym.skills.library import content_version
+    from reskill_gym.skills.store import content_version
 
     vid = content_version(tree)
     body = json.dumps({"version": vid, "skills": tree}, sort_keys=True)

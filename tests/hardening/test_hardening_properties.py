@@ -22,9 +22,9 @@ from reskill_gym.skills import (
     Trigger,
     UnsafePatternError,
 )
-from reskill_gym.skills.library import content_version
 from reskill_gym.skills.model import parse_skill_id
 from reskill_gym.skills.skillmd import parse_skill_md, read_skill
+from reskill_gym.skills.store import content_version, put_blob
 from reskill_gym.skills.triggers import PatternSet, compile_pattern
 
 FAST = settings(max_examples=60, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
@@ -163,7 +163,7 @@ def test_store_entries_never_write_outside_the_library(tree, honest_id: bool, ra
         lib = _small_library(base / "lib")
         (base / "victim").mkdir()
         (base / "victim" / "keep.txt").write_text("user data")
-        good = SkillLibrary._put_blob(lib.store, b"---\nname: a\ndescription: d\n---\nDo a.\n")
+        good = put_blob(lib.store, b"---\nname: a\ndescription: d\n---\nDo a.\n")
         shas = {"good": good, "bad": "f" * 64, "dots": "../../../victim/keep.txt"}
         forged = {n: {p: shas[s] for p, s in files.items()} for n, files in tree.items()}
         vid = (

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from reskill_gym.coevolve import CoEvolution, CoEvolutionConfig, CoEvolutionEvent
 from reskill_gym.creator import CreatorConfig
-from reskill_gym.llm.loopback import LoopbackError, LoopbackLLMServer
 from reskill_gym.redaction import (
     REDACTED,
     RedactingFilter,
@@ -23,6 +22,7 @@ from reskill_gym.redaction import (
     redact_obj,
 )
 from reskill_gym.skills import SkillLibrary
+from reskill_gym.testing.loopback import LoopbackError, LoopbackLLMServer
 from reskill_gym.versioning import TesterConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -162,8 +162,9 @@ def test_echoed_key_from_a_failing_creator_endpoint_stays_out_of_events_jsonl(
     torch = pytest.importorskip("torch")  # noqa: F841 - reskill_local.train imports it
     from reskill_local.train import _append_jsonl
 
-    from reskill_gym.creator.recording import SearchMistakeAgent, record_episode
     from reskill_gym.envs.search import SearchEnv
+    from reskill_gym.rollout import record_episode
+    from reskill_gym.testing.agents import SearchMistakeAgent
     from reskill_gym.wrapper import SkillWrapper
 
     monkeypatch.setenv("HARDENING_PROXY_KEY", OPENAI)  # not a known variable: shape only

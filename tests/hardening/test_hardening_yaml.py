@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reskill_gym.skills import SkillError, SkillLibrary, read_skill, validate_skill_dir
+from reskill_gym.skills.store import put_blob
 from reskill_gym.yaml_loading import (
     YAMLLimitError,
     YAMLLimits,
@@ -106,7 +107,7 @@ def test_library_store_blob_bomb_is_refused(kit, tmp_path: Path) -> None:
     lib = SkillLibrary.open(tmp_path / "lib", create=True)
     lib.commit([kit.skill("plan")], reason="seed")
     text = (_bomb_skill(tmp_path / "raw", kit) / "SKILL.md").read_bytes()
-    tree = {"plan": {"SKILL.md": SkillLibrary._put_blob(lib.store, text)}}
+    tree = {"plan": {"SKILL.md": put_blob(lib.store, text)}}
     vid = kit.forge_version(lib, tree, move_head=False)
     with _Timer() as t, pytest.raises(SkillError, match="alias bomb"):
         lib.view(vid)

@@ -23,7 +23,7 @@ from reskill_gym.llm import (
     ModelPrice,
     make_backend,
 )
-from reskill_gym.llm.loopback import (
+from reskill_gym.testing.loopback import (
     LoopbackError,
     LoopbackLLMServer,
     LoopbackReply,

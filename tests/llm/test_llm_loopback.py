@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from reskill_gym.llm.loopback import (
+from reskill_gym.testing.loopback import (
     LoopbackError,
     LoopbackLLMServer,
     LoopbackReply,

@@ -21,14 +21,14 @@ from reskill_gym.llm import (
     make_backend,
     set_http_logging,
 )
-from reskill_gym.llm.loopback import (
+from reskill_gym.llm.openai_api import ServerCapabilities, is_format_rejection
+from reskill_gym.testing.loopback import (
     DIALECTS,
     LoopbackError,
     LoopbackLLMServer,
     LoopbackRequest,
     scripted,
 )
-from reskill_gym.llm.openai_api import ServerCapabilities, is_format_rejection
 
 FAST = {"timeout_s": 5.0, "max_retries": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
 

@@ -170,8 +170,8 @@ _KILLED = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from reskill_gym.skills import library as L
-    from reskill_gym.skills import Skill, Trigger
+    from reskill_gym.skills import Skill, SkillLibrary, Trigger
+    from reskill_gym.skills import store
 
     root, phase, marker = sys.argv[1:4]
 
@@ -180,8 +180,8 @@ _KILLED = textwrap.dedent(
             Path(marker).write_text(name)
             time.sleep(120)
 
-    L._crash_point = hook
-    lib = L.SkillLibrary.open(root)
+    store._crash_point = hook  # every write step (commit, journal, working copy) calls it
+    lib = SkillLibrary.open(root)
     new = [Skill(name=f"new-{i}", description="d", content="c", trigger=Trigger(type="general"))
            for i in range(3)]
     old = lib.view().get("a").replace(content="modified")

@@ -3,11 +3,8 @@ of tests M is fitted on, and checkpoints of the running log-likelihood."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -22,20 +19,15 @@ from reskill_gym.versioning import (
     fit_concentration,
 )
 
-PORT = Path(__file__).resolve().parents[2] / "benchmarks" / "perf" / "published_tracker.py"
 GROUPS = [GroupSpec(group_id=f"g{i}", task_id=f"task{i}", n=8) for i in range(6)]
 Step = tuple[int, int, int, int]  # (incumbent successes, episodes, candidate successes, episodes)
 
 
 @pytest.fixture(scope="module")
 def port() -> ModuleType:
-    name = "reskill_bench_published_tracker"
-    spec = importlib.util.spec_from_file_location(name, PORT)
-    assert spec is not None and spec.loader is not None, PORT
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    from reskill_gym.testing import published_tracker
+
+    return published_tracker
 
 
 def outcome_sequences(

@@ -28,7 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from reskill_gym.coevolve import CoEvolutionConfig
 from reskill_gym.rollout import TurnConfig
-from reskill_gym.skills.bundle import BundleTemplate, resolve_template
+from reskill_gym.skills.bundle import (
+    DEFAULT_BUDGET_CHARS,
+    DEFAULT_MAX_ACTIVE_SKILLS,
+    BundleTemplate,
+    resolve_template,
+)
 
 __all__ = [
     "ReskillVerlConfig",
@@ -75,20 +80,26 @@ class CoEvolutionSettings(BaseModel):
         ge=0.0,
         description="CPUs Ray reserves for the actor (the creator's LLM calls are I/O bound).",
     )
-    config: dict[str, Any] = Field(
-        default_factory=dict,
-        description="reskill_gym.coevolve.CoEvolutionConfig fields (tester:, creator:, "
-        "reservoir_size, min_reservoir_size, seed, ...); checkpoint_dir is set from above.",
+    config: CoEvolutionConfig = Field(
+        default_factory=CoEvolutionConfig,
+        description="The core co-evolution settings (reskill_gym.coevolve.CoEvolutionConfig: "
+        "tester:, creator:, reservoir_size, seed, ...), validated with the rest of the "
+        "section; its checkpoint_dir is set from reskill.coevolution.checkpoint_dir.",
     )
 
-    def coevolution_config(self, checkpoint_dir: str | None) -> CoEvolutionConfig:
-        """The core config, validated (bad keys name the field)."""
-        data = dict(self.config)
-        if "checkpoint_dir" in data:
+    @field_validator("config", mode="before")
+    @classmethod
+    def _no_checkpoint_dir(cls, v: Any) -> Any:
+        if isinstance(v, Mapping) and v.get("checkpoint_dir") is not None:
             raise ValueError(
-                "reskill.coevolution.config.checkpoint_dir: set reskill.coevolution.checkpoint_dir instead"
+                "reskill.coevolution.config.checkpoint_dir: set reskill.coevolution.checkpoint_dir "
+                "instead (the actor resolves it against trainer.default_local_dir)"
             )
-        return CoEvolutionConfig.model_validate({**data, "checkpoint_dir": checkpoint_dir})
+        return v
+
+    def coevolution_config(self, checkpoint_dir: str | None) -> CoEvolutionConfig:
+        """The core config with the checkpoint folder the actor resolved."""
+        return self.config.model_copy(update={"checkpoint_dir": checkpoint_dir})
 
 
 class ReskillVerlConfig(BaseModel):
@@ -140,9 +151,13 @@ class ReskillVerlConfig(BaseModel):
         "published ReSkill runs do. Groups whose episodes all got the same return then get a "
         "small non-zero advantage (minus the batch mean).",
     )
-    max_active_skills: int = Field(8, ge=0, description="Skills per turn (DESIGN default 8).")
+    max_active_skills: int = Field(
+        DEFAULT_MAX_ACTIVE_SKILLS, ge=0, description="Skills per turn (bundle cap)."
+    )
     skill_budget_chars: int | None = Field(
-        2000, ge=0, description="Character cap on the rendered skill block."
+        DEFAULT_BUDGET_CHARS,
+        ge=0,
+        description="Character cap on the rendered skill block (None: no cap).",
     )
     template: str | dict[str, Any] = Field(
         "compact",

@@ -20,7 +20,7 @@ train/seen rooms (:data:`UNSEEN_OBJECTS`).
 
 Everything is driven by ``random.Random`` seeded with a string, so a given
 ``(difficulty, split, index)`` always yields the same :class:`TaskSpec`; solvability is
-checked separately by the planner (``python -m reskill_gym.envs.alfworld.generate``).
+checked separately by the planner (``python -m reskill_gym.envs.alfworld.taskset``).
 """
 
 from __future__ import annotations

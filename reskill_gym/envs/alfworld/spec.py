@@ -101,9 +101,9 @@ class TaskSpec:
         for cls, idx in self.objects:
             if not 0 <= idx < n:
                 raise ValueError(f"{where}: object {cls!r} in receptacle #{idx}, room has {n}")
-        for name, idx in (("lamp", self.lamp), ("agent_at", self.agent_at)):
-            if idx is not None and not 0 <= idx < n:
-                raise ValueError(f"{where}: {name}={idx} out of range (room has {n} receptacles)")
+        for name, at in (("lamp", self.lamp), ("agent_at", self.agent_at)):
+            if at is not None and not 0 <= at < n:
+                raise ValueError(f"{where}: {name}={at} out of range (room has {n} receptacles)")
         if (self.task_type == "look_at_obj_in_light") != (self.lamp is not None):
             raise ValueError(f"{where}: a lamp is needed exactly for look_at_obj_in_light tasks")
 

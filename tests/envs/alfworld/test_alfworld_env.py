@@ -17,8 +17,8 @@ pytest.importorskip("alfworld")
 
 from reskill_gym.envs.alfworld import ALFWorldEnv  # noqa: E402
 from reskill_gym.envs.alfworld.env import packaged_taskset  # noqa: E402
-from reskill_gym.envs.alfworld.generate import export_official_layout  # noqa: E402
 from reskill_gym.envs.alfworld.spec import TASK_TYPES, TaskSet  # noqa: E402
+from reskill_gym.envs.alfworld.taskset import export_official_layout  # noqa: E402
 from reskill_gym.envs.base import EngineCrashedError  # noqa: E402
 
 

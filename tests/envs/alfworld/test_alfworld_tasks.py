@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from reskill_gym.envs.alfworld.env import packaged_taskset
-from reskill_gym.envs.alfworld.generate import check_taskset, export_official_layout
 from reskill_gym.envs.alfworld.generator import UNSEEN_OBJECTS, generate_task, load_room_templates
 from reskill_gym.envs.alfworld.official import index_official
 from reskill_gym.envs.alfworld.render import receptacle_ids, render_problem
 from reskill_gym.envs.alfworld.spec import DIFFICULTIES, TASK_TYPES, TaskSet, TaskSpec
+from reskill_gym.envs.alfworld.taskset import check_taskset, export_official_layout
 
 
 def test_packaged_set_covers_levels_splits_and_types() -> None:

@@ -2,10 +2,10 @@
 
 Exports ``PlannerVerifier``, ``build_taskset``, ``check_taskset``, ``export_official_layout`` and ``main``.
 
-    python -m reskill_gym.envs.alfworld.generate                 # regenerate + planner-verify, write taskset.json
-    python -m reskill_gym.envs.alfworld.generate --check         # shipped set == regenerated draws?
-    python -m reskill_gym.envs.alfworld.generate --verify        # replay every shipped plan in the engine
-    python -m reskill_gym.envs.alfworld.generate --export DIR    # write DIR/json_2.1.1/{train,valid_seen,valid_unseen}
+    python -m reskill_gym.envs.alfworld.taskset                 # regenerate + planner-verify, write taskset.json
+    python -m reskill_gym.envs.alfworld.taskset --check         # shipped set == regenerated draws?
+    python -m reskill_gym.envs.alfworld.taskset --verify        # replay every shipped plan in the engine
+    python -m reskill_gym.envs.alfworld.taskset --export DIR    # write DIR/json_2.1.1/{train,valid_seen,valid_unseen}
 
 Verification loads each rendered game in the real engine (one worker process), asks the
 fast-downward planner for a plan (``policy_commands``; the planner, not alfworld's
@@ -127,7 +127,7 @@ def export_official_layout(taskset: TaskSet, root: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m reskill_gym.envs.alfworld.generate", description=__doc__.split("\n")[0]
+        prog="python -m reskill_gym.envs.alfworld.taskset", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--out", type=Path, default=PACKAGED_TASKSET, help="where to write the task set"

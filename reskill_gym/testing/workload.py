@@ -1,6 +1,14 @@
-"""Shared workload for the env benchmarks: which env, which actions, how to measure memory.
+"""Shared workload of the env benchmarks: which env, which actions, how to measure memory.
 
-Not a benchmark itself (the leading underscore keeps ``run_perf.py`` from running it).
+Exports ``ENV_KWARGS``, ``pick_action``, ``rss_mib`` and ``machine``.
+
+Used by ``benchmarks/perf`` (env throughput, wrapper overhead, turn budget) and their tests,
+so every benchmark drives the engines with the same settings and the same random but
+engine-meaningful actions.
+
+>>> import random
+>>> pick_action("alfworld", {"admissible_actions": ["look"]}, random.Random(0))
+'look'
 """
 
 from __future__ import annotations
@@ -11,13 +19,21 @@ import random
 from pathlib import Path
 from typing import Any
 
+__all__ = ["ENV_KWARGS", "pick_action", "rss_mib", "machine"]
+
 ENV_KWARGS: dict[str, dict[str, Any]] = {
     "alfworld": {"difficulty": "std", "max_turns": 50},
     "scienceworld": {"max_turns": 50},
     "search": {"max_turns": 5},
 }
 
-_SCIENCEWORLD_ACTIONS = ["look around", "inventory", "open door to hallway", "go to hallway", "look at sink"]
+_SCIENCEWORLD_ACTIONS = [
+    "look around",
+    "inventory",
+    "open door to hallway",
+    "go to hallway",
+    "look at sink",
+]
 _WORDS = ["river", "city", "founded", "born", "company", "population", "author", "mountain"]
 
 
@@ -54,4 +70,5 @@ def rss_mib(pid: int) -> float:
 
 
 def machine() -> str:
+    """One line naming the machine and its load, printed beside every measurement."""
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}"

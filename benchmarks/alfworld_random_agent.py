@@ -2,7 +2,7 @@
 
 Exports ``random_agent_win_rate`` and ``main``.
 
-    python -m reskill_gym.envs.alfworld.baseline --episodes 30 --max-turns 50 [--difficulty tiny]
+    python benchmarks/alfworld_random_agent.py --episodes 30 --max-turns 50 [--difficulty tiny]
 
 The agent picks uniformly among ``info["admissible_actions"]`` every turn (seeded); one
 episode per task, cycling through the split's tasks in order, so the rate is an average
@@ -65,7 +65,7 @@ def random_agent_win_rate(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m reskill_gym.envs.alfworld.baseline", description=__doc__.split("\n")[0]
+        prog="python benchmarks/alfworld_random_agent.py", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--max-turns", type=int, default=50)

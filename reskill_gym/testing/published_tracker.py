@@ -1,4 +1,10 @@
-"""A port of the published ReSkill version tracker, the baseline for the version-tester benchmark.
+"""A port of the published ReSkill version tracker: the parity oracle and benchmark baseline.
+
+Exports ``PublishedTracker`` and ``PublishedTestState``.
+
+``tests/versioning`` checks that ``TesterConfig.published()`` decides as this port does, and
+``benchmarks/perf/version_tester.py`` measures the core tester against its cost. Nothing in
+the core imports it.
 
 Follows ``reskill/skill_serving/skill_ab_tracker.py``, class ``VersionABTracker``, of the
 public repository amazon-science/reskill (read at commit d3ac167), rewritten here from that

@@ -32,7 +32,7 @@ Token counts are whitespace-separated words (deterministic, so cost can be asser
 >>> srv.requests[0].last_user_text
 'hi'
 
-Run ``python -m reskill_gym.llm.loopback --port 8000 [--dialect llama-cpp-python]`` to serve
+Run ``python -m reskill_gym.testing.loopback --port 8000 [--dialect llama-cpp-python]`` to serve
 the echo/schema-example responder for a dry run of a config
 (``openai:http://127.0.0.1:8000/openai/v1#loopback``).
 """

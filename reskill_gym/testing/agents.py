@@ -1,120 +1,37 @@
-"""Recording real trajectories into ``Episode`` records, and scripted agents that make
-typical mistakes (so a reservoir can be built offline for tests, demos and benchmarks).
+"""Scripted agents that make typical mistakes, for building reservoirs without a model.
 
-Exports ``record_episode``, ``record_episodes``, ``ScriptedAgent``,
-``SearchMistakeAgent`` and ``ALFWorldMistakeAgent``.
+Exports ``SearchMistakeAgent`` and ``ALFWorldMistakeAgent``.
 
-Episodes are played through the turn contract (``RolloutSession.act_command``), so the
-records are the ones trainers and ``reskill eval`` write. The agents play the *real*
-engines; only their decisions are scripted. Each episode draws
-a profile from the agent's ``profiles`` weights:
+They play the *real* engines (through :func:`reskill_gym.rollout.record_episode`); only
+their decisions are scripted, so a reservoir for tests, demos, benchmarks and
+``reskill creator record`` holds real trajectories with the failures a creator should find.
+Each episode draws a profile from the agent's ``profiles`` weights:
 
 * ``SearchMistakeAgent``: ``good`` (searches the question's entities, reads the answer off
   the retrieved passages, follows a second hop when needed), ``guess`` (answers without
   searching), ``untagged`` (replies without an action tag once or twice, then searches),
   ``vague`` (searches without the entity names, repeats the query, gives up);
 * ``ALFWorldMistakeAgent`` (needs ``reset(options={"expert": True})``, which
-  ``record_episode`` passes): follows the planner, except ``remote`` (acts on a receptacle
-  without going to it first and repeats the rejected command), ``wrong_verb`` (``put X in
-  Y`` instead of ``move X to Y``), ``loop`` (keeps looking around).
+  ``record_episode`` passes from ``reset_options``): follows the planner, except ``remote``
+  (acts on a receptacle without going to it first and repeats the rejected command),
+  ``wrong_verb`` (``put X in Y`` instead of ``move X to Y``), ``loop`` (keeps looking around).
+
+>>> import numpy as np
+>>> agent = ALFWorldMistakeAgent({"wrong_verb": 1.0})
+>>> agent.begin(None, {}, np.random.default_rng(0))
+>>> agent.act("You are in a room.", {"expert_plan": ["move apple 1 to table 1"]})
+'put apple 1 in table 1'
 """
 
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from reskill_gym.episode import Episode
-from reskill_gym.rollout import RolloutSession, TurnConfig
-
-__all__ = [
-    "record_episode",
-    "record_episodes",
-    "ScriptedAgent",
-    "SearchMistakeAgent",
-    "ALFWorldMistakeAgent",
-]
-
-
-class ScriptedAgent(Protocol):
-    """What ``record_episode`` drives."""
-
-    reset_options: Mapping[str, Any]
-
-    def begin(self, env: Any, info: Mapping[str, Any], rng: np.random.Generator) -> None: ...
-
-    def act(self, observation: str, info: Mapping[str, Any]) -> str: ...
-
-
-def record_episode(
-    env: Any,
-    agent: ScriptedAgent,
-    *,
-    task_id: str | None = None,
-    seed: int = 0,
-    episode_id: str | None = None,
-    group_id: str | None = None,
-    step: int = 0,
-    env_id: str | None = None,
-) -> Episode:
-    """Play one episode of ``env`` (a ``TextEnv``, optionally inside ``SkillWrapper``).
-
-    The episode runs through the turn contract (:class:`reskill_gym.rollout.RolloutSession`),
-    so the record is the one every trainer and ``reskill eval`` writes: bare observations,
-    skills per turn, the env's verdict on each command. The scripted agent reads the bare
-    observation and the env ``info`` and sends ready commands (``parse: scripted``); its
-    ``reset_options`` (e.g. ``expert=True``) go to ``reset``. ``env_id`` overrides the id
-    the session derives from the env.
-    """
-    session = RolloutSession(
-        env,
-        TurnConfig(),
-        episode_id=episode_id or uuid.uuid4().hex[:12],
-        group_id=group_id,
-        step=step,
-    )
-    session.reset(task_id=task_id, seed=seed, options=agent.reset_options)
-    agent.begin(session.env, session.info, np.random.default_rng(seed))
-    while not session.done:
-        session.act_command(agent.act(session.bare, session.info))
-    episode = session.episode()
-    if env_id is not None:
-        episode.env_id = env_id
-    return episode
-
-
-def record_episodes(
-    env: Any,
-    agent: ScriptedAgent,
-    task_ids: Iterable[str],
-    *,
-    group_size: int = 4,
-    seed: int = 0,
-    env_id: str | None = None,
-) -> list[Episode]:
-    """``group_size`` rollouts per task (a GRPO-like group), seeds ``seed``, ``seed+1``..."""
-    out = []
-    s = seed
-    for tid in task_ids:
-        gid = f"g-{tid}"
-        for k in range(group_size):
-            out.append(
-                record_episode(
-                    env,
-                    agent,
-                    task_id=tid,
-                    seed=s,
-                    episode_id=f"{tid.replace('/', '-')}-s{s}-{k}",
-                    group_id=gid,
-                    env_id=env_id,
-                )
-            )
-            s += 1
-    return out
+__all__ = ["SearchMistakeAgent", "ALFWorldMistakeAgent"]
 
 
 def _pick(rng: np.random.Generator, weights: Mapping[str, float]) -> str:

@@ -1,0 +1,179 @@
+"""The working copy of a skill library: the plain ``<root>/<name>/`` folders people edit.
+
+Exports ``untracked_entries``, ``worktree_status``, ``check_worktree`` and ``sync_worktree``.
+
+The working copy is the version named by ``.reskill/WORKTREE``, written out as spec-valid
+skill folders so any Claude-compatible tool reads them. Hand edits there are recorded with
+``SkillLibrary.snapshot``; a commit or checkout refuses while there are unrecorded edits.
+A rewrite touches only files the library tracks: it never writes through a link and never
+deletes what the library does not store (hidden files, caches, ``.git/`` ...); it refuses
+instead (``check_worktree``), before anything changed.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> (d / ".notes").write_text("mine")
+4
+>>> untracked_entries(d)
+['.notes']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from reskill_gym.atomic import atomic_write_bytes
+from reskill_gym.skills import store
+from reskill_gym.skills.errors import LibraryError, SkillError
+
+__all__ = ["untracked_entries", "worktree_status", "check_worktree", "sync_worktree"]
+
+logger = logging.getLogger(__name__)
+
+
+def untracked_entries(folder: Path) -> list[str]:
+    """Entries of a skill folder the library never stores: hidden files, caches, links.
+
+    Relative POSIX paths, sorted; a hidden or cache folder is one entry (its contents go
+    with it).
+    """
+    out: list[str] = []
+    stack = [(folder, "")]
+    while stack:
+        here, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError:
+            continue
+        for e in entries:
+            rel = prefix + e.name
+            if e.name.startswith(".") or e.name == "__pycache__" or e.is_symlink():
+                out.append(rel + ("/" if e.is_dir(follow_symlinks=False) else ""))
+            elif e.is_dir(follow_symlinks=False):
+                stack.append((Path(e.path), rel + "/"))
+    return sorted(out)
+
+
+def worktree_status(root: Path, base: str) -> dict[str, list[str]]:
+    """Hand edits in ``root``'s working copy relative to version ``base``.
+
+    ``added`` / ``modified`` / ``deleted``: skill names. ``untracked``: ``name/path`` of
+    what sits in a skill folder but is never stored.
+    """
+    tree = store.read_tree(root, base)
+    on_disk = {d.name: d for d in store.skill_dirs(root)}
+    st: dict[str, list[str]] = {"added": [], "modified": [], "deleted": [], "untracked": []}
+    for name in sorted(set(on_disk) | set(tree)):
+        if name not in tree:
+            st["added"].append(name)
+        elif name not in on_disk:
+            st["deleted"].append(name)
+        else:
+            files = {
+                r: store.sha256_hex(b) for r, b in store.read_skill_folder(on_disk[name]).items()
+            }
+            if files != tree[name]:
+                st["modified"].append(name)
+        if name in on_disk:
+            st["untracked"] += [f"{name}/{rel}" for rel in untracked_entries(on_disk[name])]
+    return st
+
+
+def check_worktree(root: Path, old: str | None, new: str) -> None:
+    """Raise ``LibraryError`` if rewriting the working copy from ``old`` to ``new`` would
+    delete or overwrite anything the library does not track, or write through a link.
+
+    Runs before a commit point, so a refusal changes nothing.
+    """
+    old_tree = store.read_tree(root, old) if old else {}
+    new_tree = store.read_tree(root, new)
+    problems: list[str] = []
+    for name in sorted(set(old_tree) | set(new_tree)):
+        folder = root / name
+        if folder.is_symlink():
+            problems.append(f"{name} (a symbolic link)")
+            continue
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            problems.append(f"{name} (a file where a skill folder goes)")
+            continue
+        tracked = set(old_tree.get(name, {}))
+        if name not in new_tree:  # the folder goes: everything in it must be tracked
+            problems += [f"{name}/{rel}" for rel in untracked_entries(folder)]
+            try:
+                files = store.read_skill_folder(folder)
+            except SkillError as exc:
+                problems.append(f"{name} ({exc.message})")
+                continue
+            problems += [f"{name}/{rel}" for rel in files if rel not in tracked]
+            continue
+        for rel, sha in new_tree[name].items():
+            try:
+                target = store.no_links_below(root, [name, *rel.split("/")])
+            except LibraryError as exc:
+                problems.append(f"{name}/{rel} ({exc})")
+                continue
+            if rel in tracked or not os.path.lexists(target):
+                continue
+            if not target.is_file() or store.sha256_hex(target.read_bytes()) != sha:
+                problems.append(f"{name}/{rel} (untracked, would be overwritten)")
+    if problems:
+        shown = ", ".join(problems[:10]) + (
+            f", ... (+{len(problems) - 10})" if len(problems) > 10 else ""
+        )
+        raise LibraryError(
+            f"{root}: refusing to rewrite the working copy ({old} -> {new}): it would "
+            f"delete or overwrite files the library does not track: {shown}. Move them "
+            "out of the skill folders (or remove them) and run the command again"
+        )
+
+
+def sync_worktree(root: Path, old: str | None, new: str) -> None:
+    """Make the working copy equal ``new``, touching only files the library tracks; then
+    point ``WORKTREE`` at ``new``."""
+    check_worktree(root, old, new)
+    old_tree = store.read_tree(root, old) if old else {}
+    new_tree = store.read_tree(root, new)
+    for name in sorted(set(old_tree) | set(new_tree)):
+        folder = root / name
+        tracked = old_tree.get(name, {})
+        if name not in new_tree:
+            if folder.is_dir() and not folder.is_symlink():
+                _remove_tracked(folder, tracked)
+            continue
+        on_disk = store.read_skill_folder(folder) if folder.is_dir() else {}
+        want = new_tree[name]
+        for rel, sha in want.items():
+            if rel not in on_disk or store.sha256_hex(on_disk[rel]) != sha:
+                target = store.no_links_below(root, [name, *rel.split("/")])
+                atomic_write_bytes(target, store.read_blob(root, sha, f"version {new}"))
+                store._crash_point("worktree-file-written")
+        for rel in set(on_disk) - set(want):
+            if rel in tracked:  # only what the old version put there
+                (folder / rel).unlink()
+    store.write_ref(root / store.STORE, "WORKTREE", new)
+
+
+def _remove_tracked(folder: Path, tracked: Mapping[str, str]) -> None:
+    """Delete a skill folder's tracked files, then the folders they leave empty.
+
+    Never ``rmtree``: whatever else is there stays (``check_worktree`` refused first, so
+    normally nothing is).
+    """
+    on_disk = store.read_skill_folder(folder)
+    dirs: set[Path] = {folder}
+    for rel in on_disk:
+        if rel in tracked:
+            (folder / rel).unlink()
+            parent = (folder / rel).parent
+            while parent != folder:
+                dirs.add(parent)
+                parent = parent.parent
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        try:
+            d.rmdir()
+        except OSError:
+            logger.warning("%s: left in place (holds files the library does not track)", d)
