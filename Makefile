@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/reskill train --config configs/demo.yaml
 
+# Lint, type check (packages and settings in pyproject's [tool.mypy]), then the tests.
 test: setup
 	$(PY) -m ruff check reskill_gym adapters tests benchmarks
+	$(PY) -m mypy
 	$(PY) -m pytest -m "not slow and not gpu" -q
 
 # The wheel, built from the sdist, installed in a fresh venv and run outside the checkout.
@@ -34,4 +36,4 @@ bench: setup
 	$(PY) benchmarks/run_perf.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -18,6 +18,7 @@ Interrupt and rerun to resume.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -90,18 +91,23 @@ def combine(out: Path, configs: list[EvalConfig], wall_s: float | None = None) -
     from reskill_gym.evaluation.runner import EpisodeLog
 
     states, scores = [], []
+    collect_s = 0.0
     for cfg in configs:
         sub = out / str(cfg.difficulty)
         if not (sub / STATES_FILE).exists():
             raise SystemExit(f"{sub}: no {STATES_FILE} (run without --report-only first)")
         states += _read_states(sub / STATES_FILE)
         scores += EpisodeLog(sub / SCORES_FILE, record_type=ExpertScore).records()
+        if (sub / "summary.json").exists():
+            sub_meta = json.loads((sub / "summary.json").read_text(encoding="utf-8"))["meta"]
+            collect_s += float(sub_meta.get("collect_s") or 0.0)
     c0 = configs[0]
     meta = c0.model_dump(mode="json") | {
         "difficulty": ", ".join(str(c.difficulty) for c in configs),
         "library": {"source": c0.skills[0], "version": ""},
         "placebo_skills": c0.expert.placebo_skills,
         "score_norm": c0.rollout.score_norm,
+        "collect_s": round(collect_s, 1),
     }
     if wall_s is not None:
         meta["wall_s"] = round(wall_s, 1)

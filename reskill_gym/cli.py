@@ -17,7 +17,6 @@ import logging
 import os
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -59,7 +58,9 @@ def _one_line(exc: BaseException) -> str:
 class _ReskillGroup(TyperGroup):
     """The root group: bad input that escaped a command becomes one ``error:`` line, exit 2."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    # ``ctx`` is typer's click Context: click's own in older typer releases, typer's vendored
+    # copy of click in newer ones, so no single import names it for every supported typer.
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except Exception as exc:

@@ -1,7 +1,8 @@
 """Co-evolution: the one API every trainer calls.
 
-Exports ``CoEvolution``, ``CoEvolutionConfig``, ``StepPlan``, ``CoEvolutionEvent``,
-``NoCoEvolution`` and ``coevolution_metrics``.
+Exports ``CoEvolutionLike``, ``CoEvolution``, ``NoCoEvolution``, ``CoEvolutionConfig``,
+``CoEvolutionStatus``, ``StepPlan``, ``CoEvolutionEvent``, ``GroupLike`` and
+``coevolution_metrics``.
 
 A trainer's step looks like this (the local GRPO loop and the veRL adapter both do it)::
 
@@ -9,6 +10,11 @@ A trainer's step looks like this (the local GRPO loop and the veRL adapter both 
     env = SkillWrapper(base_env, co.view(version))   # per rollout
     co.record(episodes)                              # rewards, trajectories, skills fired
     events = co.end_step(step)                       # flush/decide, creator, checkpoint
+
+``CoEvolutionLike`` is that API as a protocol: trainers, the veRL actor and the metrics are
+typed against it, so ``CoEvolution`` (the full loop) and ``NoCoEvolution`` (one fixed
+version, nothing recorded) are interchangeable without probing for optional parts; what
+differs between them is reported by ``status()``.
 
 Where each piece lives: the library (``reskill_gym.skills.SkillLibrary``) owns versions and
 HEAD, the tester (``reskill_gym.versioning.VersionTester``) owns the live test, the creator
@@ -37,7 +43,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -50,11 +56,13 @@ from reskill_gym.skills import LibraryView, SkillLibrary
 from reskill_gym.versioning import Decision, GroupSpec, TesterConfig, VersionTester
 
 __all__ = [
+    "CoEvolutionLike",
     "CoEvolution",
+    "NoCoEvolution",
     "CoEvolutionConfig",
+    "CoEvolutionStatus",
     "StepPlan",
     "CoEvolutionEvent",
-    "NoCoEvolution",
     "GroupLike",
     "coevolution_metrics",
 ]
@@ -204,6 +212,86 @@ class StepPlan:
     testing: bool
     p_candidate: float | None = None
     groups: list[GroupSpec] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CoEvolutionStatus:
+    """Where the loop stands after the last call, for metrics and logs.
+
+    The parts a loop does not have are None (``NoCoEvolution``: no creator, no reservoir),
+    so a reader tells "absent" from "idle" without probing attributes.
+
+    >>> NoCoEvolution(None).status()
+    CoEvolutionStatus(testing=False, p_candidate=None, creator_busy=None, creator_passes=None, reservoir_size=None)
+    """
+
+    testing: bool
+    """A version test is live (its arms split the groups)."""
+    p_candidate: float | None
+    """The live test's posterior probability that the candidate is best (None: no test)."""
+    creator_busy: bool | None
+    """A creator pass is running (None: no creator)."""
+    creator_passes: int | None
+    """Creator passes finished so far (None: no creator)."""
+    reservoir_size: int | None
+    """Episodes in the experience reservoir (None: no reservoir)."""
+
+
+class CoEvolutionLike(Protocol):
+    """The co-evolution API a trainer calls (see the module docstring for one step).
+
+    ``CoEvolution`` and ``NoCoEvolution`` implement it; the local trainers, ``reskill
+    evolve``, the veRL actor and :func:`coevolution_metrics` accept any implementation.
+    ``last_step`` is the last step ``end_step`` closed (None before the first); the veRL
+    actor moves it back when veRL resumes from an older checkpoint than this state.
+
+    >>> co: CoEvolutionLike = NoCoEvolution(None)
+    >>> co.plan_step([("g0", "task-1", 2)]).arms, co.end_step(1), co.last_step
+    ([['head', 'head']], [], 1)
+    """
+
+    last_step: int | None
+
+    @property
+    def head(self) -> str | None:
+        """The live version (None: no skills at all)."""
+        ...
+
+    def view(self, version: str | None = None) -> LibraryView | None:
+        """Frozen view of ``version`` (default: the live one) for a rollout's wrapper."""
+        ...
+
+    def plan_step(self, groups: Sequence[GroupLike]) -> StepPlan:
+        """The version of every rollout of this step's groups."""
+        ...
+
+    def record(self, episodes: Iterable[Episode]) -> None:
+        """Finished episodes of this step."""
+        ...
+
+    def end_step(self, step: int) -> list[CoEvolutionEvent]:
+        """Close ``step``: what the loop did, as events."""
+        ...
+
+    def status(self) -> CoEvolutionStatus:
+        """Test, creator and reservoir state after the last call."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state to continue from."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`."""
+        ...
+
+    def save(self, directory: str | os.PathLike[str]) -> Path | None:
+        """Write the checkpoint file into ``directory`` (None: nothing to save)."""
+        ...
+
+    def close(self) -> None:
+        """Stop background work (a running creator pass)."""
+        ...
 
 
 def _as_group(g: GroupLike, i: int) -> GroupSpec:
@@ -425,6 +513,17 @@ class CoEvolution:
             data=decision.to_dict(),
         )
 
+    def status(self) -> CoEvolutionStatus:
+        """The live test (after the last flush), the creator and the reservoir."""
+        testing = self.tester.active
+        return CoEvolutionStatus(
+            testing=testing,
+            p_candidate=self.tester.p_candidate if testing else None,
+            creator_busy=self.creator.busy if self.creator is not None else None,
+            creator_passes=self.creator.passes if self.creator is not None else None,
+            reservoir_size=len(self.reservoir),
+        )
+
     # ----- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-identically (JSON-serialisable)."""
@@ -478,6 +577,7 @@ class NoCoEvolution:
         if isinstance(library, SkillLibrary):
             library = library.view()
         self._view = library
+        self.last_step: int | None = None
 
     @property
     def head(self) -> str | None:
@@ -497,7 +597,11 @@ class NoCoEvolution:
         return None
 
     def end_step(self, step: int) -> list[CoEvolutionEvent]:
+        self.last_step = step
         return []
+
+    def status(self) -> CoEvolutionStatus:
+        return CoEvolutionStatus(False, None, None, None, None)
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -505,12 +609,16 @@ class NoCoEvolution:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         return None
 
+    def save(self, directory: str | os.PathLike[str]) -> Path | None:
+        """Nothing to save: the fixed view is part of the run's configuration."""
+        return None
+
     def close(self) -> None:
         return None
 
 
 def coevolution_metrics(
-    coevo: CoEvolution | NoCoEvolution, events: Iterable[CoEvolutionEvent]
+    coevo: CoEvolutionLike, events: Iterable[CoEvolutionEvent]
 ) -> dict[str, float]:
     """The step's co-evolution metrics, the same keys for every trainer (local and veRL).
 
@@ -525,11 +633,10 @@ def coevolution_metrics(
     0.0
     """
     evs = list(events)
+    status = coevo.status()
     m: dict[str, float] = {}
-    tester = getattr(coevo, "tester", None)
-    testing = bool(tester is not None and tester.active)
-    m["versions/testing"] = float(testing)
-    p = tester.p_candidate if testing else None
+    m["versions/testing"] = float(status.testing)
+    p = status.p_candidate
     m["versions/p_candidate"] = float(p) if p is not None else float("nan")
     kinds: dict[str, int] = {}
     for e in evs:
@@ -540,13 +647,12 @@ def coevolution_metrics(
     m["versions/decisions"] = float(len(decided))
     m["versions/accepted"] = float(sum(e.data.get("outcome") == "accept" for e in decided))
     m["versions/rejected"] = float(sum(e.data.get("outcome") == "reject" for e in decided))
-    creator = getattr(coevo, "creator", None)
-    if creator is not None:
-        m["creator/busy"] = float(bool(creator.busy))
-        m["creator/passes"] = float(getattr(creator, "passes", 0))
-    reservoir = getattr(coevo, "reservoir", None)
-    if reservoir is not None:
-        m["creator/reservoir"] = float(len(reservoir))
+    if status.creator_busy is not None:
+        m["creator/busy"] = float(status.creator_busy)
+    if status.creator_passes is not None:
+        m["creator/passes"] = float(status.creator_passes)
+    if status.reservoir_size is not None:
+        m["creator/reservoir"] = float(status.reservoir_size)
     view = coevo.view()
     m["skills/library_size"] = float(len(view)) if view is not None else 0.0
     return m

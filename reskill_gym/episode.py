@@ -1,7 +1,7 @@
 """Episode records: what a rollout leaves behind for trainers, the evaluator, the version
 tester and the skill creator.
 
-Exports ``Turn``, ``Episode`` and ``ParseHow``.
+Exports ``Turn``, ``Episode``, ``ParseHow`` and ``StopReason``.
 
 One schema, written by one recorder (:class:`reskill_gym.rollout.EpisodeRecorder`) for every
 trainer, ``reskill eval`` and ``reskill creator record``, read by the reservoir, the tester,
@@ -24,7 +24,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Turn", "Episode", "ParseHow"]
+__all__ = ["Turn", "Episode", "ParseHow", "StopReason"]
+
+StopReason = Literal["done", "truncated", "turn_cap", "length", "error", ""]
+"""Why an episode ended (see ``Episode.stop_reason``; empty while it runs)."""
 
 ParseHow = Literal[
     "tagged", "exact", "contained", "raw", "passthrough", "empty", "score", "scripted"
@@ -88,7 +91,7 @@ class Episode(BaseModel):
     final_observation: str = ""
     reward: float = Field(0.0, description="Episode return (sum of env rewards).")
     won: bool = False
-    stop_reason: Literal["done", "truncated", "turn_cap", "length", "error", ""] = Field(
+    stop_reason: StopReason = Field(
         "",
         description="done (the env ended it), truncated (the env's horizon), turn_cap (the "
         "rollout's turn cap), length (the token budget), error (see ``error``).",

@@ -61,7 +61,13 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from reskill_gym.atomic import atomic_write_json
-from reskill_gym.coevolve import CoEvolution, CoEvolutionConfig, CoEvolutionEvent, NoCoEvolution
+from reskill_gym.coevolve import (
+    CoEvolution,
+    CoEvolutionConfig,
+    CoEvolutionEvent,
+    CoEvolutionLike,
+    NoCoEvolution,
+)
 from reskill_gym.episode import Episode
 from reskill_gym.rollout import TurnConfig, episode_metrics
 from reskill_gym.runfolder import (
@@ -276,7 +282,7 @@ class EvolveRun:
         self.agent: Any = None
         self.player: Any = None
         self.library: Any = None
-        self.coevo: CoEvolution | NoCoEvolution | None = None
+        self.coevo: CoEvolutionLike | None = None
         self.pool: Any = None
         self.tasks: list[str] = []
         self.step_count = 0
@@ -367,7 +373,7 @@ class EvolveRun:
     # ----- one step -----------------------------------------------------------------------
     def _next_tasks(self, k: int) -> list[str]:
         """Tasks in shuffled epochs, so every task comes up before any repeats."""
-        out = []
+        out: list[str] = []
         while len(out) < k:
             if not self._task_queue:
                 self._task_queue = [self.tasks[i] for i in self.rng.permutation(len(self.tasks))]
@@ -539,8 +545,8 @@ class EvolveRun:
     def _save_checkpoint(self, steps_done: int) -> Path:
         def fill(folder: Path) -> None:
             atomic_write_json(folder / STATE_FILE, self.state_dict())
-            if isinstance(self.coevo, CoEvolution):
-                self.coevo.save(folder)
+            if self.coevo is not None:
+                self.coevo.save(folder)  # NoCoEvolution has nothing to save
 
         meta = {
             "head": self.library.head,
@@ -627,7 +633,7 @@ class EvolveRun:
 
     def close(self) -> None:
         """Stop the creator thread, close pooled engines and the agent, finish wandb."""
-        if isinstance(self.coevo, CoEvolution):
+        if self.coevo is not None:
             self.coevo.close()
         if self.pool is not None:
             self.pool.close()

@@ -45,7 +45,7 @@ _COLORS = {"head": "tab:blue", "incumbent": "tab:blue", "candidate": "tab:orange
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     if not path.is_file():
         return rows
     for n, raw in enumerate(path.read_bytes().splitlines(), 1):
@@ -110,7 +110,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
             raise YAMLLoadError("the top level must be a mapping", path=str(run / "config.yaml"))
     lives: dict[str, VersionLife] = {}
     for e in events:
-        data = e.get("data") if isinstance(e.get("data"), dict) else {}
+        data = _mapping(e.get("data"))
         kind = e.get("kind")
         step = _int(e.get("step"))
         if kind == "candidate_committed" and isinstance(data.get("candidate"), str):
@@ -152,6 +152,11 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     return RunRecord(run, metrics, events, config, list(lives.values()), head, skills, history_len)
 
 
+def _mapping(v: Any) -> dict[str, Any]:
+    """``v`` if it is a mapping, else an empty one: run files are read defensively."""
+    return v if isinstance(v, dict) else {}
+
+
 def _int(v: Any) -> int | None:
     """``v`` if it is an integer (not a bool), else None: run files are read defensively."""
     return v if isinstance(v, int) and not isinstance(v, bool) else None
@@ -161,7 +166,7 @@ def _series(metrics: list[dict[str, Any]], key: str) -> tuple[list[int], list[fl
     """Every step with ``key`` or NaN, so an arm's line breaks where the arm was absent."""
     xs, ys = [], []
     for row in metrics:
-        v = row.get(key)
+        v = row.get(key, math.nan)
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         xs.append(int(row["step"]))
         ys.append(float(v) if ok else math.nan)
@@ -239,8 +244,8 @@ def _fmt(v: Any, spec: str = ".2f") -> str:
 
 
 def _markdown(rec: RunRecord) -> str:
-    cfg_run = rec.config.get("run") if isinstance(rec.config.get("run"), dict) else {}
-    env = rec.config.get("env") if isinstance(rec.config.get("env"), dict) else {}
+    cfg_run = _mapping(rec.config.get("run"))
+    env = _mapping(rec.config.get("env"))
     last = rec.metrics[-1] if rec.metrics else {}
     lines = [
         f"# Run report: {rec.run_dir.name}",

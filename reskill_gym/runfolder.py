@@ -52,7 +52,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -305,12 +305,13 @@ def merge_config(
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     assert isinstance(merged, dict)
+    config = cast("dict[str, Any]", merged)  # check_keys let through only section names
     for section in sections:
-        if merged.get(section) is None:
-            merged[section] = {}
-        elif not isinstance(merged[section], dict):
+        if config.get(section) is None:
+            config[section] = {}
+        elif not isinstance(config[section], dict):
             raise ConfigError(f"{source}: section '{section}' must be a mapping")
-    return merged, source
+    return config, source
 
 
 # =========================================================================================

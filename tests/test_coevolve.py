@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
 import pytest
 
-from reskill_gym.coevolve import CoEvolution, CoEvolutionConfig, NoCoEvolution
+from reskill_gym.coevolve import (
+    CoEvolution,
+    CoEvolutionConfig,
+    CoEvolutionLike,
+    CoEvolutionStatus,
+    NoCoEvolution,
+    coevolution_metrics,
+)
 from reskill_gym.creator import CreatorConfig
 from reskill_gym.envs.search import SearchEnv
 from reskill_gym.rollout import record_episode
@@ -98,6 +106,27 @@ def test_loop_proposes_tests_and_decides(tmp_path: Path, search_env: SearchEnv) 
     assert (tmp_path / "ckpt" / "coevolution.json").is_file()
 
 
+def test_status_and_metrics_follow_the_loop(tmp_path: Path, search_env: SearchEnv) -> None:
+    co = CoEvolution.create(_library(tmp_path), _config(tmp_path))
+    assert co.creator is not None
+    seen_test = False
+    for step in range(8):
+        _, events = _run_step(co, search_env, step)
+        st = co.status()
+        m = coevolution_metrics(co, events)
+        assert st.testing == co.tester.active == (m["versions/testing"] == 1.0)
+        assert st.reservoir_size == len(co.reservoir) == m["creator/reservoir"]
+        assert st.creator_passes == co.creator.passes == m["creator/passes"]
+        assert st.creator_busy == co.creator.busy == (m["creator/busy"] == 1.0)
+        if st.testing:
+            seen_test = True
+            assert st.p_candidate is not None and 0.0 <= st.p_candidate <= 1.0
+            assert m["versions/p_candidate"] == st.p_candidate
+        else:
+            assert st.p_candidate is None and math.isnan(m["versions/p_candidate"])
+    assert seen_test and co.creator.passes >= 1
+
+
 def test_resume_restores_state_and_head(tmp_path: Path, search_env: SearchEnv) -> None:
     lib = _library(tmp_path)
     co = CoEvolution.create(lib, _config(tmp_path))
@@ -148,4 +177,11 @@ def test_no_coevolution_pins_one_version(tmp_path: Path) -> None:
     off = NoCoEvolution(lib)
     plan = off.plan_step([("g", "t", 3)])
     assert plan.versions == [[lib.head] * 3] and not plan.testing
-    assert off.end_step(0) == []
+    assert off.end_step(0) == [] and off.last_step == 0
+    # the same API as CoEvolution; the parts it lacks are None, so no creator/* metrics
+    co: CoEvolutionLike = off
+    assert co.status() == CoEvolutionStatus(False, None, None, None, None)
+    m = coevolution_metrics(co, [])
+    assert not any(k.startswith("creator/") for k in m)
+    assert m["skills/library_size"] == len(lib.view())
+    assert co.save(tmp_path / "ckpt") is None and not (tmp_path / "ckpt").exists()

@@ -145,11 +145,11 @@ def run_cmd(
         )
     elif proposal is None:
         typer.echo(f"no proposal: {result.reason}")
-        for e in result.events:
-            if e.kind not in ("pass_started", "pass_finished"):
+        for ev in result.events:
+            if ev.kind not in ("pass_started", "pass_finished"):
                 from reskill_gym.redaction import redact
 
-                typer.echo(redact(f"  [{e.stage}/{e.kind}] {e.message}"))
+                typer.echo(redact(f"  [{ev.stage}/{ev.kind}] {ev.message}"))
     else:
         typer.echo(f"proposal by {proposal.proposed_by}: {proposal.summary()}")
         for op in proposal.operations:

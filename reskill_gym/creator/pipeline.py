@@ -76,7 +76,7 @@ class PassContext:
         )
 
     def event(self, kind: EventKind, stage: str, message: str, **kw: object) -> CreatorEvent:
-        ev = CreatorEvent(kind=kind, stage=stage, message=message, step=self.step, **kw)  # type: ignore[arg-type]
+        ev = CreatorEvent(kind=kind, stage=stage, message=message, step=self.step, **kw)
         self.events.append(ev)
         level = (
             logging.WARNING if kind in ("llm_error", "output_invalid", "error") else logging.INFO

@@ -21,7 +21,7 @@ that uses a placeholder its role does not provide fails at load, naming the file
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -168,7 +168,7 @@ class PromptSet(Mapping[str, PromptTemplate]):
     def __getitem__(self, role: str) -> PromptTemplate:
         return self._t[role]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._t)
 
     def __len__(self) -> int:

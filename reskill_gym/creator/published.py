@@ -378,7 +378,7 @@ class PublishedCreator:
                 ins = ins.model_copy(update={"trigger_relevant_actions": safe})
             else:
                 err = res if isinstance(res, LLMError) else LLMError("no answer")
-                raw = self._failure(ctx, "analysis", err, episode_id=meta["episode_ids"][0])
+                raw = self._failure(ctx, "analysis", err, episode_id=g.episodes[0].episode_id)
                 ins = heuristic_insight(g, index=i)
                 n_fallback += 1
             insights.append(ins)
@@ -602,7 +602,7 @@ class PublishedCreator:
     ) -> tuple[str, str]:
         skills_txt = []
         for op in plan.operations:
-            if op.op in ("modify", "delete") and op.target in ctx.view:
+            if op.op in ("modify", "delete") and op.target is not None and op.target in ctx.view:
                 s = ctx.view.get(op.target)
                 lines = [f"### {s.name}", f"Trigger: {s.trigger.type}"]
                 if s.trigger.pattern:

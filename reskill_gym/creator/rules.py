@@ -34,6 +34,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from reskill_gym.creator.assertions import Assertion, AssertionChange
 from reskill_gym.creator.pipeline import PassContext, finish_proposal
@@ -273,10 +274,10 @@ def find_rejections(
             )
             advice = f"do `{pv}` first"
         elif replaced[v]:
-            rv = Counter({k[0]: 0 for k in replaced[v]})
+            verb_counts = Counter({k[0]: 0 for k in replaced[v]})
             for (r, _), c in replaced[v].items():
-                rv[r] += c
-            top_v = rv.most_common(1)[0][0]
+                verb_counts[r] += c
+            top_v = verb_counts.most_common(1)[0][0]
             rep_ex = next(a for (r, a), _ in replaced[v].most_common() if r == top_v)
             content = (
                 f"{verb_txt} was rejected ({said}) in {len(bad)} episodes, e.g. `{ex}`. "
@@ -302,7 +303,6 @@ def find_rejections(
             name = _slug("when", v, "is", "rejected")
             when = f"The previous action was `{v}`; the engine may have rejected it."
         why = f"{verb_txt} rejected in {len(bad)} episodes; {advice}"
-        finding_content = content
         out.append(
             Finding(
                 key=f"rules:rejected:{v}",
@@ -311,8 +311,15 @@ def find_rejections(
                 failed_ids=sorted(bad),
                 target_ids=sorted(bad),
                 score=float(len(bad)),
-                make_skill=lambda name=name, v=v, when=when, c=finding_content, tr=trigger, why=why, vt=verb_txt: (
-                    _skill(name, f"What to do when {vt} is rejected.", when, c, tr, why, max_chars)
+                make_skill=partial(
+                    _skill,
+                    name,
+                    f"What to do when {verb_txt} is rejected.",
+                    when,
+                    content,
+                    trigger,
+                    why,
+                    max_chars,
                 ),
                 why=why,
             )
@@ -473,11 +480,12 @@ def find_enriched_ngrams(
                 failed_ids=[e.episode_id for e in lacking],
                 target_ids=[e.episode_id for e in lacking],
                 score=(ps - pf) * len(lacking),
-                make_skill=lambda name=name, desc=desc, c=content, why=why, label=label: _skill(
+                make_skill=partial(
+                    _skill,
                     name,
                     desc.replace("`", "")[:1000],
                     f"The task is a {label} task.",
-                    c,
+                    content,
                     Trigger(type="retrieval", top_k=2),
                     why,
                     max_chars,

@@ -115,7 +115,7 @@ def trigger_fire_rate(skill: Skill, view: LibraryView, episodes: Sequence[Episod
 def schema_failure(op: str, name: str, error: str, attempts: int = 1) -> SkillVerification:
     """The report for a candidate that could not even be built into a ``Skill``."""
     return SkillVerification(
-        op=op,  # type: ignore[arg-type]
+        op=op,
         name=name or "(invalid name)",
         passed=False,
         checks=[Check(name="schema", ok=False, detail=error)],

@@ -15,9 +15,13 @@ import functools
 import importlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
+
+if TYPE_CHECKING:
+    from reskill_gym.envs.base import TextEnv
+    from reskill_gym.wrapper import SkillWrapper
 
 __all__ = ["ENV_IDS", "ENV_CLASSES", "register_envs", "make_skill_env", "seed_library_path"]
 
@@ -56,7 +60,7 @@ def seed_library_path(env_name: str) -> Path:
     )
 
 
-def env_class(env_name: str) -> type[gym.Env[Any, Any]]:
+def env_class(env_name: str) -> type[TextEnv]:
     """Import the raw environment class of ``env_name`` (this imports its engine module)."""
     try:
         module, _, attr = ENV_CLASSES[env_name].partition(":")
@@ -65,7 +69,7 @@ def env_class(env_name: str) -> type[gym.Env[Any, Any]]:
     return getattr(importlib.import_module(module), attr)
 
 
-def make_skill_env(env_name: str, skills: Any = SEED, **kwargs: Any) -> gym.Env[str, str]:
+def make_skill_env(env_name: str, skills: Any = SEED, **kwargs: Any) -> SkillWrapper:
     """Build ``env_name`` wrapped with skills.
 
     ``skills``: ``"seed"`` (default: the env's seed library), a path, a ``LibraryView`` /

@@ -286,7 +286,7 @@ def _load_callable(target: str) -> Callable[..., str]:
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise LLMConfigError(f"agent python:{target}: {module_name} has no callable {attr!r}")
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def make_agent(

@@ -283,25 +283,29 @@ def eval_command(
     if temperature is not None:
         extra["temperature"] = temperature
     try:
-        config = EvalConfig(
-            **extra,
-            env=env,
-            splits=split,
-            skills=skills,
-            agent=agent,
-            baseline=baseline,
-            tasks=tasks,
-            seeds=seed_list,
-            workers=workers,
-            mode=mode,
-            max_turns=max_turns,
-            difficulty=difficulty,
-            max_tokens=max_tokens,
-            history_turns=history,
-            action_format=action_format,
-            score_norm=score_norm,
-            retry_errors=retry_errors,
-            llm=llm,
+        # model_validate: the flat rollout keys (mode, history_turns, ...) are input that
+        # EvalConfig's validator folds into ``rollout``, not fields of its constructor.
+        config = EvalConfig.model_validate(
+            {
+                **extra,
+                "env": env,
+                "splits": split,
+                "skills": skills,
+                "agent": agent,
+                "baseline": baseline,
+                "tasks": tasks,
+                "seeds": seed_list,
+                "workers": workers,
+                "mode": mode,
+                "max_turns": max_turns,
+                "difficulty": difficulty,
+                "max_tokens": max_tokens,
+                "history_turns": history,
+                "action_format": action_format,
+                "score_norm": score_norm,
+                "retry_errors": retry_errors,
+                "llm": llm,
+            }
         )
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)

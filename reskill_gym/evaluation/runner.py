@@ -973,10 +973,13 @@ def run_eval(
     pool = _env_pool(config)
     try:
         try:
+            from reskill_gym.envs.base import TextEnv
+
             probe = pool.lease()
-            tasks = {
-                s: select_tasks(probe.unwrapped.task_ids(s), config.tasks) for s in config.splits
-            }
+            base = probe.unwrapped
+            if not isinstance(base, TextEnv):
+                raise TypeError(f"{type(base).__name__} is not a ReSkill TextEnv")
+            tasks = {s: select_tasks(base.task_ids(s), config.tasks) for s in config.splits}
         except Exception as e:
             raise EvalAbortedError(f"env {config.env}: {type(e).__name__}: {e}") from e
         probe.close()  # back to the pool: the first episode reuses it

@@ -424,7 +424,7 @@ class LocalBackend(BaseBackend):
             device = self.config.device
             if device == "auto":
                 device = "cuda" if torch.cuda.is_available() else "cpu"
-            lm.to(device)
+            lm.to(device)  # type: ignore[arg-type]  # PreTrainedModel.to (functools.wraps) is typed unbound
             lm.eval()
             self._tok = tok
             path = str(directory / gguf_file) if gguf_file else str(directory)
@@ -550,9 +550,9 @@ class LocalBackend(BaseBackend):
         prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
         stop = self._stop_ids[:1]
         cand_ids = [list(tok(c, add_special_tokens=False)["input_ids"]) + stop for c in candidates]
-        for c, ids in zip(candidates, cand_ids):
-            if not ids:
-                raise LLMRequestError(f"score: candidate {c!r} encodes to no tokens")
+        for text, encoded in zip(candidates, cand_ids):
+            if not encoded:
+                raise LLMRequestError(f"score: candidate {text!r} encodes to no tokens")
         n_p = len(prompt_ids)
         out_lps: list[list[float]] = []
         with self._gen_lock, torch.inference_mode():

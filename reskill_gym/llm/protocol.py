@@ -156,7 +156,7 @@ class LLMBackend(Protocol):
 
     def complete(
         self,
-        messages: list[Message | dict[str, Any]],
+        messages: Sequence[Message | Mapping[str, Any]],
         schema: type[BaseModel] | None = None,
         *,
         max_tokens: int | None = None,

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reskill_gym.episode import Episode, Turn
+from reskill_gym.episode import Episode, StopReason, Turn
 
 __all__ = ["EpisodeRecorder", "turn_training_rewards"]
 
@@ -62,12 +62,12 @@ class EpisodeRecorder:
         self.episode.turns.append(turn)
         self.episode.reward += turn.reward
 
-    def end(self, *, won: bool, final_observation: str, stop_reason: str) -> Episode:
+    def end(self, *, won: bool, final_observation: str, stop_reason: StopReason) -> Episode:
         """Close the episode (idempotent: a second call returns the same record)."""
         if not self._ended:
             self.episode.won = bool(won)
             self.episode.final_observation = final_observation
-            self.episode.stop_reason = stop_reason  # type: ignore[assignment]
+            self.episode.stop_reason = stop_reason
             self._ended = True
         return self.episode
 

@@ -44,7 +44,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from reskill_gym.episode import Episode, ParseHow, Turn
+from reskill_gym.episode import Episode, ParseHow, StopReason, Turn
 from reskill_gym.rollout.choice import ScoreChoice
 from reskill_gym.rollout.config import TurnConfig
 from reskill_gym.rollout.parse import ParseOutcome, parse_action
@@ -191,7 +191,9 @@ class RolloutSession:
     # ----- acting -----------------------------------------------------------------------
     def act(self, reply: str, **usage: Any) -> Turn:
         """Parse a generated reply under the configured format, then step (or not)."""
-        outcome = parse_action(reply, self.admissible, action_format=self.config.action_format)
+        fmt = self.config.action_format
+        assert fmt is not None, "TurnConfig.resolve() fills action_format"
+        outcome = parse_action(reply, self.admissible, action_format=fmt)
         return self._take(outcome, reply, **usage)
 
     def act_choice(self, choice: ScoreChoice, **usage: Any) -> Turn:
@@ -257,14 +259,14 @@ class RolloutSession:
         self._shown = f"{feedback}\n\n{self.bare}"
         self._prompt = None
 
-    def _finish(self, reason: str) -> None:
+    def _finish(self, reason: StopReason) -> None:
         self.done = True
         self.recorder.end(
             won=bool(self.info.get("won", False)), final_observation=self.bare, stop_reason=reason
         )
 
     # ----- ending -----------------------------------------------------------------------
-    def stop(self, reason: str) -> Episode:
+    def stop(self, reason: StopReason) -> Episode:
         """End the episode early (e.g. ``length``: the trainer's token budget is spent)."""
         if not self.done:
             self._finish(reason)

@@ -219,7 +219,7 @@ def validate_cmd(
     """Check skill folders against the Agent Skills spec (skills-ref) and ReSkill rules."""
     from reskill_gym.skills.skillmd import validate_skill_dir
 
-    results = []
+    results: list[dict[str, Any]] = []
     for p in paths:
         if not p.exists() and not p.is_symlink():
             results.append({"path": str(p), "errors": [f"{p}: does not exist"]})

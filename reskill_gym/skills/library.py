@@ -213,16 +213,17 @@ class SkillLibrary:
                 )
             digits = m.group("n")
             n = 0 if digits is None else int(digits or 1)
-            v: str | None = self.head
+            v = self.head
             for _ in range(n):
-                v = self.parent_of(v)  # type: ignore[arg-type]
-                if v is None:
+                parent = self.parent_of(v)
+                if parent is None:
                     raise LibraryError(f"{ref}: history is shorter than {n} versions")
+                v = parent
             if not store.is_version_id(v):
                 raise StoreError(
                     f"{self.store / 'history.jsonl'}: parent {str(v)[:40]!r} is not a version id"
                 )
-            return v  # type: ignore[return-value]
+            return v
         known = self.versions()
         if ref in known:
             return ref

@@ -311,7 +311,7 @@ def parse_skill_md(
         "parent_version": meta.pop(_K_PARENT, None),
     }
     try:
-        trigger = Trigger(type=trig_type, pattern=pattern, top_k=top_k)  # type: ignore[arg-type]
+        trigger = Trigger(type=trig_type, pattern=pattern, top_k=top_k)
     except ValidationError as exc:
         err = _relocate(exc, where)
         fld = {"type": _K_TYPE, "pattern": _K_PATTERN, "top_k": _K_TOPK}

@@ -505,7 +505,7 @@ class VersionTester:
             raise ValueError(f"assign(): group {i} needs an int size n >= 0, got {group!r}")
         return int(n)
 
-    def _to_success(self, outcome: bool | float | int) -> bool:
+    def _to_success(self, outcome: bool | float | np.bool_ | np.number) -> bool:
         kind = type(outcome)
         if kind is bool or kind is np.bool_:
             return bool(outcome)

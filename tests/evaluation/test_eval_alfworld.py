@@ -236,7 +236,8 @@ def test_local_score_equals_full_sequence_logprob():
     )
     p = tok(prompt, add_special_tokens=False)["input_ids"]
     for c, got, lps in zip(cands, fast, per_token):
-        ids = tok(c, add_special_tokens=False)["input_ids"] + b._stop_ids
+        # scoring appends the turn end only (generation may also stop at EOS)
+        ids = tok(c, add_special_tokens=False)["input_ids"] + b._stop_ids[:1]
         with torch.inference_mode():
             lp = torch.log_softmax(lm(torch.tensor([p + ids])).logits[0].float(), -1)
         want = [float(lp[len(p) - 1 + i, t]) for i, t in enumerate(ids)]

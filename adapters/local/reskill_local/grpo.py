@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from reskill_gym.atomic import atomic_path
-from reskill_gym.coevolve import CoEvolution, CoEvolutionEvent, NoCoEvolution
+from reskill_gym.coevolve import CoEvolutionEvent, CoEvolutionLike, NoCoEvolution
 from reskill_gym.episode import Episode
 from reskill_gym.rollout import TurnConfig, episode_metrics
 from reskill_local.policy import Policy, load_policy
@@ -365,7 +365,7 @@ class GRPOTrainer:
         tasks: Sequence[str],
         *,
         turn: TurnConfig | None = None,
-        coevo: CoEvolution | NoCoEvolution | None = None,
+        coevo: CoEvolutionLike | None = None,
         policy: Policy | None = None,
     ) -> None:
         if not tasks:
@@ -421,7 +421,7 @@ class GRPOTrainer:
     # ----- 1. plan ------------------------------------------------------------------------
     def _next_tasks(self, k: int) -> list[str]:
         """Tasks in shuffled epochs, so every task comes up before any repeats."""
-        out = []
+        out: list[str] = []
         while len(out) < k:
             if not self._task_queue:
                 self._task_queue = [self.tasks[i] for i in self.rng.permutation(len(self.tasks))]

@@ -388,7 +388,8 @@ def load_policy(
 
         logger.info("model %r is not a local folder; transformers will resolve it", path)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(dev)
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        lm.to(dev)  # type: ignore[arg-type]  # PreTrainedModel.to (functools.wraps) is typed unbound
         stop_id = configure_chat_tokenizer(tokenizer, source=path, chat_template=template)
     if stop_token is not None:
         stop_id = tokenizer.convert_tokens_to_ids(stop_token)

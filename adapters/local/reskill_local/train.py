@@ -54,7 +54,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reskill_gym.coevolve import CoEvolution, CoEvolutionConfig, NoCoEvolution
+from reskill_gym.coevolve import CoEvolution, CoEvolutionConfig, CoEvolutionLike, NoCoEvolution
 from reskill_gym.rollout import TurnConfig
 from reskill_gym.runfolder import (
     CHECKPOINTS,
@@ -199,7 +199,7 @@ class TrainingRun:
         self.run_dir = Path(run_dir)
         self._policy = policy
         self.library: Any = None
-        self.coevo: CoEvolution | NoCoEvolution | None = None
+        self.coevo: CoEvolutionLike | None = None
         self.trainer: Any = None
         self.pool: Any = None
         self._wandb: Any = None
@@ -237,6 +237,7 @@ class TrainingRun:
         from reskill_gym.envs.registration import make_skill_env
         from reskill_gym.rollout import EnvPool
         from reskill_gym.skills import SkillLibrary
+        from reskill_gym.wrapper import SkillWrapper
         from reskill_local.grpo import GRPOTrainer
 
         cfg = self.config
@@ -252,7 +253,7 @@ class TrainingRun:
         wrapper_kw = cfg.env.wrapper_kwargs()
         env_kwargs = {"split": cfg.env.split, **cfg.env.kwargs}
 
-        def build_env() -> gym.Env:
+        def build_env() -> SkillWrapper:
             return make_skill_env(cfg.env.name, skills=None, **env_kwargs, **wrapper_kw)
 
         if cfg.env.reuse_engines:
@@ -281,8 +282,8 @@ class TrainingRun:
     def _save_checkpoint(self, steps_done: int) -> Path:
         def fill(folder: Path) -> None:
             self.trainer.save(folder / "trainer.pt")
-            if isinstance(self.coevo, CoEvolution):
-                self.coevo.save(folder)
+            if self.coevo is not None:
+                self.coevo.save(folder)  # NoCoEvolution has nothing to save
 
         meta = {
             "head": self.library.head,
@@ -383,7 +384,7 @@ class TrainingRun:
 
     def close(self) -> None:
         """Stop the creator thread, close pooled engines, finish wandb."""
-        if isinstance(self.coevo, CoEvolution):
+        if self.coevo is not None:
             self.coevo.close()
         if self.pool is not None:
             self.pool.close()

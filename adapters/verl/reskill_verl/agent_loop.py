@@ -266,7 +266,8 @@ class ReskillEnvAgentLoop(AgentLoopBase):
         return out, time.perf_counter() - t0
 
     def _decode(self, token_ids: list[int]) -> str:
-        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+        # veRL annotates ``tokenizer`` as AutoTokenizer (the factory); it holds a tokenizer
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)  # type: ignore[attr-defined]
 
     def _max_turns(self, session: RolloutSession) -> int:
         cap = self.settings.max_turns or session.max_turns
@@ -275,7 +276,9 @@ class ReskillEnvAgentLoop(AgentLoopBase):
         return int(cap)
 
     # ----- the trajectory ----------------------------------------------------------------
-    async def run(
+    # veRL V1 takes a list of outputs (per_turn: one per turn; [] drops a failed session);
+    # the base class annotates one output, the legacy trainer's case.
+    async def run(  # type: ignore[override]
         self, sampling_params: dict[str, Any], **kwargs: Any
     ) -> AgentLoopOutput | list[AgentLoopOutput]:
         s = self.settings
@@ -379,7 +382,7 @@ class ReskillEnvAgentLoop(AgentLoopBase):
         ret = float(episode.reward) if episode is not None and not error else 0.0
         won = bool(episode.won) if episode is not None and not error else False
         n_turns = len(episode.turns) if episode is not None else 0
-        common = {
+        common: dict[str, Any] = {
             "layout": self.layout,
             "episode_id": f"{uid}/{session_id}",
             "library_version": version,
@@ -650,7 +653,7 @@ class ReskillEnvAgentLoop(AgentLoopBase):
         prompt_ids, response_ids = ids[: len(ids) - n], ids[len(ids) - n :]
         if not response_ids:
             # a trajectory without a reply still needs one (masked) response token
-            pad = self.tokenizer.pad_token_id
+            pad = self.tokenizer.pad_token_id  # type: ignore[attr-defined]  # see _decode
             response_ids, mask = [pad if pad is not None else 0], [0]
             lps = [0.0] if lps is not None else None
         rl = self.response_length

@@ -52,6 +52,7 @@ from typing import Any
 from reskill_gym.coevolve import (
     CoEvolution,
     CoEvolutionEvent,
+    CoEvolutionLike,
     NoCoEvolution,
     coevolution_metrics,
 )
@@ -132,13 +133,11 @@ class CoEvolutionService:
     :class:`LocalCoEvolutionClient` serialises calls with a lock.
     """
 
-    def __init__(
-        self, coevo: CoEvolution | NoCoEvolution, *, resume_step: int | None = None
-    ) -> None:
+    def __init__(self, coevo: CoEvolutionLike, *, resume_step: int | None = None) -> None:
         self.coevo = coevo
         self._plans: dict[str, _GroupPlan] = {}
         self._stats = StepStats()
-        last = getattr(coevo, "last_step", None)
+        last = coevo.last_step
         if resume_step is not None and last is not None and last > resume_step:
             # veRL resumed from an older checkpoint than ours: let end_step run again from there.
             logger.warning(
@@ -148,14 +147,14 @@ class CoEvolutionService:
                 resume_step,
                 last,
             )
-            coevo.last_step = resume_step  # type: ignore[union-attr]
+            coevo.last_step = resume_step
 
     # ----- queries ------------------------------------------------------------------------
     @property
     def current_step(self) -> int:
         """The step rollouts are being collected for (last finished step + 1)."""
-        last = getattr(self.coevo, "last_step", None)
-        return 1 if last is None else int(last) + 1
+        last = self.coevo.last_step
+        return 1 if last is None else last + 1
 
     def head(self) -> str | None:
         """The live library version (incumbent while a test runs)."""

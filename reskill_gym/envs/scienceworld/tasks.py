@@ -207,6 +207,7 @@ def split_task_ids(
     if eval_variations not in ("dev", "test"):
         raise ValueError(f"eval_variations must be 'dev' or 'test', got {eval_variations!r}")
     wanted = set(tasks) if tasks is not None else set(table)
+    which: VariationSet
     if split == "train":
         families, which = [n for n in table if n not in held], "train"
     elif split == "seen":
@@ -219,7 +220,7 @@ def split_task_ids(
         format_task_id(name, v)
         for name in families
         if name in wanted
-        for v in table[name].variations(which)  # type: ignore[arg-type]
+        for v in table[name].variations(which)
     ]
 
 

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 from reskill_gym.atomic import atomic_write_text
 
@@ -93,7 +94,13 @@ class Corpus(Sequence[Passage]):
     def __len__(self) -> int:
         return len(self._passages)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    @overload
+    def __getitem__(self, i: int) -> Passage: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> tuple[Passage, ...]: ...
+
+    def __getitem__(self, i: int | slice) -> Passage | tuple[Passage, ...]:
         return self._passages[i]
 
     def __iter__(self) -> Iterator[Passage]:

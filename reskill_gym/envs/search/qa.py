@@ -116,8 +116,8 @@ def parse_search_tags(text: str) -> ParsedAction:
         return ParsedAction(
             "invalid", reason="no <search>...</search> or <answer>...</answer> block"
         )
-    kind = match.group(1).lower()
+    kind: Literal["search", "answer"] = "search" if match.group(1).lower() == "search" else "answer"
     content = " ".join(match.group(2).split())
     if not content:
         return ParsedAction("invalid", reason=f"empty <{kind}> block")
-    return ParsedAction(kind, content)  # type: ignore[arg-type]
+    return ParsedAction(kind, content)

@@ -168,6 +168,7 @@ def test_verl_disabled_coevolution_still_collects_episodes(tmp_path):
     m = svc.end_step(1)["metrics"]
     assert m["arms/head/episodes"] == 2 and m["episode/success_rate"] == 0.5
     assert m["versions/testing"] == 0.0
+    assert svc.current_step == 2 and svc.assign("v", "t1", 1).step == 2  # steps still count
     assert not (tmp_path / "run" / "library").exists(), "no working library is made"
     none = ReskillVerlConfig.model_validate(
         {"env": "alfworld", "skills": None, "coevolution": {"enabled": False}}
