@@ -21,7 +21,6 @@ stage that cannot continue ends the pass with a reason. Nothing here raises into
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -62,19 +61,6 @@ class LLMCreator:
     @property
     def name(self) -> str:
         return f"{self.backend.name}:{self.backend.model}"
-
-    def _llm_failure(self, ctx: PassContext, stage: str, err: LLMError, **kw: Any) -> None:
-        if isinstance(err, LLMOutputError):
-            ctx.event(
-                "output_invalid",
-                stage,
-                f"answer never fit the schema: {err}",
-                raw_text=err.raw_text,
-                errors=err.errors,
-                **kw,
-            )
-        else:
-            ctx.event("llm_error", stage, f"{type(err).__name__}: {err}", **kw)
 
     # ------------------------------------------------------------------ stages
     def run(self, ctx: PassContext) -> Proposal | None:
@@ -135,7 +121,7 @@ class LLMCreator:
         out: dict[str, EpisodeAnalysis] = {}
         for ep, res in zip(episodes, results):
             if isinstance(res, LLMError):
-                self._llm_failure(ctx, "analysis", res, episode_id=ep.episode_id)
+                ctx.llm_failure("analysis", res, episode_id=ep.episode_id)
                 continue
             a = res.parsed
             assert isinstance(a, EpisodeAnalysis)
@@ -172,7 +158,7 @@ class LLMCreator:
         try:
             out = self.backend.complete(msgs, DiagnosisOutput).parsed
         except LLMError as e:
-            self._llm_failure(ctx, "diagnosis", e)
+            ctx.llm_failure("diagnosis", e)
             ctx.reason = f"diagnosis failed: {type(e).__name__}"
             return False
         assert isinstance(out, DiagnosisOutput)
@@ -216,7 +202,7 @@ class LLMCreator:
         try:
             out = self.backend.complete(msgs, RecommendationOutput).parsed
         except LLMError as e:
-            self._llm_failure(ctx, "recommend", e)
+            ctx.llm_failure("recommend", e)
             ctx.reason = f"recommendation failed: {type(e).__name__}"
             return None
         assert isinstance(out, RecommendationOutput)
@@ -304,14 +290,14 @@ class LLMCreator:
             try:
                 comp = self.backend.complete(msgs, AuthoredSkill)
             except LLMOutputError as e:
-                self._llm_failure(ctx, "author", e, skill=rec.skill_name)
+                ctx.llm_failure("author", e, skill=rec.skill_name)
                 feedback = (
                     f"\nYour previous answer could not be parsed ({e.errors[-1] if e.errors else e}). "
                     "Answer with the JSON object only."
                 )
                 continue
             except LLMError as e:
-                self._llm_failure(ctx, "author", e, skill=rec.skill_name)
+                ctx.llm_failure("author", e, skill=rec.skill_name)
                 return None
             authored = comp.parsed
             assert isinstance(authored, AuthoredSkill)

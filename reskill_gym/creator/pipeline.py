@@ -32,6 +32,7 @@ from reskill_gym.creator.results import (
 from reskill_gym.creator.rule_assertions import RuleAssertionSet
 from reskill_gym.creator.verify import Verifier
 from reskill_gym.episode import Episode
+from reskill_gym.llm import LLMError, LLMOutputError
 from reskill_gym.skills import LibraryView, Operation
 
 __all__ = ["PassContext", "PassCancelled", "sample_for_analysis", "finish_proposal"]
@@ -83,6 +84,22 @@ class PassContext:
         )
         log.log(level, "creator %s/%s: %s", stage, kind, message)
         return ev
+
+    def llm_failure(self, stage: str, err: LLMError, **kw: object) -> str:
+        """Record a failed LLM call as an event that keeps the raw answer; returns that raw
+        text (or the error) for the pass's artifacts. Every LLM creator reports failures here."""
+        if isinstance(err, LLMOutputError):
+            self.event(
+                "output_invalid",
+                stage,
+                f"answer never fit the schema: {err}",
+                raw_text=err.raw_text,
+                errors=list(err.errors),
+                **kw,
+            )
+            return err.raw_text or str(err)
+        self.event("llm_error", stage, f"{type(err).__name__}: {err}", **kw)
+        return f"{type(err).__name__}: {err}"
 
     def stop(self, kind: EventKind, stage: str, message: str, **kw: object) -> None:
         """Record why the pass ends without a proposal (returns None to the caller)."""

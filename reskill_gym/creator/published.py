@@ -240,21 +240,6 @@ class PublishedCreator:
         return f"{self.backend.name}:{self.backend.model}"
 
     # ------------------------------------------------------------------ helpers
-    def _failure(self, ctx: PassContext, stage: str, err: LLMError, **kw: Any) -> str:
-        """Record an LLM failure as an event; returns the raw text (or the error) for logs."""
-        if isinstance(err, LLMOutputError):
-            ctx.event(
-                "output_invalid",
-                stage,
-                f"answer never fit the schema: {err}",
-                raw_text=err.raw_text,
-                errors=list(err.errors),
-                **kw,
-            )
-            return err.raw_text or str(err)
-        ctx.event("llm_error", stage, f"{type(err).__name__}: {err}", **kw)
-        return f"{type(err).__name__}: {err}"
-
     def _ask(self, msgs: list[dict[str, str]], schema: type) -> Completion | LLMError:
         try:
             return self.backend.complete(msgs, schema)
@@ -378,7 +363,7 @@ class PublishedCreator:
                 ins = ins.model_copy(update={"trigger_relevant_actions": safe})
             else:
                 err = res if isinstance(res, LLMError) else LLMError("no answer")
-                raw = self._failure(ctx, "analysis", err, episode_id=g.episodes[0].episode_id)
+                raw = ctx.llm_failure("analysis", err, episode_id=g.episodes[0].episode_id)
                 ins = heuristic_insight(g, index=i)
                 n_fallback += 1
             insights.append(ins)
@@ -455,7 +440,7 @@ class PublishedCreator:
             source, text, prio = "llm", report.diagnosis.strip(), list(report.priority_modes)
         else:
             err = res if isinstance(res, LLMError) else LLMError("no answer")
-            ctx.artifacts.text("04_diagnosis_response.txt", self._failure(ctx, "diagnosis", err))
+            ctx.artifacts.text("04_diagnosis_response.txt", ctx.llm_failure("diagnosis", err))
             groups = heuristic_insight_groups(insights, max_groups=cfg.max_insight_groups)
             source, prio = "heuristic", [g.label for g in groups[:3]]
             text = _measured_diagnosis(before, groups, len(episodes))
@@ -551,7 +536,7 @@ class PublishedCreator:
         res = self._ask(msgs, RecommenderOutput)
         if not (isinstance(res, Completion) and isinstance(res.parsed, RecommenderOutput)):
             err = res if isinstance(res, LLMError) else LLMError("no answer")
-            raw = self._failure(ctx, "recommend", err)
+            raw = ctx.llm_failure("recommend", err)
             ctx.artifacts.text("06_recommender_response.txt", raw)
             ctx.reason = f"recommendation failed: {type(err).__name__}"
             return None
@@ -740,7 +725,7 @@ class PublishedCreator:
             res = self._ask(msgs, AuthoredRevision)
             if not (isinstance(res, Completion) and isinstance(res.parsed, AuthoredRevision)):
                 err = res if isinstance(res, LLMError) else LLMError("no answer")
-                raw = self._failure(ctx, "author", err)
+                raw = ctx.llm_failure("author", err)
                 ctx.artifacts.text(f"07_author_try{attempt}_response.txt", raw)
                 feedback = (
                     "## Previous attempt failed\n\nYour previous answer could not be used "
