@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from reskill_gym.atomic import atomic_path, atomic_write_text
 from reskill_gym.evaluation.expert import CONDITIONS, ExpertScore, score_figures
 from reskill_gym.evaluation.report import RateCI, cluster_bootstrap_ci
 from reskill_gym.evaluation.states import ExpertState
@@ -157,9 +156,16 @@ def summarize_expert(
     n_boot: int = 10_000,
     seed: int = 0,
     meta: dict[str, Any] | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
 ) -> ExpertSummary:
     """Statistics of an expert run (``temperature``: recompute ``p_opt`` at another
-    temperature than the one recorded; ``None`` keeps each record's own)."""
+    temperature than the one recorded; ``None`` keeps each record's own).
+
+    ``pairs``: the ``(condition, baseline)`` differences to compute (default ``PAIRS``).
+    Condition names are free, so two libraries scored on the same ``states.jsonl`` compare
+    paired, state by state: rename one run's records (``r.model_copy(update={"condition":
+    "revised"})``) and ask for ``("revised", "library")``.
+    """
     by_key = {s.key: s for s in states}
     multi = len({s.difficulty for s in by_key.values()}) > 1
     # (state, condition) -> figures, recomputed from the scores
@@ -210,11 +216,12 @@ def summarize_expert(
                 cl.append(by_key[k].cluster)
         return d, cl
 
-    pairs = [(c, b) for c, b in PAIRS if c in conditions and b in conditions]
+    wanted = PAIRS if pairs is None else tuple((str(c), str(b)) for c, b in pairs)
+    use = [(c, b) for c, b in wanted if c in conditions and b in conditions]
     diffs = []
     for group in groups:
         keys = [k for k in by_key if group in groups_of[k]]
-        for c, b in pairs:
+        for c, b in use:
             for m in METRICS:
                 d, cl = paired(c, b, keys, m)
                 if d:
@@ -240,7 +247,7 @@ def summarize_expert(
                         **{m: ci([vals[(k, c)][m] for k in ks], cl) for m in METRICS},
                     )
                 )
-        for c, b in pairs:
+        for c, b in use:
             d, cl = paired(c, b, keys, "p_opt")
             if d:
                 task_types.append(
@@ -599,20 +606,6 @@ EXPERT_PLOTS = {
 
 def write_expert_report(summary: ExpertSummary, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``report.md``, ``summary.json`` and the PNG plots (matplotlib, Agg backend)."""
-    import matplotlib
+    from reskill_gym.evaluation.report import write_report_files
 
-    from reskill_gym.redaction import redact
-
-    matplotlib.use("Agg", force=True)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    for name, fn in EXPERT_PLOTS.items():
-        with atomic_path(out / name, suffix=".png") as tmp:
-            fn(summary, tmp)
-        written[name] = out / name
-    atomic_write_text(out / "summary.json", redact(summary.model_dump_json(indent=2)))
-    written["summary.json"] = out / "summary.json"
-    atomic_write_text(out / "report.md", redact(_markdown(summary, list(EXPERT_PLOTS))))
-    written["report.md"] = out / "report.md"
-    return written
+    return write_report_files(summary, out_dir, EXPERT_PLOTS, _markdown)

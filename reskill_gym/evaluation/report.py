@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -749,19 +749,33 @@ def _markdown(summary: EvalSummary, plots: Sequence[str]) -> str:
 
 def write_eval_report(summary: EvalSummary, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``report.md``, ``summary.json`` and the PNG plots (matplotlib, Agg backend)."""
+    return write_report_files(summary, out_dir, PLOTS, _markdown)
+
+
+def write_report_files(
+    summary: Any,
+    out_dir: str | os.PathLike[str],
+    plots: Mapping[str, Callable[[Any, Path], None]],
+    markdown: Callable[[Any, list[str]], str],
+) -> dict[str, Path]:
+    """The files of an evaluation report (success or expert metric), each written atomically:
+    the PNG ``plots`` (name -> ``plot(summary, path)``), ``summary.json`` and ``report.md``.
+
+    Error texts and summaries may quote an endpoint's reply, headers included, so both text
+    files go through credential redaction.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    for name, fn in PLOTS.items():
+    for name, fn in plots.items():
         with atomic_path(out / name, suffix=".png") as tmp:
             fn(summary, tmp)
         written[name] = out / name
-    # error texts may quote an endpoint's reply, headers included: no credential is written
     atomic_write_text(out / "summary.json", redact(summary.model_dump_json(indent=2)))
     written["summary.json"] = out / "summary.json"
-    atomic_write_text(out / "report.md", redact(_markdown(summary, list(PLOTS))))
+    atomic_write_text(out / "report.md", redact(markdown(summary, list(plots))))
     written["report.md"] = out / "report.md"
     return written

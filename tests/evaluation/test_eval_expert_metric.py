@@ -83,7 +83,7 @@ def test_conditions_through_the_wrapper(lib, pool):
     none = state_prompt(s, None, CFG)
     full = state_prompt(s, lib, CFG)
     # after a take, on a heat task, with a closed receptacle in view: these fire
-    assert {"after-take-then-place@1", "heat-with-microwave@1", "open-closed-receptacles@1"} <= set(
+    assert {"after-take-then-place@1", "heat-with-microwave@2", "open-closed-receptacles@1"} <= set(
         full.skill_ids
     )
     assert none.skill_ids == [] and none.bundle_chars == 0
@@ -98,7 +98,7 @@ def test_conditions_through_the_wrapper(lib, pool):
         assert "microwave" not in placebo.messages[-1]["content"].split("## Skills")[1]
     shuffled = state_prompt(s, lib, CFG, trigger_task=s.shuffled_task)
     assert "cool-with-fridge@1" in shuffled.skill_ids
-    assert "heat-with-microwave@1" not in shuffled.skill_ids
+    assert "heat-with-microwave@2" not in shuffled.skill_ids
     assert "after-take-then-place@1" in shuffled.skill_ids  # state triggers as usual
     assert "Task: heat some mug" in shuffled.messages[-1]["content"]  # the true task is shown
     assert placebo_view([], pool) is None
