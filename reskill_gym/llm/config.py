@@ -153,6 +153,22 @@ class LLMConfig(BaseModel):
     gguf_cache: bool = Field(
         True, description="local: keep and reuse converted GGUF models (see gguf_cache_dir)."
     )
+    score_prefix_cache_tokens: int = Field(
+        8192,
+        ge=0,
+        description="local, score mode: prompt tokens whose KV cache is kept across calls "
+        "(least recently used first out), so a prompt that shares a prefix with a recent one "
+        "(the conditions of an expert-metric state, the turns of an episode) runs only the "
+        "tokens after it. Memory: tokens x layers x 2 x kv-heads x head-dim x 4 bytes "
+        "(~57 KB a token for Qwen2.5-1.5B in float32). 0 disables it.",
+    )
+    score_packing: Literal["tree", "batch"] = Field(
+        "tree",
+        description="local, score mode: how the candidates of one call go through the model. "
+        "tree: one row, shared leading tokens once, a tree attention mask (the prompt's cache "
+        "is not repeated); batch: one row per candidate over a repeated prompt cache (the "
+        "reference; also what models with sliding-window layers always use).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LLMConfig:

@@ -31,8 +31,9 @@ Generation is serialised by a lock (one model, one device). The loaded ``lm`` an
 
 ``score(messages, candidates)`` ranks a closed set of replies (the admissible actions of a
 text env) by their summed token log-probability as the assistant reply, stop token included
-so that ``go to cabinet 1`` is not favoured as a prefix of ``go to cabinet 10``. The prompt is
-encoded once and its KV cache is shared by every candidate of a chunk.
+so that ``go to cabinet 1`` is not favoured as a prefix of ``go to cabinet 10``. The prompt
+runs once, past the longest prefix it shares with a recent prompt, and the candidates run
+together as a token tree over its KV cache (:mod:`reskill_gym.llm.prefix_cache`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from reskill_gym.llm.base import BaseBackend, RawAnswer
 from reskill_gym.llm.cache import cache_root
 from reskill_gym.llm.config import LLMConfig
 from reskill_gym.llm.errors import LLMConfigError, LLMRequestError
+from reskill_gym.llm.prefix_cache import CandidateTree, PrefixCache
 from reskill_gym.llm.protocol import Message, normalize_messages
 from reskill_gym.llm.structured import schema_instruction
 
@@ -352,6 +354,8 @@ class LocalBackend(BaseBackend):
         self.model_name = DEFAULT_LOCAL_NAME if model in ("", "default") else self.model
         self.load_seconds: float | None = None
         self._stop_ids: list[int] = []
+        self._prefix: PrefixCache | None = None
+        self._full_attn: bool | None = None
         if (lm is None) != (tokenizer is None):
             raise LLMConfigError("LocalBackend: pass both lm and tokenizer, or neither")
         if lm is not None:
@@ -382,6 +386,8 @@ class LocalBackend(BaseBackend):
     def close(self) -> None:
         self._lm = None
         self._tok = None
+        self._prefix = None
+        self._full_attn = None
 
     def _ensure_loaded(self) -> None:
         if self._lm is not None:
@@ -532,10 +538,12 @@ class LocalBackend(BaseBackend):
 
         Score-mode agents pass these to :func:`reskill_gym.rollout.choose_action`, which
         applies the run's ``score_norm`` (sum or mean), so evaluation picks by the same rule
-        training uses. The prompt runs once; its KV cache is repeated for up to ``max_batch``
-        right-padded candidates per forward, so a turn with 30 actions costs one prompt pass
-        plus one short batched pass. Token counts go to ``usage`` (prompt once, plus every
-        candidate token); no text is generated, so ``output_tokens`` stays 0.
+        training uses. The prompt runs once, and only past its longest common prefix with a
+        recent prompt (``score_prefix_cache_tokens``). The candidates then run in one pass
+        as a token tree over the prompt's cache (``score_packing: tree``; up to
+        ``max_batch`` x 8 tree nodes a pass), or right-padded, ``max_batch`` a pass, over a
+        repeated cache (``batch``). Token counts go to ``usage`` (the prompt tokens actually
+        run, plus the candidate tokens); no text is generated, so ``output_tokens`` stays 0.
         """
         import torch
 
@@ -544,51 +552,191 @@ class LocalBackend(BaseBackend):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self._ensure_loaded()
-        tok, lm = self._tok, self._lm
+        tok = self._tok
         chat = self._chat(normalize_messages(messages), None)
         prompt = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-        prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        prompt_ids = list(tok(prompt, add_special_tokens=False)["input_ids"])
         stop = self._stop_ids[:1]
         cand_ids = [list(tok(c, add_special_tokens=False)["input_ids"]) + stop for c in candidates]
         for text, encoded in zip(candidates, cand_ids):
             if not encoded:
                 raise LLMRequestError(f"score: candidate {text!r} encodes to no tokens")
         n_p = len(prompt_ids)
-        out_lps: list[list[float]] = []
+        n_cand = sum(len(c) for c in cand_ids)
         with self._gen_lock, torch.inference_mode():
-            device = lm.device
-            # Only the last position's logits are needed (it predicts every first token).
-            pre = lm(
-                input_ids=torch.tensor([prompt_ids], device=device),
-                use_cache=True,
-                logits_to_keep=1,
+            if self._full_attention():
+                layers, first, ran = self._prompt_state(prompt_ids)
+                if self.config.score_packing == "tree":
+                    out_lps = self._score_tree(layers, first, n_p, cand_ids, max_batch * 8)
+                else:
+                    out_lps = self._score_batched(
+                        lambda n: _repeated(layers, n), first, n_p, cand_ids, max_batch
+                    )
+            else:  # sliding-window layers: the cache must keep its own layer types
+                pre = self._lm(
+                    input_ids=torch.tensor([prompt_ids], device=self._lm.device),
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+                first, ran = torch.log_softmax(pre.logits[0, -1].float(), dim=-1), n_p
+                out_lps = self._score_batched(
+                    lambda n: _repeated_cache(pre.past_key_values, n),
+                    first,
+                    n_p,
+                    cand_ids,
+                    max_batch,
+                )
+        self._add(requests=1, calls=1, input_tokens=ran + n_cand)
+        return out_lps
+
+    @property
+    def prefix_cache(self) -> PrefixCache:
+        """The prompt KV caches kept across score calls (``score_prefix_cache_tokens``)."""
+        if self._prefix is None:
+            self._prefix = PrefixCache(self.config.score_prefix_cache_tokens)
+        return self._prefix
+
+    def _prompt_state(self, ids: list[int]) -> tuple[list[tuple[Any, Any]], Any, int]:
+        """Per-layer ``(key, value)`` of the prompt, the log-probs after it, and how many
+        prompt tokens were run (the rest came from the prefix cache)."""
+        import torch
+        from transformers import DynamicCache
+
+        lm = self._lm
+        device = lm.device
+        hit = self.prefix_cache.match(ids)
+        reuse = min(hit.length, len(ids) - 1)  # at least one token runs: its logits are needed
+        past = None
+        if reuse > 0 and hit.layers is not None:
+            past = DynamicCache(
+                ddp_cache_data=[(k[..., :reuse, :], v[..., :reuse, :]) for k, v in hit.layers]
             )
-            first = torch.log_softmax(pre.logits[0, -1].float(), dim=-1)
-            for lo in range(0, len(cand_ids), max_batch):
-                chunk = cand_ids[lo : lo + max_batch]
-                width = max(len(c) for c in chunk)
-                pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                for b, c in enumerate(chunk):
-                    ids[b, : len(c)] = torch.tensor(c)
-                ids = ids.to(device)
-                past = _repeat_cache(pre.past_key_values, len(chunk))
-                # Right padding: a real token never attends to a later pad, so no mask is needed.
-                pos = torch.arange(n_p, n_p + width, device=device).expand(len(chunk), -1)
-                out = lm(input_ids=ids, past_key_values=past, position_ids=pos, use_cache=True)
-                logp = torch.log_softmax(out.logits.float(), dim=-1)
-                for b, c in enumerate(chunk):
-                    lps = [float(first[c[0]])]
-                    if len(c) > 1:
-                        idx = torch.tensor(c[1:], device=device)
-                        lps += logp[b, : len(c) - 1].gather(1, idx[:, None])[:, 0].tolist()
-                    out_lps.append(lps)
-        self._add(requests=1, calls=1, input_tokens=n_p + sum(len(c) for c in cand_ids))
+        else:
+            reuse = 0
+        out = lm(
+            input_ids=torch.tensor([ids[reuse:]], device=device),
+            past_key_values=past,
+            position_ids=torch.arange(reuse, len(ids), device=device)[None],
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        self.prefix_cache.put(ids, layers)
+        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        return layers, first, len(ids) - reuse
+
+    def _full_attention(self) -> bool:
+        """Every layer attends to the whole prompt (no sliding window): the prefix cache and
+        the tree mask assume it."""
+        if self._full_attn is None:
+            cfg = self._lm.config.get_text_config(decoder=True)
+            types = getattr(cfg, "layer_types", None) or []
+            self._full_attn = not getattr(cfg, "sliding_window", None) or (
+                bool(types) and all(t == "full_attention" for t in types)
+            )
+        return self._full_attn
+
+    def _score_tree(
+        self,
+        layers: Sequence[tuple[Any, Any]],
+        first: Any,
+        n_p: int,
+        cand_ids: list[list[int]],
+        max_nodes: int,
+    ) -> list[list[float]]:
+        import torch
+        from transformers import DynamicCache
+
+        lm = self._lm
+        device = lm.device
+        out_lps: list[list[float]] = [[] for _ in cand_ids]
+        lo = 0
+        while lo < len(cand_ids):
+            # candidates in order until the tree reaches max_nodes (at least one candidate)
+            hi = lo + 1
+            while hi < len(cand_ids) and len(CandidateTree(cand_ids[lo : hi + 1])) <= max_nodes:
+                hi += 1
+            chunk = cand_ids[lo:hi]
+            tree = CandidateTree(chunk)
+            logp = None
+            if len(tree):
+                n = len(tree)
+                mask = torch.full((n, n_p + n), torch.finfo(lm.dtype).min, dtype=lm.dtype)
+                mask[:, :n_p] = 0
+                for j in range(n):
+                    mask[j, [n_p + a for a in tree.ancestors(j)]] = 0
+                out = lm(
+                    input_ids=torch.tensor([tree.tokens], device=device),
+                    past_key_values=DynamicCache(ddp_cache_data=list(layers)),
+                    attention_mask=mask[None, None].to(device),
+                    position_ids=torch.tensor([[n_p + d for d in tree.depths]], device=device),
+                    use_cache=True,
+                )
+                logp = torch.log_softmax(out.logits[0].float(), dim=-1)
+            for b, c in enumerate(chunk):
+                rows = tree.logit_rows(c)
+                lps = [float(first[c[0]])]
+                if len(c) > 1:
+                    assert logp is not None
+                    idx = torch.tensor(rows[1:], device=device)
+                    tgt = torch.tensor(c[1:], device=device)
+                    lps += logp[idx, tgt].tolist()
+                out_lps[lo + b] = lps
+            lo = hi
+        return out_lps
+
+    def _score_batched(
+        self,
+        make_past: Callable[[int], Any],
+        first: Any,
+        n_p: int,
+        cand_ids: list[list[int]],
+        max_batch: int,
+    ) -> list[list[float]]:
+        import torch
+
+        tok, lm = self._tok, self._lm
+        device = lm.device
+        out_lps: list[list[float]] = []
+        for lo in range(0, len(cand_ids), max_batch):
+            chunk = cand_ids[lo : lo + max_batch]
+            width = max(len(c) for c in chunk)
+            pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            for b, c in enumerate(chunk):
+                ids[b, : len(c)] = torch.tensor(c)
+            ids = ids.to(device)
+            # Right padding: a real token never attends to a later pad, so no mask is needed.
+            pos = torch.arange(n_p, n_p + width, device=device).expand(len(chunk), -1)
+            out = lm(
+                input_ids=ids,
+                past_key_values=make_past(len(chunk)),
+                position_ids=pos,
+                use_cache=True,
+            )
+            logp = torch.log_softmax(out.logits.float(), dim=-1)
+            for b, c in enumerate(chunk):
+                lps = [float(first[c[0]])]
+                if len(c) > 1:
+                    idx = torch.tensor(c[1:], device=device)
+                    lps += logp[b, : len(c) - 1].gather(1, idx[:, None])[:, 0].tolist()
+                out_lps.append(lps)
         return out_lps
 
 
-def _repeat_cache(cache: Any, n: int) -> Any:
-    """A copy of a one-row KV cache repeated ``n`` times along the batch (the source is kept)."""
+def _repeated(layers: Sequence[tuple[Any, Any]], n: int) -> Any:
+    """A new cache of ``n`` rows, each the one-row ``(key, value)`` layers."""
+    from transformers import DynamicCache
+
+    return DynamicCache(
+        ddp_cache_data=[
+            (k.repeat_interleave(n, dim=0), v.repeat_interleave(n, dim=0)) for k, v in layers
+        ]
+    )
+
+
+def _repeated_cache(cache: Any, n: int) -> Any:
+    """A copy of a one-row cache object repeated ``n`` times (keeps its layer types)."""
     import copy
 
     out = copy.deepcopy(cache)
