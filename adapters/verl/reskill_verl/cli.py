@@ -154,6 +154,18 @@ def prepare(
     ),
     limit_train: int | None = typer.Option(None, help="At most this many training tasks."),
     limit_val: int | None = typer.Option(None, help="At most this many tasks per val split."),
+    shuffle_seed: int | None = typer.Option(
+        None,
+        "--shuffle-seed",
+        help="Shuffle the training tasks (and each data source's validation tasks) with this "
+        "seed before the limits cut them (published search: 42).",
+    ),
+    val_per_source: int | None = typer.Option(
+        None,
+        "--val-per-source",
+        help="At most this many validation tasks per data source, e.g. per search benchmark "
+        "(published: 300).",
+    ),
 ) -> None:
     """Write veRL dataset files: one row per task, env + task id + split in extra_info.
 
@@ -170,6 +182,8 @@ def prepare(
         env_kwargs=parse_env_args(env_arg),
         limit_train=limit_train,
         limit_val=limit_val,
+        shuffle_seed=shuffle_seed,
+        val_per_source=val_per_source,
     )
     for name, path in result.files.items():
         typer.echo(f"{name}: {result.counts[name]} rows -> {path}")

@@ -177,6 +177,10 @@ class SearchEnv(TextEnv):
             raise KeyError(f"search: unknown task_id {task_id!r}{hint}")
         return self._by_id[task_id]
 
+    def data_source_of(self, task_id: str) -> str:
+        """The benchmark a question comes from (``nq``, ``hotpotqa``, ...; ``synthetic``)."""
+        return self.example(task_id).data_source
+
     @property
     def current_example(self) -> QAExample | None:
         """The question of the running episode (its gold answers and hop queries included)."""

@@ -289,31 +289,18 @@ def load_benchmark(
         names = tuple(n for n in names if n in wanted)
     file_splits: tuple[str, ...] = ("train",) if split == "train" else _EVAL_SPLITS
     examples: list[QAExample] = []
-    missing: list[str] = []
-    merged_cache: dict[Path, list[QAExample]] = {}
+    from_merged: list[str] = []
     for name in names:
         path = find_dataset_file(root, name, file_splits)
-        if path is not None:
-            found = load_qa_file(path, data_source=name, split=split, limit=limit_per_dataset)
-        else:
-            found = []
-            for merged_split in file_splits:
-                for suffix in _SUFFIXES:
-                    cand = root / f"{merged_split}{suffix}"
-                    if cand.is_file():
-                        if cand not in merged_cache:
-                            merged_cache[cand] = load_qa_file(
-                                cand, data_source="unknown", split=split
-                            )
-                        found = [e for e in merged_cache[cand] if e.data_source == name]
-                        break
-                if found:
-                    break
-            if limit_per_dataset is not None:
-                found = found[:limit_per_dataset]
-        if not found:
-            missing.append(name)
+        if path is None:
+            from_merged.append(name)
+            continue
+        examples.extend(load_qa_file(path, data_source=name, split=split, limit=limit_per_dataset))
+    missing = [n for n in names if n not in from_merged and not _has(examples, n)]
+    if from_merged:
+        found, absent = _from_merged_files(root, file_splits, split, from_merged, limit_per_dataset)
         examples.extend(found)
+        missing += absent
     if not examples:
         raise FileNotFoundError(
             f"no {split!r} questions under {root}: expected e.g. {root}/{names[0]}/"
@@ -323,3 +310,33 @@ def load_benchmark(
     if missing:
         logger.info("split %s: no files for %s under %s", split, missing, root)
     return examples
+
+
+def _has(examples: Sequence[QAExample], source: str) -> bool:
+    return any(e.data_source == source for e in examples)
+
+
+def _from_merged_files(
+    root: Path, file_splits: Sequence[str], split: str, names: Sequence[str], limit: int | None
+) -> tuple[list[QAExample], list[str]]:
+    """Questions of ``names`` from merged Search-R1 files (``<split>.parquet`` with a
+    ``data_source`` column), in the file's own row order: a seeded shuffle of them (``reskill
+    verl prepare --shuffle-seed``) then picks the same questions as the published data script,
+    which shuffles the merged file. Each name comes from the first such file (``file_splits``
+    order) that has it. Returns the questions and the names no file had."""
+    wanted = list(names)
+    out: list[QAExample] = []
+    for merged_split in file_splits:
+        files = [root / f"{merged_split}{sfx}" for sfx in _SUFFIXES]
+        cand = next((f for f in files if f.is_file()), None)
+        if cand is None or not wanted:
+            continue
+        rows = load_qa_file(cand, data_source="unknown", split=split)
+        present = {e.data_source for e in rows} & set(wanted)
+        taken: dict[str, int] = {}
+        for e in rows:
+            if e.data_source in present and (limit is None or taken.get(e.data_source, 0) < limit):
+                out.append(e)
+                taken[e.data_source] = taken.get(e.data_source, 0) + 1
+        wanted = [n for n in wanted if n not in present]
+    return out, wanted

@@ -446,3 +446,107 @@ def test_verl_train_runs_main_ppo_with_a_published_preset(tmp_path, monkeypatch)
     )
     assert cfg["trainer"]["nnodes"] == 2 and cfg["reskill"]["skills"] is None
     assert cfg["reskill"]["env_kwargs"]["source"] == "official"
+
+
+# ----- Search: the published data split ---------------------------------------------------
+#: The seven Search-R1 test sets with more questions than the published 300 except Bamboogle
+#: (125 in the real file): the published validation keeps min(300, n) per set.
+_TEST_SIZES = {"nq": 340, "hotpotqa": 310, "triviaqa": 305, "popqa": 302, "2wikimultihopqa": 301,
+               "musique": 320, "bamboogle": 125}  # fmt: skip
+
+
+def _search_r1_files(root: Path) -> Path:
+    """A small folder in the Search-R1 merged layout (``train.parquet`` = NQ + HotpotQA train,
+    ``test.parquet`` = the seven test sets), rows interleaved as in a merged file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root.mkdir(parents=True)
+    train = [
+        {"id": f"train_{i}", "question": f"Train question {i}?", "golden_answers": [f"a{i}"],
+         "data_source": "nq" if i % 3 else "hotpotqa"}
+        for i in range(3600)
+    ]  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(train), root / "train.parquet")
+    test = []
+    sources = [s for s, n in _TEST_SIZES.items() for _ in range(n)]
+    for i, src in enumerate(sorted(sources, key=lambda s: hash((s, sources.index(s))) % 7)):
+        test.append({"id": f"test_{i}", "question": f"Test question {i} ({src})?",
+                     "golden_answers": [f"t{i}"], "data_source": src})  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(test), root / "test.parquet")
+    return root
+
+
+def _preset_prepare_command(name: str) -> list[str]:
+    """The ``reskill verl prepare`` command written in a published preset's header."""
+    import shlex
+
+    lines = (ROOT / "configs" / "verl" / "published" / f"{name}.yaml").read_text().splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("#   reskill verl prepare"))
+    text = ""
+    for ln in lines[start:]:
+        part = ln.lstrip("#").strip()
+        text += " " + part.rstrip("\\").strip()
+        if not part.endswith("\\"):
+            break
+    return shlex.split(text)
+
+
+def test_verl_prepare_search_published_command_gives_the_published_split(tmp_path):
+    """The published search preset's prepare command: 3,000 training questions drawn by the
+    published seeded shuffle (pandas ``sample(frac=1, random_state=42)``) of the merged
+    NQ + HotpotQA file, and 300 validation questions per test set (``_split_by_domain``)."""
+    pd = pytest.importorskip("pandas")
+    import pyarrow.parquet as pq
+
+    from reskill_gym.cli import app
+    from reskill_gym.envs.search import SearchEnv
+
+    data = _search_r1_files(tmp_path / "search-r1")
+    cmd = _preset_prepare_command("search")
+    assert cmd[:3] == ["reskill", "verl", "prepare"]
+    args = [a.replace("<folder>", str(data)).replace("data/search", str(tmp_path / "out"))
+            for a in cmd[1:]]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["shuffle_seed"] == 42 and manifest["val_per_source"] == 300
+    assert manifest["counts"] == {"train": 3000, "val": 6 * 300 + 125}
+
+    env = SearchEnv(dataset="benchmark", data_dir=data)
+    question = {
+        t: env.example(t).question for s in ("train", "seen", "unseen") for t in env.task_ids(s)
+    }
+    train = pq.read_table(out / "train.parquet").to_pylist()
+    published_train = pd.read_parquet(data / "train.parquet").sample(frac=1.0, random_state=42)
+    assert [question[r["extra_info"]["task_id"]] for r in train] == list(
+        published_train["question"][:3000]
+    )
+    val = pq.read_table(out / "val.parquet").to_pylist()
+    test_df = pd.read_parquet(data / "test.parquet")
+    for src, n in _TEST_SIZES.items():
+        ours = [question[r["extra_info"]["task_id"]] for r in val
+                if r["data_source"].endswith(f"/{src}")]  # fmt: skip
+        published = test_df[test_df["data_source"] == src].sample(frac=1.0, random_state=42)
+        assert ours == list(published["question"][: min(n, 300)]), src
+    assert {r["data_source"] for r in val} == {
+        f"reskill/search/{'seen' if s in ('nq', 'hotpotqa') else 'unseen'}/{s}" for s in _TEST_SIZES
+    }
+
+
+def test_verl_prepare_without_the_published_flags_keeps_the_file_order(tmp_path):
+    from reskill_verl.prepare import prepare_dataset
+
+    data = _search_r1_files(tmp_path / "search-r1")
+    p = prepare_dataset("search", tmp_path / "o", env_kwargs={"dataset": "benchmark", "data_dir": str(data)},
+                        limit_train=4, limit_val=2)  # fmt: skip
+    import pyarrow.parquet as pq
+
+    train = pq.read_table(p.files["train"]).to_pylist()
+    assert [r["extra_info"]["task_id"] for r in train] == [
+        "hotpotqa/train_0", "nq/train_1", "nq/train_2", "hotpotqa/train_3"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="data source"):
+        prepare_dataset("alfworld", tmp_path / "a", val_per_source=3,
+                        env_kwargs={"difficulty": "tiny", "source": "generated"})  # fmt: skip
