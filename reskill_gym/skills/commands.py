@@ -14,6 +14,7 @@ code 2; ``validate`` exits 1 when it ran and found invalid skills.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,7 +79,7 @@ def _view(library: Path, version: str | None) -> Any:
     from reskill_gym.skills.library import STORE, LibraryView
 
     with _errors():
-        if not (library / STORE / "HEAD").is_file():
+        if not os.path.lexists(library / STORE / "HEAD"):  # a FIFO or link: open() says why
             if version is not None:
                 raise _fail(f"{library} is a plain folder (no {STORE}); it has no versions")
             return LibraryView.from_folder(library)

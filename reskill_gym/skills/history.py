@@ -1,7 +1,7 @@
 """A library's lineage: the operations of a commit, the history log, and diffs between versions.
 
 Exports ``Operation``, ``OpRecord``, ``HistoryEntry``, ``LibraryDiff``, ``read_history``,
-``append_history``, ``history_line``, ``parent_of`` and ``diff_views``.
+``append_history``, ``history_line``, ``parent_of``, ``parent_map`` and ``diff_views``.
 
 ``<root>/.reskill/history.jsonl`` holds one JSON line per commit, checkout, rollback, prune
 or logged event (a version-test decision, ...). Lines are only ever appended (and a torn
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reskill_gym import safe_files
 from reskill_gym.redaction import redact_obj
 from reskill_gym.skills.errors import StoreError
 from reskill_gym.skills.model import Skill, validate_name
@@ -46,12 +47,17 @@ __all__ = [
     "append_history",
     "history_line",
     "parent_of",
+    "parent_map",
     "diff_views",
 ]
 
 logger = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.jsonl"
+#: A history file larger than this is refused (a real one grows by ~300 bytes a commit).
+MAX_HISTORY_BYTES = 256 << 20
+#: A longer line is skipped when read (reasons and events are clipped far below it).
+MAX_HISTORY_LINE_BYTES = 1 << 20
 
 
 def _now() -> str:
@@ -138,10 +144,12 @@ def append_history(store: Path, entry: HistoryEntry) -> None:
     """Append ``entry`` to ``<store>/history.jsonl`` and fsync (never through a link)."""
     line = history_line(entry) + "\n"
     p = store / HISTORY_FILE
-    if p.is_symlink():
-        raise StoreError(f"{p}: is a symbolic link; a library store holds none")
-    with open(p, "a", encoding="utf-8") as fh:
-        fh.write(line)
+    try:
+        fh = safe_files.open_append(p)
+    except safe_files.UnsafeFileError as exc:
+        raise StoreError(f"{p}: {exc.strerror}; a library store holds only regular files") from None
+    with fh:
+        fh.write(line.encode("utf-8"))
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -153,28 +161,48 @@ def read_history(store: Path, *, last: int | None = None) -> list[HistoryEntry]:
     not make the library unusable.
     """
     p = store / HISTORY_FILE
-    if last == 0 or not p.exists():
+    if last == 0:
         return []
-    lines = p.read_bytes().decode("utf-8", "replace").splitlines()
-    if last is not None:
-        lines = lines[-last:]
+    try:
+        raw = safe_files.read_bytes(p, max_bytes=MAX_HISTORY_BYTES)
+    except FileNotFoundError:
+        return []
+    except safe_files.UnsafeFileError as exc:
+        raise StoreError(f"{p}: {exc.strerror}; a library store holds only regular files") from None
+    lines = raw.split(b"\n")
+    first = 0 if last is None else max(0, len(lines) - last - 1)
     out = []
-    for i, line in enumerate(lines):
+    for i in range(first, len(lines)):
+        line = lines[i]
         if not line.strip():
             continue
+        if len(line) > MAX_HISTORY_LINE_BYTES:
+            logger.warning("%s: skipping line %d (over %d bytes)", p, i + 1, MAX_HISTORY_LINE_BYTES)
+            continue
         try:
-            out.append(HistoryEntry.model_validate_json(line))
+            out.append(HistoryEntry.model_validate_json(line.decode("utf-8", "replace")))
         except ValueError:
             logger.warning("%s: skipping unreadable line %d", p, i + 1)
-    return out
+    return out if last is None else out[-last:]
 
 
 def parent_of(entries: Iterable[HistoryEntry], version: str) -> str | None:
     """The version ``version`` was committed on top of (None for the first or unknown)."""
-    for e in reversed(list(entries)):
-        if e.version == version and e.kind in ("init", "commit"):
-            return e.parent
-    return None
+    return parent_map(entries).get(version)
+
+
+def parent_map(entries: Iterable[HistoryEntry]) -> dict[str, str | None]:
+    """``{version: parent}`` of every commit and init (the latest line of a version wins).
+
+    >>> e = HistoryEntry(kind="commit", version="0123456789ab", parent="ba9876543210")
+    >>> parent_map([e])
+    {'0123456789ab': 'ba9876543210'}
+    """
+    return {
+        e.version: e.parent
+        for e in entries
+        if e.version is not None and e.kind in ("init", "commit")
+    }
 
 
 def diff_views(a: LibraryView, b: LibraryView) -> LibraryDiff:

@@ -26,9 +26,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_text, fsync_dir
 from reskill_gym.skills import store
-from reskill_gym.skills.errors import LibraryError
+from reskill_gym.skills.errors import LibraryError, StoreError
 from reskill_gym.skills.history import (
     HISTORY_FILE,
     HistoryEntry,
@@ -44,6 +45,7 @@ __all__ = ["initialise", "journal_and_move", "needs_recovery", "recover"]
 logger = logging.getLogger(__name__)
 
 PENDING = "PENDING.json"
+MAX_PENDING_BYTES = 1 << 20
 
 
 def _head(root: Path) -> str:
@@ -86,9 +88,15 @@ def initialise(
 
 def _history_is_clean(path: Path) -> bool:
     p = path / HISTORY_FILE
-    if not p.exists() or p.stat().st_size == 0:
+    try:
+        fh = safe_files.open_regular(p)
+    except FileNotFoundError:
         return True
-    with open(p, "rb") as fh:
+    except OSError as exc:
+        raise StoreError(f"{p}: {exc.strerror}; a library store holds only regular files") from None
+    with fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return True
         fh.seek(-1, os.SEEK_END)
         return fh.read(1) == b"\n"
 
@@ -101,7 +109,7 @@ def needs_recovery(root: Path) -> bool:
     """Whether a killed writer left work behind (a journal, a torn line, a stale copy)."""
     path = root / store.STORE
     return (
-        (path / PENDING).exists()
+        os.path.lexists(path / PENDING)
         or store.read_ref(path, "WORKTREE") != _head(root)
         or not _history_is_clean(path)
     )
@@ -112,18 +120,23 @@ def recover(root: Path) -> None:
     path = root / store.STORE
     hist = path / HISTORY_FILE
     if not _history_is_clean(path):
-        data = hist.read_bytes()
+        with safe_files.open_regular(hist) as fh:  # checked just above: a regular file
+            data = fh.read()
         keep = data[: data.rfind(b"\n") + 1]
         logger.warning("%s: dropping a torn last history line", hist)
-        with open(hist, "r+b") as fh:
-            fh.truncate(len(keep))
-            fh.flush()
-            os.fsync(fh.fileno())
-    pending = path / PENDING
-    if pending.exists():
+        fd = os.open(hist, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
         try:
-            entry = HistoryEntry.model_validate_json(pending.read_text())
-        except ValueError:
+            os.ftruncate(fd, len(keep))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    pending = path / PENDING
+    if os.path.lexists(pending):
+        try:
+            raw = store.read_store_file(pending, MAX_PENDING_BYTES)
+            entry: HistoryEntry | None = HistoryEntry.model_validate_json(raw)
+        except (ValueError, StoreError) as exc:
+            logger.warning("%s: unreadable journal discarded (%s)", pending, exc)
             entry = None
         if entry is not None and entry.head_moved and _head(root) == entry.version:
             if not _logged(path, entry):
@@ -140,7 +153,7 @@ def recover(root: Path) -> None:
     worktree = store.read_ref(path, "WORKTREE")
     if worktree != head:
         logger.warning("re-writing the working copy of %s at %s", root, head)
-        sync_worktree(root, worktree, head)
+        sync_worktree(root, worktree, head)  # keeps what it did not write (see there)
 
 
 def journal_and_move(root: Path, entry: HistoryEntry, new_head: str | None) -> None:
@@ -152,6 +165,7 @@ def journal_and_move(root: Path, entry: HistoryEntry, new_head: str | None) -> N
     path = root / store.STORE
     old_head = _head(root)
     if new_head is not None:  # refuse before the commit point, not half-way through
+        store.read_version_blobs(root, new_head)  # a corrupt blob must not move HEAD
         check_worktree(root, store.read_ref(path, "WORKTREE") or old_head, new_head)
     atomic_write_text(path / PENDING, history_line(entry))
     store._crash_point("pending-written")

@@ -52,9 +52,9 @@ from reskill_gym.skills.history import (
     OpRecord,
     append_history,
     diff_views,
+    parent_map,
     read_history,
 )
-from reskill_gym.skills.history import parent_of as _parent_of
 from reskill_gym.skills.model import MAX_SKILL_CONTENT_CHARS, Skill
 from reskill_gym.skills.skillmd import decode_skill_text, parse_skill_md, render_skill_md
 from reskill_gym.skills.store import STORE, content_version
@@ -214,11 +214,20 @@ class SkillLibrary:
             digits = m.group("n")
             n = 0 if digits is None else int(digits or 1)
             v = self.head
-            for _ in range(n):
-                parent = self.parent_of(v)
-                if parent is None:
-                    raise LibraryError(f"{ref}: history is shorter than {n} versions")
-                v = parent
+            if n:
+                parents = parent_map(self.history())
+                seen = {v}
+                for _ in range(n):
+                    parent = parents.get(v)
+                    if parent is None:
+                        raise LibraryError(f"{ref}: history is shorter than {n} versions")
+                    if parent in seen:
+                        raise StoreError(
+                            f"{self.store / 'history.jsonl'}: the parents of {self.head} "
+                            f"form a cycle at {str(parent)[:40]!r} (tampered history)"
+                        )
+                    seen.add(parent)
+                    v = parent
             if not store.is_version_id(v):
                 raise StoreError(
                     f"{self.store / 'history.jsonl'}: parent {str(v)[:40]!r} is not a version id"
@@ -263,7 +272,7 @@ class SkillLibrary:
 
     def parent_of(self, version: str) -> str | None:
         """The version ``version`` was committed on top of (None for the first)."""
-        return _parent_of(self.history(), version)
+        return parent_map(self.history()).get(version)
 
     def diff(self, old: str, new: str) -> LibraryDiff:
         """Skills added, removed and modified from ``old`` to ``new``, with patches."""
@@ -427,6 +436,7 @@ class SkillLibrary:
             journal.recover(self.root)
             self._refuse_dirty()
             old = self.head
+            self.view(version)  # parse every skill (blobs are checked too) before HEAD moves
             entry = HistoryEntry(
                 kind=kind, version=version, parent=old, head_moved=True, reason=reason
             )
@@ -473,6 +483,8 @@ class SkillLibrary:
                 )
                 tree[d.name] = {rel: store.put_blob(self.store, b) for rel, b in files.items()}
             vid = store.put_version(self.store, tree)
+            if vid == base:  # only untracked entries differ: nothing to record
+                return base
             ops = [OpRecord(op="add", name=n) for n in st["added"]]
             ops += [OpRecord(op="modify", name=n) for n in st["modified"]]
             ops += [OpRecord(op="delete", name=n) for n in st["deleted"]]

@@ -2,8 +2,8 @@
 
 Exports: ``read_skill``, ``write_skill``, ``parse_skill_md``, ``render_skill_md``,
 ``find_skill_md``, ``spec_errors``, ``validate_skill_dir``, ``is_skill_dir``,
-``read_file_nofollow``, ``decode_skill_text``, ``skill_files``, ``METADATA_PREFIX``,
-``MAX_FILE_BYTES``, ``MAX_FILES_PER_SKILL``, ``FRONT_MATTER_LIMITS``.
+``read_file_nofollow``, ``decode_skill_text``, ``skill_files``, ``stored_path_problem``,
+``METADATA_PREFIX``, ``MAX_FILE_BYTES``, ``MAX_FILES_PER_SKILL``, ``FRONT_MATTER_LIMITS``.
 
 File layout we write (every value under ``metadata`` is a string, so the file stays
 spec-valid and any Claude-compatible tool reads it)::
@@ -82,6 +82,7 @@ __all__ = [
     "read_file_nofollow",
     "decode_skill_text",
     "skill_files",
+    "stored_path_problem",
     "METADATA_PREFIX",
     "MAX_FILE_BYTES",
     "MAX_FILES_PER_SKILL",
@@ -564,10 +565,45 @@ def skill_files(folder: str | Path) -> dict[str, bytes]:
             if entry.is_dir(follow_symlinks=False):
                 stack.append((p, rel + "/"))
                 continue
+            problem = stored_path_problem(rel)
+            if problem is not None:
+                raise SkillError(problem, path=p)
             if len(out) >= MAX_FILES_PER_SKILL:
                 raise SkillError(f"more than {MAX_FILES_PER_SKILL} files", path=root)
             out[rel] = read_file_nofollow(p)
     return dict(sorted(out.items()))
+
+
+#: Longest relative path of a file in a skill folder.
+MAX_PATH_CHARS = 1024
+
+
+def stored_path_problem(rel: object) -> str | None:
+    """Why ``rel`` cannot be a file path inside a stored skill (None: it can).
+
+    One rule for reading a folder (``skill_files``) and for checking a store entry
+    (``reskill_gym.skills.store.check_rel_path``): a folder that reads cleanly is a
+    library that validates.
+
+    >>> stored_path_problem("refs/notes.md") is None
+    True
+    >>> stored_path_problem("../x")
+    "file path '../x' is not a plain relative path inside a skill folder"
+    """
+    if not isinstance(rel, str) or not rel:
+        return f"file path {rel!r} is not a non-empty string"
+    if len(rel) > MAX_PATH_CHARS:
+        return f"file path {rel[:80]!r}... is over {MAX_PATH_CHARS} characters"
+    parts = rel.split("/")
+    bad = (
+        rel.startswith("/")
+        or "\\" in rel
+        or any(not p or p.startswith(".") or p == "__pycache__" for p in parts)
+        or not _printable_name(rel)
+    )
+    if bad:
+        return f"file path {rel!r} is not a plain relative path inside a skill folder"
+    return None
 
 
 def _printable_name(name: str) -> bool:

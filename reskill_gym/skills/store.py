@@ -1,10 +1,10 @@
 """The ``.reskill`` store of a skill library: content-addressed objects, version trees, refs, lock.
 
 Exports ``STORE``, ``VERSION_ID_CHARS``, ``content_version``, ``sha256_hex``, ``is_sha``,
-``is_version_id``, ``check_layout``, ``hold_lock``, ``read_ref``, ``write_ref``,
-``put_blob``, ``put_version``, ``stored_versions``, ``read_tree``, ``read_blob``,
-``skill_dirs``, ``read_skill_folder``, ``skill_md_key``, ``check_rel_path`` and
-``no_links_below``.
+``is_version_id``, ``check_layout``, ``hold_lock``, ``read_store_file``, ``read_ref``,
+``write_ref``, ``put_blob``, ``put_version``, ``stored_versions``, ``read_tree``,
+``read_blob``, ``read_version_blobs``, ``skill_dirs``, ``read_skill_folder``,
+``skill_md_key``, ``check_rel_path`` and ``no_links_below``.
 
 Layout (see ``reskill_gym.skills.library`` for the whole folder)::
 
@@ -47,10 +47,18 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_bytes, atomic_write_text
 from reskill_gym.skills.errors import LibraryError, SkillError, StoreError
 from reskill_gym.skills.model import validate_name
-from reskill_gym.skills.skillmd import MAX_FILE_BYTES, _link_message, find_skill_md, skill_files
+from reskill_gym.skills.skillmd import (
+    MAX_FILE_BYTES,
+    MAX_FILES_PER_SKILL,
+    _link_message,
+    find_skill_md,
+    skill_files,
+    stored_path_problem,
+)
 
 __all__ = [
     "STORE",
@@ -61,6 +69,7 @@ __all__ = [
     "is_version_id",
     "check_layout",
     "hold_lock",
+    "read_store_file",
     "read_ref",
     "write_ref",
     "put_blob",
@@ -68,6 +77,7 @@ __all__ = [
     "stored_versions",
     "read_tree",
     "read_blob",
+    "read_version_blobs",
     "skill_dirs",
     "read_skill_folder",
     "skill_md_key",
@@ -148,19 +158,12 @@ def skill_md_key(files: Mapping[str, Any]) -> str:
 
 
 def check_rel_path(rel: object) -> str:
-    """A stored file path: relative POSIX, no ``..``/``.``/hidden parts, no backslash."""
-    if not isinstance(rel, str) or not rel or len(rel) > 1024:
-        raise ValueError(f"file path {rel!r} is not a non-empty string")
-    parts = rel.split("/")
-    bad = (
-        rel.startswith("/")
-        or "\\" in rel
-        or "\x00" in rel
-        or any(not p or p.startswith(".") or p == "__pycache__" for p in parts)
-        or not rel.isprintable()
-    )
-    if bad:
-        raise ValueError(f"file path {rel!r} is not a plain relative path inside a skill folder")
+    """A stored file path: relative POSIX, no ``..``/``.``/hidden parts, no backslash (the
+    rule ``skill_files`` applies when a folder is read, so what a library stores passes)."""
+    problem = stored_path_problem(rel)
+    if problem is not None:
+        raise ValueError(problem)
+    assert isinstance(rel, str)
     return rel
 
 
@@ -185,13 +188,17 @@ def no_links_below(base: Path, rel_parts: Iterable[str]) -> Path:
 
 # ---- the store folder -----------------------------------------------------------------
 def check_layout(store: Path) -> None:
-    """Refuse a store whose folders or files are links (a write would land elsewhere)."""
+    """Refuse a store whose folders or files are links (a write would land elsewhere) or
+    whose files are FIFOs, sockets or devices (a read would block)."""
     for p in (store, *(store / n for n in _STORE_DIRS), *(store / n for n in _STORE_FILES)):
         if p.is_symlink():
             raise StoreError(f"{p}: is a symbolic link; a library store holds none")
     for n in _STORE_DIRS:
         if (store / n).exists() and not (store / n).is_dir():
             raise StoreError(f"{store / n}: is a file, expected a folder")
+    for n in _STORE_FILES:  # a FIFO or device would block or mislead the first read
+        if os.path.lexists(store / n) and not stat.S_ISREG(os.lstat(store / n).st_mode):
+            raise StoreError(f"{store / n}: not a regular file; a library store holds only files")
 
 
 def _file_lock(store: Path, timeout: float) -> Any:
@@ -232,14 +239,25 @@ class _Held:
         self.lock.release()
 
 
+def read_store_file(p: Path, max_bytes: int) -> bytes:
+    """A store file's bytes: never through a link, never from a FIFO or device, never
+    more than ``max_bytes``. ``FileNotFoundError`` passes through (the caller knows what
+    a missing file means); everything else is a ``StoreError`` naming the file."""
+    try:
+        return safe_files.read_bytes(p, max_bytes=max_bytes)
+    except FileNotFoundError:
+        raise
+    except safe_files.UnsafeFileError as exc:
+        raise StoreError(f"{p}: {exc.strerror}; a library store holds only regular files") from None
+    except OSError as exc:
+        raise StoreError(f"{p}: cannot read ({exc.strerror})") from None
+
+
 def read_ref(store: Path, name: str) -> str | None:
     """The version id in ``<store>/<name>`` (``HEAD``, ``WORKTREE``); None if absent or empty."""
     p = store / name
-    if p.is_symlink():
-        raise StoreError(f"{p}: is a symbolic link; a library store holds none")
     try:
-        with open(p, "rb") as fh:
-            raw = fh.read(256)
+        raw = read_store_file(p, 256)
     except FileNotFoundError:
         return None
     value = raw.decode("utf-8", "replace").strip()
@@ -284,30 +302,6 @@ def stored_versions(store: Path) -> list[str]:
     )
 
 
-def _read_store_object(p: Path, max_bytes: int = 2 * MAX_FILE_BYTES) -> bytes:
-    """A store object's bytes: never through a link, never more than ``max_bytes``.
-
-    ``FileNotFoundError`` passes through (the caller names what referenced the object).
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(p, flags)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise StoreError(f"{p}: cannot read ({exc.strerror}); a link or not a file") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise StoreError(f"{p}: not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(max_bytes + 1)
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:
-        raise StoreError(f"{p}: object over {max_bytes} bytes")
-    return data
-
-
 def read_tree(root: Path, version: str) -> Tree:
     """The ``{name: {path: sha}}`` map of a stored version, validated entry by entry.
 
@@ -318,18 +312,11 @@ def read_tree(root: Path, version: str) -> Tree:
     if not isinstance(version, str) or not _VERSION_ID_RE.match(version):
         raise LibraryError(f"{root}: {str(version)[:40]!r} is not a version id")
     p = root / STORE / "versions" / f"{version}.json"
-    if p.is_symlink():
-        raise StoreError(f"{p}: is a symbolic link; a library store holds none")
     try:
-        with open(p, "rb") as fh:
-            raw = fh.read(MAX_VERSION_FILE_BYTES + 1)
+        raw = read_store_file(p, MAX_VERSION_FILE_BYTES)
     except FileNotFoundError:
         raise LibraryError(f"{root}: version {version} does not exist (pruned?)") from None
-    except OSError as exc:
-        raise StoreError(f"{p}: cannot read ({exc.strerror})") from None
     try:
-        if len(raw) > MAX_VERSION_FILE_BYTES:
-            raise ValueError(f"over {MAX_VERSION_FILE_BYTES} bytes")
         data = json.loads(raw.decode("utf-8"))
         if not isinstance(data, dict) or not isinstance(data.get("skills"), dict):
             raise ValueError("expected an object with a 'skills' map")
@@ -341,6 +328,8 @@ def read_tree(root: Path, version: str) -> Tree:
                 raise ValueError(f"skill name {str(name)[:80]!r} is invalid") from None
             if not isinstance(files, dict) or not files:
                 raise ValueError(f"skill {name!r}: expected a non-empty map of files")
+            if len(files) > MAX_FILES_PER_SKILL:
+                raise ValueError(f"skill {name!r}: more than {MAX_FILES_PER_SKILL} files")
             clean: dict[str, str] = {}
             for rel, sha in files.items():
                 check_rel_path(rel)
@@ -361,11 +350,28 @@ def read_blob(root: Path, sha: str, where: str = "") -> bytes:
     """A stored file's bytes, checked against its hash (a changed blob is an error)."""
     if not _SHA_RE.match(sha):
         raise StoreError(f"{where or root}: {sha[:80]!r} is not a sha256")
-    p = root / STORE / "objects" / sha[:2] / sha
+    sub = root / STORE / "objects" / sha[:2]
+    if sub.is_symlink():
+        raise StoreError(f"{sub}: is a symbolic link; a library store holds none")
+    p = sub / sha
     try:
-        data = _read_store_object(p)
+        data = read_store_file(p, 2 * MAX_FILE_BYTES)
     except FileNotFoundError:
         raise StoreError(f"{p}: missing object (referenced by {where or 'a version'})") from None
     if sha256_hex(data) != sha:
         raise StoreError(f"{p}: tampered or corrupt object (its content does not hash to its name)")
     return data
+
+
+def read_version_blobs(root: Path, version: str) -> dict[str, bytes]:
+    """Every blob of a stored version by sha, each read and checked against its hash.
+
+    Called before a commit point that moves HEAD to ``version``: a corrupt or missing
+    object is an error while nothing has changed yet, not a library wedged at a version
+    that cannot be written out.
+    """
+    return {
+        sha: read_blob(root, sha, f"version {version}")
+        for files in read_tree(root, version).values()
+        for sha in files.values()
+    }

@@ -5,9 +5,12 @@ Exports ``untracked_entries``, ``worktree_status``, ``check_worktree`` and ``syn
 The working copy is the version named by ``.reskill/WORKTREE``, written out as spec-valid
 skill folders so any Claude-compatible tool reads them. Hand edits there are recorded with
 ``SkillLibrary.snapshot``; a commit or checkout refuses while there are unrecorded edits.
-A rewrite touches only files the library tracks: it never writes through a link and never
-deletes what the library does not store (hidden files, caches, ``.git/`` ...); it refuses
-instead (``check_worktree``), before anything changed.
+A rewrite touches only files the library wrote: it never writes through a link, never
+deletes what the library does not store (hidden files, caches, ``.git/`` ...), and never
+replaces a file that holds neither the old nor the new version's bytes (somebody's
+unrecorded edit). Commands that move HEAD refuse such files before their commit point
+(``check_worktree``); a re-sync after a crash or a hand-edited ``HEAD`` keeps them in
+place and names them (``sync_worktree``).
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from reskill_gym.atomic import atomic_write_bytes
@@ -131,49 +133,84 @@ def check_worktree(root: Path, old: str | None, new: str) -> None:
         )
 
 
-def sync_worktree(root: Path, old: str | None, new: str) -> None:
-    """Make the working copy equal ``new``, touching only files the library tracks; then
-    point ``WORKTREE`` at ``new``."""
-    check_worktree(root, old, new)
+def sync_worktree(root: Path, old: str | None, new: str) -> list[str]:
+    """Make the working copy equal ``new`` as far as it is the library's to change; then
+    point ``WORKTREE`` at ``new``. Returns what it kept (``name/path``, sorted).
+
+    A file is rewritten or removed only while it holds what ``old`` or ``new`` put there
+    (or is missing): anything else in its place is somebody's unrecorded edit and stays
+    where it is, with a warning naming it; ``status()`` then shows it as a change to
+    record (``snapshot``) or revert. Commands that move HEAD refuse such edits before
+    their commit point (``check_worktree`` and the library's dirty check), so this is
+    what keeps them when the working copy is re-synced after a crash past the commit
+    point or after ``HEAD`` was edited by hand. Every blob of ``new`` is read and
+    checked before the first write.
+    """
     old_tree = store.read_tree(root, old) if old else {}
     new_tree = store.read_tree(root, new)
+    blobs = store.read_version_blobs(root, new)
+    kept: list[str] = []
     for name in sorted(set(old_tree) | set(new_tree)):
         folder = root / name
-        tracked = old_tree.get(name, {})
-        if name not in new_tree:
-            if folder.is_dir() and not folder.is_symlink():
-                _remove_tracked(folder, tracked)
+        ours = old_tree.get(name, {})
+        want = new_tree.get(name, {})
+        if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
+            kept.append(f"{name} (not a folder)")
             continue
-        on_disk = store.read_skill_folder(folder) if folder.is_dir() else {}
-        want = new_tree[name]
+        try:
+            on_disk = store.read_skill_folder(folder) if folder.is_dir() else {}
+        except SkillError as exc:
+            kept.append(f"{name} ({exc.message})")
+            continue
+        disk = {rel: store.sha256_hex(data) for rel, data in on_disk.items()}
         for rel, sha in want.items():
-            if rel not in on_disk or store.sha256_hex(on_disk[rel]) != sha:
+            have = disk.get(rel)
+            if have == sha:
+                continue
+            if have is not None and have != ours.get(rel):
+                kept.append(f"{name}/{rel}")
+                continue
+            try:
                 target = store.no_links_below(root, [name, *rel.split("/")])
-                atomic_write_bytes(target, store.read_blob(root, sha, f"version {new}"))
-                store._crash_point("worktree-file-written")
-        for rel in set(on_disk) - set(want):
-            if rel in tracked:  # only what the old version put there
-                (folder / rel).unlink()
+            except LibraryError:
+                kept.append(f"{name}/{rel} (a link on the way)")
+                continue
+            atomic_write_bytes(target, blobs[sha])
+            store._crash_point("worktree-file-written")
+        gone = [rel for rel in disk if rel not in want and rel in ours]
+        kept += [f"{name}/{rel}" for rel in gone if disk[rel] != ours[rel]]
+        _remove_files(folder, [rel for rel in gone if disk[rel] == ours[rel]], name in new_tree)
+    if kept:
+        shown = ", ".join(kept[:10]) + (f", ... (+{len(kept) - 10})" if len(kept) > 10 else "")
+        logger.warning(
+            "%s: kept %d file(s) holding edits not recorded in any version: %s "
+            "(`reskill skills status` lists them; `reskill skills snapshot` records them)",
+            root,
+            len(kept),
+            shown,
+        )
     store.write_ref(root / store.STORE, "WORKTREE", new)
+    return sorted(kept)
 
 
-def _remove_tracked(folder: Path, tracked: Mapping[str, str]) -> None:
-    """Delete a skill folder's tracked files, then the folders they leave empty.
+def _remove_files(folder: Path, rels: list[str], keep_folder: bool) -> None:
+    """Delete ``rels`` from a skill folder, then the folders they leave empty (the skill
+    folder itself too unless ``keep_folder``).
 
-    Never ``rmtree``: whatever else is there stays (``check_worktree`` refused first, so
-    normally nothing is).
+    Never ``rmtree``: whatever else is there stays.
     """
-    on_disk = store.read_skill_folder(folder)
-    dirs: set[Path] = {folder}
-    for rel in on_disk:
-        if rel in tracked:
-            (folder / rel).unlink()
-            parent = (folder / rel).parent
-            while parent != folder:
-                dirs.add(parent)
-                parent = parent.parent
+    dirs: set[Path] = set() if keep_folder else {folder}
+    for rel in rels:
+        (folder / rel).unlink()
+        parent = (folder / rel).parent
+        while parent != folder:
+            dirs.add(parent)
+            parent = parent.parent
     for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
         try:
             d.rmdir()
-        except OSError:
-            logger.warning("%s: left in place (holds files the library does not track)", d)
+        except FileNotFoundError:
+            pass
+        except OSError:  # not empty: somebody's files are in it
+            if not keep_folder:
+                logger.warning("%s: left in place (holds files the library does not track)", d)

@@ -1,0 +1,119 @@
+"""The one way the project opens files in folders a user, a run or a skill library supplies.
+
+Exports ``UnsafeFileError``, ``open_regular``, ``read_bytes``, ``read_text`` and
+``open_append``.
+
+Every folder the project reads or writes may hold something placed there to mislead it:
+a symbolic link that sends a read or a write elsewhere, or a FIFO (or device) that blocks
+forever when opened. Files here are opened with ``O_NOFOLLOW`` (a link in the last
+component is refused with no window between check and open) and ``O_NONBLOCK`` (opening a
+FIFO cannot block), then ``fstat`` must say "regular file"; reads are capped in bytes.
+Writes go through ``reskill_gym.atomic`` (temp file and rename: a link at the target is
+replaced, never written through).
+
+>>> import tempfile, pathlib, os
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "a.txt").write_text("hello")
+>>> read_text(d / "a.txt")
+'hello'
+>>> os.mkfifo(d / "pipe")
+>>> read_bytes(d / "pipe")
+Traceback (most recent call last):
+...
+reskill_gym.safe_files.UnsafeFileError: [Errno 22] not a regular file (a FIFO): '...pipe'
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["UnsafeFileError", "open_regular", "read_bytes", "read_text", "open_append"]
+
+#: Default cap on one read: larger inputs are refused, not truncated.
+DEFAULT_MAX_BYTES = 64 << 20
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+class UnsafeFileError(OSError):
+    """A path is a link, a FIFO, a device or a folder where a regular file is needed, or a
+    file is over its size cap. An ``OSError`` with the path as ``filename``, so the CLI
+    prints it as ``error: <path>: <why>``."""
+
+    def __init__(self, path: str | Path, why: str) -> None:
+        super().__init__(errno.EINVAL, why, str(path))
+
+
+def _kind(mode: int) -> str:
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _open_fd(path: Path, flags: int) -> int:
+    """An fd of a regular file at ``path`` (never a link, never blocking on a FIFO)."""
+    flags |= getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = "?"
+            why = f"is a symbolic link (-> {target}); links are not followed"
+            raise UnsafeFileError(path, why) from None
+        if exc.errno == errno.ENXIO:  # a FIFO opened for writing with no reader
+            raise UnsafeFileError(path, "not a regular file (a FIFO)") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnsafeFileError(path, f"not a regular file ({_kind(mode)})")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """Open a regular file for reading (binary); links, FIFOs, devices and folders refused."""
+    p = Path(path)
+    return os.fdopen(_open_fd(p, os.O_RDONLY), "rb")
+
+
+def read_bytes(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes of a regular file; over ``max_bytes`` is an ``UnsafeFileError``."""
+    p = Path(path)
+    with open_regular(p) as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UnsafeFileError(p, f"file is over {max_bytes} bytes")
+    return data
+
+
+def read_text(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """The UTF-8 text of a regular file (``UnicodeDecodeError`` on bad bytes)."""
+    return read_bytes(path, max_bytes=max_bytes).decode("utf-8")
+
+
+def open_append(path: str | Path) -> BinaryIO:
+    """Open a regular file for appending (binary), creating it if missing.
+
+    For logs that grow line by line (``episodes.jsonl``, ``history.jsonl``): a link or a
+    FIFO at ``path`` is refused instead of being written through or blocking.
+    """
+    p = Path(path)
+    return os.fdopen(_open_fd(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")
