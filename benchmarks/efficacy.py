@@ -86,9 +86,9 @@ def load_config(path: Path, overrides: dict[str, Any]) -> tuple[list[EvalConfig]
 
 def combine(out: Path, configs: list[EvalConfig], wall_s: float | None = None) -> Any:
     """Pool the per-difficulty runs into ``out``: report.md, summary.json, plots, table."""
+    from reskill_gym.evaluation.episode_log import EpisodeLog
     from reskill_gym.evaluation.expert import SCORES_FILE, STATES_FILE, ExpertScore, _read_states
     from reskill_gym.evaluation.expert_report import summarize_expert, write_expert_report
-    from reskill_gym.evaluation.runner import EpisodeLog
 
     states, scores = [], []
     collect_s = 0.0

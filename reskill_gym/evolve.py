@@ -18,7 +18,7 @@ Per step (the local trainer's step without 4-5)::
     groups = groups_per_step tasks (shuffled epochs), group_size rollouts each
     plan   = coevolution.plan_step(groups)          # incumbent / candidate per rollout
     each rollout: an env leased with coevolution.view(version), one RolloutSession (the turn
-                  contract), played by the agent (reskill_gym.evaluation.runner.EpisodePlayer)
+                  contract), played by the agent (reskill_gym.evaluation.player.EpisodePlayer)
     coevolution.record(episodes); coevolution.end_step(step)   # tester, creator
 
 The run folder, config sections ``run`` / ``env`` / ``rollout`` / ``coevolution``, the
@@ -315,7 +315,7 @@ class EvolveRun:
         """Library, co-evolution, env pool, task list and the agent (loads a local model)."""
         from reskill_gym.envs.registration import make_skill_env
         from reskill_gym.evaluation.agents import make_agent
-        from reskill_gym.evaluation.runner import EpisodePlayer
+        from reskill_gym.evaluation.player import EpisodePlayer
         from reskill_gym.llm import LLMConfigError
         from reskill_gym.rollout import EnvPool
         from reskill_gym.skills import SkillLibrary

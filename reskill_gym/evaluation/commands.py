@@ -15,7 +15,8 @@ from typing import Any
 
 import typer
 
-from reskill_gym.evaluation.runner import EvalAbortedError, EvalConfig, run_eval
+from reskill_gym.evaluation.config import EvalAbortedError, EvalConfig
+from reskill_gym.evaluation.runner import run_eval
 
 __all__ = ["eval_command", "run_and_report"]
 

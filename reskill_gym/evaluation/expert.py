@@ -1,6 +1,6 @@
 """``reskill eval --metric expert``: score expert-labelled states under skill conditions.
 
-Exports ``ExpertConfig``, ``ConditionName``, ``CONDITIONS``, ``ExpertScore``, ``ExpertRun``,
+Exports ``ExpertScore``, ``ExpertRun``,
 ``StatePrompt``, ``state_prompt``, ``placebo_view``, ``placebo_pool``, ``score_figures``,
 ``run_expert`` and ``STATES_FILE`` / ``SCORES_FILE``.
 
@@ -52,17 +52,19 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from reskill_gym.atomic import atomic_write_json, atomic_write_text
+from reskill_gym.evaluation.config import EvalAbortedError, EvalConfig, ExpertConfig
+from reskill_gym.evaluation.episode_log import CONFIG_FILE, EpisodeLog, check_resume, config_meta
+from reskill_gym.evaluation.runner import open_frozen, parse_library_ref, select_tasks
 from reskill_gym.evaluation.states import (
     ExpertState,
     ReplayEnv,
-    StateConfig,
     collect_states,
     shuffled_task_texts,
 )
@@ -70,13 +72,7 @@ from reskill_gym.rollout import RolloutSession, TurnConfig, choice_probabilities
 from reskill_gym.skills import LibraryView, Skill, Trigger
 from reskill_gym.skills.bundle import DEFAULT_TEMPLATE, BundleTemplate
 
-if TYPE_CHECKING:  # pragma: no cover
-    from reskill_gym.evaluation.runner import EvalConfig
-
 __all__ = [
-    "ExpertConfig",
-    "ConditionName",
-    "CONDITIONS",
     "ExpertScore",
     "ExpertRun",
     "StatePrompt",
@@ -91,44 +87,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ConditionName = Literal["none", "library", "placebo", "shuffled"]
-CONDITIONS: tuple[str, ...] = ("none", "library", "placebo", "shuffled")
 STATES_FILE = "states.jsonl"
 SCORES_FILE = "scores.jsonl"
-
-
-def _all_conditions() -> list[ConditionName]:
-    return ["none", "library", "placebo", "shuffled"]
-
-
-class ExpertConfig(StateConfig):
-    """The ``expert:`` block of an eval config: how states are drawn and what is compared."""
-
-    conditions: list[ConditionName] = Field(
-        default_factory=_all_conditions,
-        description="Conditions to score; library is always included (the others are "
-        "compared against it).",
-    )
-    placebo_skills: list[str] = Field(
-        default_factory=list,
-        description="Folders of other-domain skills for the placebo; empty: the library "
-        "folder's sibling skill libraries (skills/scienceworld, skills/search for "
-        "skills/alfworld).",
-    )
-    label: Literal["snapshot", "replay"] = Field(
-        "snapshot",
-        description="Look-ahead labelling: snapshot (the engine state is saved and restored "
-        "around each command, ~20 ms a command) or replay (reset + replay the prefix per "
-        "command, the slow reference).",
-    )
-
-    @field_validator("conditions")
-    @classmethod
-    def _conditions(cls, v: list[str]) -> list[str]:
-        out = list(dict.fromkeys(v))
-        if "library" not in out:
-            out.insert(0, "library")
-        return [c for c in CONDITIONS if c in out]  # a fixed order: none, library, ...
 
 
 class ExpertScore(BaseModel):
@@ -361,7 +321,6 @@ def _default_placebo(library: str) -> list[str]:
 
 def _collect(config: EvalConfig, ecfg: ExpertConfig, out: Path) -> tuple[list[ExpertState], float]:
     from reskill_gym.envs.registration import env_class
-    from reskill_gym.evaluation.runner import select_tasks
 
     env_cls: Any = env_class(config.env)
     env = env_cls(split=config.splits[0], **config.env_options())
@@ -397,15 +356,6 @@ def run_expert(
 ) -> ExpertRun:
     """Collect (or reload) the states, then score each under every condition (resumable)."""
     from reskill_gym.evaluation.agents import AgentChoice, make_agent
-    from reskill_gym.evaluation.runner import (
-        CONFIG_FILE,
-        EpisodeLog,
-        EvalAbortedError,
-        _check_resume,
-        _config_meta,
-        _open_frozen,
-        parse_library_ref,
-    )
 
     ecfg = config.expert
     out = Path(out_dir)
@@ -414,11 +364,11 @@ def run_expert(
     except OSError as e:
         raise EvalAbortedError(f"--out {out}: cannot create it ({e})") from e
     if (out / STATES_FILE).exists() or (out / SCORES_FILE).exists():
-        _check_resume(out, config)
+        check_resume(out, config)
     t0 = time.monotonic()
     lib_ref = config.skills[0]
     try:
-        lib_view, lib_version = _open_frozen(lib_ref)
+        lib_view, lib_version = open_frozen(lib_ref)
     except Exception as e:
         raise EvalAbortedError(f"--skills {lib_ref}: {e}") from e
     pool: list[Skill] = []
@@ -443,7 +393,7 @@ def run_expert(
     if "shuffled" in conditions and not any(s.shuffled_task for s in states):
         log.warning("expert: one task type only: the shuffled condition is left out")
         conditions.remove("shuffled")
-    meta = _config_meta(config) | {
+    meta = config_meta(config) | {
         "library": {"source": lib_ref, "version": lib_version},
         "placebo_skills": placebo_src,
         "conditions": conditions,

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from reskill_gym.evaluation.expert import CONDITIONS, ExpertScore, score_figures
+from reskill_gym.evaluation.config import CONDITIONS
+from reskill_gym.evaluation.expert import ExpertScore, score_figures
 from reskill_gym.evaluation.report import RateCI, cluster_bootstrap_ci
 from reskill_gym.evaluation.states import ExpertState
 

@@ -45,7 +45,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from reskill_gym.atomic import atomic_path, atomic_write_text
-from reskill_gym.evaluation.runner import NO_SKILLS, EvalEpisode
+from reskill_gym.evaluation.config import NO_SKILLS
+from reskill_gym.evaluation.episode_log import EvalEpisode
 from reskill_gym.redaction import redact
 
 __all__ = [

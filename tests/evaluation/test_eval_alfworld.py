@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from reskill_gym.evaluation import EvalConfig, run_and_report, run_eval, summarize
-from reskill_gym.evaluation.runner import NO_SKILLS
+from reskill_gym.evaluation.config import NO_SKILLS
 from reskill_gym.rollout import RolloutSession, choose_action
 
 SKILLS = Path(__file__).resolve().parents[2] / "skills" / "alfworld"

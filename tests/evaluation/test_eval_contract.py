@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from reskill_gym.evaluation import EvalConfig, run_eval, summarize
-from reskill_gym.evaluation.runner import EvalAbortedError
+from reskill_gym.evaluation.config import EvalAbortedError
 from reskill_gym.rollout import RolloutSession, candidate_scores, choose_action
 from reskill_gym.testing.loopback import LoopbackLLMServer
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from reskill_gym.evaluation import EvalConfig, run_expert
+from reskill_gym.evaluation.config import EvalAbortedError
 from reskill_gym.evaluation.expert import LibraryView, score_figures, state_prompt
-from reskill_gym.evaluation.runner import EvalAbortedError
 
 REPO = Path(__file__).resolve().parents[2]
 SKILLS = REPO / "skills" / "alfworld"

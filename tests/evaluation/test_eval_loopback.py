@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from reskill_gym.evaluation import EvalConfig, run_and_report, run_eval, summarize
-from reskill_gym.evaluation.runner import NO_SKILLS, EvalAbortedError, select_tasks
+from reskill_gym.evaluation.config import NO_SKILLS, EvalAbortedError
+from reskill_gym.evaluation.runner import select_tasks
 from reskill_gym.skills import Skill, Trigger, write_skill
 from reskill_gym.testing.loopback import LoopbackError, LoopbackLLMServer, LoopbackRequest
 

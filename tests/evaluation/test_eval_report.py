@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from reskill_gym.episode import Turn
+from reskill_gym.evaluation.episode_log import EvalEpisode
 from reskill_gym.evaluation.report import (
     bootstrap_mean_ci,
     render_table,
     summarize,
     write_eval_report,
 )
-from reskill_gym.evaluation.runner import EvalEpisode
 
 
 def rec(cond, task, seed, success, *, split="unseen", ttype="a", skills=(), error=None, valid=True):

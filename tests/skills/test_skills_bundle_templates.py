@@ -12,7 +12,7 @@ import reskill_gym  # noqa: F401  (registers the ids)
 from reskill_gym.creator.config import CreatorConfig
 from reskill_gym.creator.verify import Verifier
 from reskill_gym.episode import Episode, Turn
-from reskill_gym.evaluation.runner import EvalConfig
+from reskill_gym.evaluation.config import EvalConfig
 from reskill_gym.runfolder import EnvConfig
 from reskill_gym.skills import LibraryView, Operation, Skill, SkillError, Trigger, write_skill
 from reskill_gym.skills.bundle import (

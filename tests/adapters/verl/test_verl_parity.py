@@ -121,7 +121,8 @@ def test_local_verl_and_eval_see_and_record_the_same_agent(
     from reskill_gym.coevolve import CoEvolution, CoEvolutionConfig
     from reskill_gym.envs.registration import make_skill_env
     from reskill_gym.evaluation.agents import CallableAgent
-    from reskill_gym.evaluation.runner import EvalConfig, run_eval
+    from reskill_gym.evaluation.config import EvalConfig
+    from reskill_gym.evaluation.runner import run_eval
 
     cache = tmp_path / "alfworld-cache"
     replies = _replies(cache)
