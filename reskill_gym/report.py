@@ -137,14 +137,13 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
                 }
                 if life.test_started is None:
                     life.test_started = _int(data.get("started_step"))
+    from reskill_gym.skills import SkillLibrary
+    from reskill_gym.skills.source import is_library
+
     head, skills, history_len = None, [], 0
     # local runs keep the library in skills/, the veRL adapter in library/
-    folder = next(
-        (run / d for d in ("skills", "library") if (run / d / ".reskill" / "HEAD").is_file()), None
-    )
+    folder = next((run / d for d in ("skills", "library") if is_library(run / d)), None)
     if folder is not None:
-        from reskill_gym.skills import SkillLibrary
-
         lib = SkillLibrary(folder)
         head = lib.head
         skills = [(s.name, s.description) for s in lib.view().skills]

@@ -153,8 +153,9 @@ class EnvConfig(BaseModel):
     )
     skills: str = Field(
         "seed",
-        description="Initial library copied into the run: 'seed' (skills/<env>), a folder, or "
-        "'none' (start empty).",
+        description="Initial library copied into the run's skills/: 'seed' (the env's seed "
+        "library), a folder of skill folders, a library (PATH@VERSION pins a version; the run "
+        "starts its own history from it) or 'none' (start empty).",
     )
     max_active_skills: int = Field(
         DEFAULT_MAX_ACTIVE_SKILLS, ge=0, description="Skills per turn (bundle cap)."
@@ -384,18 +385,23 @@ def reopen_run_folder(
 
 def copy_library(env: EnvConfig, skills_mode: str, dest: Path) -> None:
     """The run's own library: a copy of ``env.skills`` (or empty), opened with history."""
-    from reskill_gym.envs.registration import seed_library_path
-    from reskill_gym.skills import SkillLibrary
+    import functools
 
-    src = env.skills
-    if skills_mode == "none" or src == "none":
-        dest.mkdir(parents=True, exist_ok=True)
-    else:
-        folder = seed_library_path(env.name) if src == "seed" else Path(src)
-        if not folder.is_dir():
-            raise ConfigError(f"env.skills: {folder} is not a folder")
-        shutil.copytree(folder, dest, dirs_exist_ok=False)
-    SkillLibrary.open(dest, create=True, reason=f"copied from {src}", proposed_by="run")
+    from reskill_gym.envs.registration import seed_library_path
+    from reskill_gym.skills import LibraryError, SkillError
+    from reskill_gym.skills.source import seed_library
+
+    src = None if skills_mode == "none" else env.skills
+    try:
+        seed_library(
+            src,
+            dest,
+            seed=functools.partial(seed_library_path, env.name),
+            reason=f"copied from {src}",
+            proposed_by="run",
+        )
+    except (OSError, LibraryError, SkillError) as exc:
+        raise ConfigError(f"env.skills: {exc}") from exc
 
 
 # =========================================================================================

@@ -1,6 +1,6 @@
 """Per-turn skill injection as a Gymnasium wrapper.
 
-Exports ``SkillWrapper``, ``SkillSource``, ``strip_skill_block`` and ``SKILL_SEPARATOR``.
+Exports ``SkillWrapper``, ``strip_skill_block`` and ``SKILL_SEPARATOR``.
 
 How the observation becomes a model prompt (skill block as its own segment, history, admissible
 actions) is the rollout contract's job: :mod:`reskill_gym.rollout`.
@@ -48,15 +48,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
 from reskill_gym.skills import (
-    LibraryError,
     LibraryView,
-    SkillLibrary,
     TurnContext,
 )
 from reskill_gym.skills.bundle import (
@@ -65,43 +62,13 @@ from reskill_gym.skills.bundle import (
     TemplateSpec,
     resolve_template,
 )
+from reskill_gym.skills.source import SkillSource, open_source
 
-__all__ = ["SkillWrapper", "SkillSource", "strip_skill_block", "SKILL_SEPARATOR"]
+__all__ = ["SkillWrapper", "strip_skill_block", "SKILL_SEPARATOR"]
 
 logger = logging.getLogger(__name__)
 
 SKILL_SEPARATOR = "\n\n"
-
-SkillSource = LibraryView | SkillLibrary | str | Path | None
-
-
-def _open_source(
-    skills: SkillSource, version: str | None
-) -> tuple[LibraryView | None, SkillLibrary | None]:
-    """Resolve what the user passed into a fixed view or a live library."""
-    if skills is None:
-        if version is not None:
-            raise ValueError("version= was given but skills=None (no library to pin)")
-        return None, None
-    if isinstance(skills, LibraryView):
-        if version is not None and version != skills.version:
-            raise LibraryError(f"view is at version {skills.version}, not {version}")
-        return skills, None
-    if isinstance(skills, SkillLibrary):
-        return (skills.view(version), None) if version is not None else (None, skills)
-    path = Path(skills)
-    if not path.exists():
-        raise FileNotFoundError(f"skill library {path} does not exist")
-    if (path / ".reskill" / "HEAD").is_file():
-        library = SkillLibrary.open(path)
-        return (library.view(version), None) if version is not None else (None, library)
-    view = LibraryView.from_folder(path)
-    if version is not None and version != view.version:
-        raise LibraryError(
-            f"{path}: is a plain skill folder at content version {view.version}; "
-            f"version {version!r} cannot be selected (open it as a SkillLibrary for history)"
-        )
-    return view, None
 
 
 class SkillWrapper(gym.Wrapper[str, str, str, str]):
@@ -111,7 +78,8 @@ class SkillWrapper(gym.Wrapper[str, str, str, str]):
         env: a text environment whose ``info`` carries ``task`` at reset.
         skills: a fixed ``LibraryView`` (frozen: evaluation uses this), a ``SkillLibrary``
             (HEAD is read at every ``reset``), a path (a library with history, or a plain
-            folder of skill folders, read once), or ``None`` (no skills: the observation is
+            folder of skill folders, read once; ``PATH@VERSION`` pins a version: see
+            :mod:`reskill_gym.skills.source`), or ``None`` (no skills: the observation is
             the engine's, the info keys are still present).
         version: pin one version of a library / path.
         max_active_skills: cap on skills per turn.
@@ -139,7 +107,7 @@ class SkillWrapper(gym.Wrapper[str, str, str, str]):
             raise ValueError(f"max_active_skills must be >= 0, got {max_active_skills}")
         if skill_budget_chars is not None and skill_budget_chars < 0:
             raise ValueError(f"skill_budget_chars must be >= 0, got {skill_budget_chars}")
-        self._fixed_view, self._library = _open_source(skills, version)
+        self._fixed_view, self._library = open_source(skills, version)
         self.max_active_skills = max_active_skills
         self.skill_budget_chars = skill_budget_chars
         self.template = resolve_template(template)
@@ -155,7 +123,7 @@ class SkillWrapper(gym.Wrapper[str, str, str, str]):
 
     def set_skills(self, skills: SkillSource, version: str | None = None) -> None:
         """Swap the library; takes effect at the next ``reset`` (never mid-episode)."""
-        self._fixed_view, self._library = _open_source(skills, version)
+        self._fixed_view, self._library = open_source(skills, version)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

@@ -61,7 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reskill_gym.atomic import atomic_write_json, atomic_write_text
 from reskill_gym.evaluation.config import EvalAbortedError, EvalConfig, ExpertConfig
 from reskill_gym.evaluation.episode_log import CONFIG_FILE, EpisodeLog, check_resume, config_meta
-from reskill_gym.evaluation.runner import open_frozen, parse_library_ref, select_tasks
+from reskill_gym.evaluation.runner import open_frozen, select_tasks
 from reskill_gym.evaluation.states import (
     ExpertState,
     ReplayEnv,
@@ -367,15 +367,12 @@ def run_expert(
         check_resume(out, config)
     t0 = time.monotonic()
     lib_ref = config.skills[0]
-    try:
-        lib_view, lib_version = open_frozen(lib_ref)
-    except Exception as e:
-        raise EvalAbortedError(f"--skills {lib_ref}: {e}") from e
+    lib_view, lib_source = open_frozen(lib_ref, config.env)
     pool: list[Skill] = []
     placebo_src: list[str] = []
     if "placebo" in ecfg.conditions:
         try:
-            placebo_src = ecfg.placebo_skills or _default_placebo(parse_library_ref(lib_ref)[0])
+            placebo_src = ecfg.placebo_skills or _default_placebo(lib_source)
             pool = placebo_pool(placebo_src)
         except (ValueError, FileNotFoundError) as e:
             raise EvalAbortedError(str(e)) from e
@@ -394,7 +391,7 @@ def run_expert(
         log.warning("expert: one task type only: the shuffled condition is left out")
         conditions.remove("shuffled")
     meta = config_meta(config) | {
-        "library": {"source": lib_ref, "version": lib_version},
+        "library": {"source": lib_ref, "version": lib_view.version},
         "placebo_skills": placebo_src,
         "conditions": conditions,
         "states": len(states),

@@ -1,7 +1,7 @@
 """Paired evaluation runs of frozen skill libraries: conditions, jobs, workers, resume.
 
 Exports ``Condition``, ``EpisodeJob``, ``EvalRun``, ``resolve_conditions``,
-``select_tasks``, ``parse_library_ref``, ``open_frozen`` and ``run_eval``.
+``select_tasks``, ``open_frozen`` and ``run_eval``.
 
 Design: every (split, task, seed) unit is run under every *condition* - ``no-skills`` (the
 baseline, unless disabled) and one per ``--skills PATH[@VERSION]`` - so conditions differ
@@ -22,14 +22,13 @@ episode whose agent or env failed is recorded with ``error`` set - counted, neve
 Only configuration problems (bad spec, rejected API key) abort the run, because every
 episode would fail the same way.
 
->>> parse_library_ref("skills/alfworld@HEAD~1")
-('skills/alfworld', 'HEAD~1')
 >>> select_tasks([f"t{i}" for i in range(10)], 4)
 ['t0', 't3', 't6', 't9']
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -64,7 +63,8 @@ from reskill_gym.evaluation.player import (
 )
 from reskill_gym.llm import LLMAuthError, LLMConfigError
 from reskill_gym.rollout import EnvLease, EnvPool, RolloutSession
-from reskill_gym.skills import LibraryError, LibraryView, SkillLibrary
+from reskill_gym.skills import LibraryError, LibraryView, SkillError
+from reskill_gym.skills.source import open_view, resolve_ref
 
 __all__ = [
     "Condition",
@@ -72,7 +72,6 @@ __all__ = [
     "EvalRun",
     "resolve_conditions",
     "select_tasks",
-    "parse_library_ref",
     "open_frozen",
     "run_eval",
 ]
@@ -90,40 +89,19 @@ class Condition:
     version: str | None = None
 
 
-def parse_library_ref(ref: str) -> tuple[str, str | None]:
-    """Split ``PATH[@VERSION]``; an ``@`` inside an existing path is part of the path."""
-    if Path(ref).exists() or "@" not in ref:
-        return ref, None
-    path, _, version = ref.rpartition("@")
-    if not version or "/" in version:
-        return ref, None
-    return path, version
+def open_frozen(ref: str, env: str) -> tuple[LibraryView, str]:
+    """The frozen view of ``--skills PATH[@VERSION]`` (or ``seed``: ``env``'s seed library)
+    and the library's resolved path; any problem is an ``EvalAbortedError`` naming ``ref``."""
+    from reskill_gym.envs.registration import seed_library_path
 
-
-def open_frozen(ref: str) -> tuple[LibraryView, str]:
-    """The frozen view of ``PATH[@VERSION]`` and the resolved path (``EvalAbortedError``)."""
-    path_s, version = parse_library_ref(ref)
-    path = Path(path_s).expanduser()
-    if not path.exists():
-        raise EvalAbortedError(f"--skills {ref}: {path} does not exist")
     try:
-        if (path / ".reskill" / "HEAD").is_file():
-            view = SkillLibrary.open(path).view(version)
-        else:
-            view = LibraryView.from_folder(path)
-            if (
-                version is not None
-                and version not in ("HEAD",)
-                and not view.version.startswith(version)
-            ):
-                raise EvalAbortedError(
-                    f"--skills {ref}: {path} is a plain skill folder at version {view.version} "
-                    f"(no history), so version {version!r} cannot be selected"
-                )
-    except LibraryError as e:
+        seed = functools.partial(seed_library_path, env)
+        path, _ = resolve_ref(ref, seed=seed)
+        view = open_view(ref, seed=seed)
+    except (OSError, LibraryError, SkillError) as e:
         raise EvalAbortedError(f"--skills {ref}: {e}") from e
-    if len(view) == 0:
-        raise EvalAbortedError(f"--skills {ref}: {path} holds no skills")
+    if path is None or view is None or len(view) == 0:
+        raise EvalAbortedError(f"--skills {ref}: {path or ref} holds no skills")
     return view, str(path.resolve())
 
 
@@ -131,7 +109,7 @@ def resolve_conditions(config: EvalConfig) -> list[Condition]:
     """The conditions of a run, baseline first; names are ``<folder>@<version>``."""
     out: list[Condition] = [Condition(NO_SKILLS, None)] if config.baseline else []
     for ref in config.skills:
-        view, source = open_frozen(ref)
+        view, source = open_frozen(ref, config.env)
         name = f"{Path(source).name}@{view.version[:12]}"
         if any(c.name == name for c in out):
             log.warning("eval: --skills %s repeats condition %s; running it once", ref, name)

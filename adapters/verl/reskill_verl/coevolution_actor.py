@@ -40,8 +40,8 @@ The service is a plain class so it can be tested and used without Ray:
 
 from __future__ import annotations
 
+import functools
 import logging
-import shutil
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -59,6 +59,7 @@ from reskill_gym.coevolve import (
 from reskill_gym.episode import Episode
 from reskill_gym.rollout import episode_metrics
 from reskill_gym.skills import LibraryView, SkillLibrary
+from reskill_gym.skills.source import is_library, open_view, seed_library
 
 __all__ = [
     "CoEvolutionService",
@@ -266,16 +267,9 @@ def build_service(
 
 def fixed_view(env_name: str, skills: str | None) -> LibraryView | None:
     """The view of ``skills`` (``seed``, a folder or a library, None: no skills)."""
-    if skills is None:
-        return None
     from reskill_gym.envs.registration import seed_library_path
 
-    path = seed_library_path(env_name) if skills == "seed" else Path(skills)
-    if (path / ".reskill" / "HEAD").is_file():
-        return SkillLibrary.open(path).view()
-    if not path.is_dir():
-        raise FileNotFoundError(f"reskill.skills: {path} is not a folder")
-    return LibraryView.from_folder(path)
+    return open_view(skills, seed=functools.partial(seed_library_path, env_name))
 
 
 def build_coevolution(settings: Any, *, default_root: str | Path) -> CoEvolution | NoCoEvolution:
@@ -294,26 +288,15 @@ def build_coevolution(settings: Any, *, default_root: str | Path) -> CoEvolution
     root = Path(default_root)
     library_dir = Path(co.library_dir) if co.library_dir else root / "library"
     checkpoint_dir = Path(co.checkpoint_dir) if co.checkpoint_dir else root
-    if not (library_dir / ".reskill" / "HEAD").is_file():
-        source = settings.skills
-        if source == "seed":
-            source = str(seed_library_path(settings.env))
-        library_dir.mkdir(parents=True, exist_ok=True)
-        if source is not None:
-            src = Path(source)
-            if not src.is_dir():
-                raise FileNotFoundError(f"reskill.skills: {src} is not a folder")
-            if (src / ".reskill" / "HEAD").is_file():
-                # a library with history: start from its HEAD view
-                view = SkillLibrary.open(src).view()
-                for name in view.names:
-                    (library_dir / name).mkdir(exist_ok=True)
-                    (library_dir / name / "SKILL.md").write_text(view.text(name))
-            else:
-                for child in sorted(src.iterdir()):
-                    if child.is_dir() and not child.name.startswith("."):
-                        shutil.copytree(child, library_dir / child.name, dirs_exist_ok=True)
-    library = SkillLibrary.open(library_dir, create=True, reason="reskill verl: initial library")
+    if is_library(library_dir):
+        library = SkillLibrary.open(library_dir)
+    else:
+        library = seed_library(
+            settings.skills,
+            library_dir,
+            seed=functools.partial(seed_library_path, settings.env),
+            reason="reskill verl: initial library",
+        )
     config = co.coevolution_config(str(checkpoint_dir))
     coevo = CoEvolution.create(library, config)
     if (checkpoint_dir / "coevolution.json").is_file():
