@@ -279,13 +279,13 @@ def merge_config(
     source = str(path) if path is not None else "config"
     if path is not None:
         p = Path(path)
-        if not p.is_file():
+        if not p.exists():  # a folder or a FIFO: the bounded read below says what it is
             raise ConfigError(f"{p}: config file not found")
         try:  # bounded check first: an alias bomb or huge file never reaches OmegaConf
             from reskill_gym.yaml_loading import check_yaml_file
 
-            check_yaml_file(p)
-            user = OmegaConf.load(p)
+            text = check_yaml_file(p, follow_links=True)  # the path the user typed
+            user = OmegaConf.create(text)  # exactly the text that was checked
         except Exception as exc:
             raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
         if not OmegaConf.is_dict(user):
@@ -375,6 +375,8 @@ def reopen_run_folder(
     the overridden config is written back so the folder always says what ran."""
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.yaml"
+    if cfg_path.is_symlink():
+        raise ConfigError(f"{cfg_path}: is a symbolic link; a run folder's files are its own")
     if not cfg_path.is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
     config = load(cfg_path, overrides)

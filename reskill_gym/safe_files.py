@@ -1,6 +1,6 @@
 """The one way the project opens files in folders a user, a run or a skill library supplies.
 
-Exports ``UnsafeFileError``, ``open_regular``, ``read_bytes``, ``read_text`` and
+Exports ``UnsafeFileError``, ``FileTooLargeError``, ``open_regular``, ``read_bytes``, ``read_text`` and
 ``open_append``.
 
 Every folder the project reads or writes may hold something placed there to mislead it:
@@ -31,7 +31,14 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["UnsafeFileError", "open_regular", "read_bytes", "read_text", "open_append"]
+__all__ = [
+    "UnsafeFileError",
+    "FileTooLargeError",
+    "open_regular",
+    "read_bytes",
+    "read_text",
+    "open_append",
+]
 
 #: Default cap on one read: larger inputs are refused, not truncated.
 DEFAULT_MAX_BYTES = 64 << 20
@@ -54,6 +61,10 @@ class UnsafeFileError(OSError):
         super().__init__(errno.EINVAL, why, str(path))
 
 
+class FileTooLargeError(UnsafeFileError):
+    """A regular file over the size cap of the read (refused, never truncated)."""
+
+
 def _kind(mode: int) -> str:
     for test, name in _KINDS:
         if test(mode):
@@ -61,9 +72,12 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _open_fd(path: Path, flags: int) -> int:
-    """An fd of a regular file at ``path`` (never a link, never blocking on a FIFO)."""
-    flags |= getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+def _open_fd(path: Path, flags: int, follow_links: bool = False) -> int:
+    """An fd of a regular file at ``path`` (never a link unless ``follow_links``, never
+    blocking on a FIFO)."""
+    flags |= os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as exc:
@@ -88,25 +102,33 @@ def _open_fd(path: Path, flags: int) -> int:
     return fd
 
 
-def open_regular(path: str | Path) -> BinaryIO:
-    """Open a regular file for reading (binary); links, FIFOs, devices and folders refused."""
+def open_regular(path: str | Path, *, follow_links: bool = False) -> BinaryIO:
+    """Open a regular file for reading (binary); links, FIFOs, devices and folders refused.
+
+    ``follow_links=True`` is for a path the user typed (a ``--config`` that is a link to
+    their shared config is theirs to choose); never for a path found inside a folder.
+    """
     p = Path(path)
-    return os.fdopen(_open_fd(p, os.O_RDONLY), "rb")
+    return os.fdopen(_open_fd(p, os.O_RDONLY, follow_links), "rb")
 
 
-def read_bytes(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """The bytes of a regular file; over ``max_bytes`` is an ``UnsafeFileError``."""
+def read_bytes(
+    path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, follow_links: bool = False
+) -> bytes:
+    """The bytes of a regular file; over ``max_bytes`` is a ``FileTooLargeError``."""
     p = Path(path)
-    with open_regular(p) as fh:
+    with open_regular(p, follow_links=follow_links) as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise UnsafeFileError(p, f"file is over {max_bytes} bytes")
+        raise FileTooLargeError(p, f"file is over {max_bytes} bytes")
     return data
 
 
-def read_text(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+def read_text(
+    path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, follow_links: bool = False
+) -> str:
     """The UTF-8 text of a regular file (``UnicodeDecodeError`` on bad bytes)."""
-    return read_bytes(path, max_bytes=max_bytes).decode("utf-8")
+    return read_bytes(path, max_bytes=max_bytes, follow_links=follow_links).decode("utf-8")
 
 
 def open_append(path: str | Path) -> BinaryIO:

@@ -16,7 +16,8 @@ rejected, with an error naming the file, when it is
 * nested deeper than ``max_depth``,
 * uses more than ``max_aliases`` aliases, or
 * would expand (every alias counted as a full copy of its anchor) to more than
-  ``max_nodes`` nodes.
+  ``max_nodes`` nodes or more than ``max_expanded_bytes`` bytes of scalar text (a
+  900 KB string repeated through 900 aliases is few nodes but most of a gigabyte).
 
 The walk is linear in the size of the text and stops at the first limit, so a bomb is
 rejected in milliseconds. Callers that hand the file to another parser (OmegaConf loads
@@ -41,6 +42,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from reskill_gym import safe_files
 
 __all__ = [
     "YAMLLimits",
@@ -69,6 +72,7 @@ class YAMLLimits:
     max_nodes: int = 100_000
     max_aliases: int = 1_000
     max_depth: int = 64
+    max_expanded_bytes: int = 8 << 20
 
 
 DEFAULT_LIMITS = YAMLLimits()
@@ -113,18 +117,20 @@ def check_yaml(
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limits.max_bytes:
         raise YAMLLimitError(f"is {size} bytes, the limit is {limits.max_bytes}", path=where)
-    expanded = 0
+    expanded = 0  # nodes, every alias a full copy of its anchor
+    text_bytes = 0  # scalar characters, counted the same way
     aliases = 0
-    sizes: dict[str, int] = {}
-    open_nodes: list[tuple[str | None, int]] = []
+    sizes: dict[str, tuple[int, int]] = {}
+    open_nodes: list[tuple[str | None, int, int]] = []
     try:
         for ev in yaml.parse(text, Loader=_loader(loader, fast=True)):
             if isinstance(ev, yaml.DocumentStartEvent):
                 sizes.clear()
             elif isinstance(ev, yaml.ScalarEvent):
                 expanded += 1
+                text_bytes += len(ev.value)
                 if ev.anchor:
-                    sizes[ev.anchor] = 1
+                    sizes[ev.anchor] = (1, len(ev.value))
             elif isinstance(ev, yaml.AliasEvent):
                 aliases += 1
                 if aliases > limits.max_aliases:
@@ -138,23 +144,30 @@ def check_yaml(
                         path=where,
                         line=ev.start_mark.line + 1 if ev.start_mark else None,
                     )
-                expanded += n
+                expanded += n[0]
+                text_bytes += n[1]
             elif isinstance(ev, yaml.CollectionStartEvent):
                 expanded += 1
-                open_nodes.append((ev.anchor, expanded - 1))
+                open_nodes.append((ev.anchor, expanded - 1, text_bytes))
                 if len(open_nodes) > limits.max_depth:
                     raise YAMLLimitError(
                         f"YAML document is nested deeper than {limits.max_depth} levels",
                         path=where,
                     )
             elif isinstance(ev, yaml.CollectionEndEvent):
-                anchor, start = open_nodes.pop()
+                anchor, start, start_bytes = open_nodes.pop()
                 if anchor:
-                    sizes[anchor] = expanded - start
+                    sizes[anchor] = (expanded - start, text_bytes - start_bytes)
             if expanded > limits.max_nodes:
                 raise YAMLLimitError(
                     f"YAML document would expand to more than {limits.max_nodes} nodes "
                     "(alias bomb?); anchors and aliases are limited",
+                    path=where,
+                )
+            if text_bytes > limits.max_expanded_bytes:
+                raise YAMLLimitError(
+                    f"YAML document would expand to more than {limits.max_expanded_bytes} "
+                    "bytes of text (a long value repeated through aliases?)",
                     path=where,
                 )
     except yaml.YAMLError as exc:
@@ -185,24 +198,32 @@ def load_yaml(
         raise YAMLLoadError(f"invalid YAML{loc}: {problem}", path=where, line=line) from None
 
 
-def read_yaml_text(path: str | os.PathLike[str], *, limits: YAMLLimits = DEFAULT_LIMITS) -> str:
+def read_yaml_text(
+    path: str | os.PathLike[str],
+    *,
+    limits: YAMLLimits = DEFAULT_LIMITS,
+    follow_links: bool = False,
+) -> str:
     """A YAML file's text, refusing files over ``limits.max_bytes`` before reading them.
 
-    Reads at most ``max_bytes + 1`` bytes, so a huge or endless file (``/dev/zero``) costs
-    nothing; errors name the file.
+    Reads at most ``max_bytes + 1`` bytes of a regular file (a link, FIFO or device such as
+    ``/dev/zero`` is refused: ``reskill_gym.safe_files``); errors name the file. A link
+    is refused unless ``follow_links`` (for a path the user typed, never one found in a
+    run or skill folder).
     """
     p = Path(path)
     try:
-        with open(p, "rb") as fh:
-            data = fh.read(limits.max_bytes + 1)
+        data = safe_files.read_bytes(p, max_bytes=limits.max_bytes, follow_links=follow_links)
     except IsADirectoryError:
         raise YAMLLoadError("is a folder, not a YAML file", path=str(p)) from None
     except FileNotFoundError:
         raise YAMLLoadError("file not found", path=str(p)) from None
+    except safe_files.FileTooLargeError:
+        raise YAMLLimitError(f"is over {limits.max_bytes} bytes", path=str(p)) from None
+    except safe_files.UnsafeFileError as exc:
+        raise YAMLLoadError(str(exc.strerror), path=str(p)) from None
     except OSError as exc:
         raise YAMLLoadError(f"cannot read ({exc.strerror})", path=str(p)) from None
-    if len(data) > limits.max_bytes:
-        raise YAMLLimitError(f"is over {limits.max_bytes} bytes", path=str(p))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -211,12 +232,17 @@ def read_yaml_text(path: str | os.PathLike[str], *, limits: YAMLLimits = DEFAULT
         ) from None
 
 
-def check_yaml_file(path: str | os.PathLike[str], *, limits: YAMLLimits = DEFAULT_LIMITS) -> str:
+def check_yaml_file(
+    path: str | os.PathLike[str],
+    *,
+    limits: YAMLLimits = DEFAULT_LIMITS,
+    follow_links: bool = False,
+) -> str:
     """Check a YAML file against ``limits`` (for callers whose own parser loads it next).
 
     Returns the text, so a caller may parse exactly what was checked.
     """
-    text = read_yaml_text(path, limits=limits)
+    text = read_yaml_text(path, limits=limits, follow_links=follow_links)
     check_yaml(text, source=path, limits=limits)
     return text
 

@@ -115,7 +115,11 @@ MAX_FILE_BYTES = 1 << 20
 MAX_FILES_PER_SKILL = 256
 #: Caps on a SKILL.md front matter: a real one is a few hundred bytes.
 FRONT_MATTER_LIMITS = YAMLLimits(
-    max_bytes=64 << 10, max_nodes=10_000, max_aliases=100, max_depth=32
+    max_bytes=64 << 10,
+    max_nodes=10_000,
+    max_aliases=100,
+    max_depth=32,
+    max_expanded_bytes=256 << 10,
 )
 
 

@@ -15,6 +15,7 @@ from reskill_gym.yaml_loading import (
     YAMLLimits,
     YAMLLoadError,
     check_yaml,
+    check_yaml_file,
     load_yaml,
     load_yaml_file,
 )
@@ -155,3 +156,48 @@ def test_eval_config_bomb(tmp_path: Path) -> None:
     with _Timer() as t, pytest.raises(SystemExit, match="alias bomb"):
         mod.load_config(cfg, {})
     assert t.s < 1.0
+
+
+def long_value_repeated(value_bytes: int = 900_000, aliases: int = 900) -> str:
+    """Few nodes, few aliases, one long string: most of a gigabyte once expanded."""
+    return f"v: &v '{'x' * value_bytes}'\nl: [" + ", ".join(["*v"] * aliases) + "]\n"
+
+
+def test_expanded_bytes_are_capped_not_only_nodes(kit, tmp_path: Path) -> None:
+    text = long_value_repeated()
+    with _Timer() as t, pytest.raises(YAMLLimitError, match="bytes of text"):
+        check_yaml(text, source="long.yaml")
+    assert t.s < 1.0
+    assert load_yaml(long_value_repeated(1000, 10))["l"][9] == "x" * 1000  # ordinary reuse
+    cfg = tmp_path / "evolve.yaml"
+    cfg.write_text(text)
+    with _Timer() as t:
+        res = kit.cli("evolve", "--config", cfg)
+    assert t.s < 5.0
+    assert res.exit_code == 2 and "bytes of text" in res.output and "Traceback" not in res.output
+    front = (
+        "name: plan\ndescription: d\nx: &v '"
+        + "y" * 30_000
+        + "'\nz: [*v, *v, *v, *v, *v, *v, *v, *v, *v]\n"
+    )
+    with pytest.raises(SkillError, match="bytes of text"):
+        read_skill(kit.write_raw_skill(tmp_path / "skills", "plan", front))
+
+
+def test_yaml_file_that_is_a_fifo_or_link(kit, tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    (tmp_path / "real.yaml").write_text("a: 1\n")
+    link = tmp_path / "link.yaml"
+    link.symlink_to(tmp_path / "real.yaml")
+    with _Timer() as t:
+        for p, follow in ((fifo, False), (fifo, True), (link, False)):
+            with pytest.raises(YAMLLoadError, match=p.name):
+                load_yaml_file(p) if not follow else check_yaml_file(p, follow_links=True)
+    assert t.s < 1.0
+    # a path the user typed may be a link to their own file; a FIFO never blocks
+    assert check_yaml_file(link, follow_links=True) == "a: 1\n"
+    res = kit.cli("evolve", "--config", fifo)
+    assert res.exit_code == 2 and "FIFO" in res.output and "Traceback" not in res.output
