@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import string
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -51,7 +52,7 @@ from typing import Any, TypeAlias
 
 from reskill_gym.skills.errors import SkillError
 from reskill_gym.skills.model import Skill
-from reskill_gym.skills.triggers import PatternSet, RetrievalIndex
+from reskill_gym.skills.triggers import PatternSet, PatternSetError, RetrievalIndex
 
 __all__ = [
     "TurnContext",
@@ -108,6 +109,10 @@ class TurnContext:
     task: str
 
 
+#: Widest padding or precision a template field may ask for (``{content:>80}`` is fine).
+MAX_FORMAT_WIDTH = 1000
+
+
 def _format_fields(fmt: str, where: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     """The field names of a ``str.format`` string, checked against ``allowed``."""
     try:
@@ -127,6 +132,13 @@ def _format_fields(fmt: str, where: str, allowed: tuple[str, ...]) -> tuple[str,
         if spec and ("{" in spec or "}" in spec):
             raise SkillError(
                 f"nested fields in the format spec of {{{field_name}}} are not allowed",
+                field=where,
+            )
+        widest = max((int(d) for d in re.findall(r"\d+", spec or "")), default=0)
+        if widest > MAX_FORMAT_WIDTH:  # {content:>999999999} is a gigabyte per skill a turn
+            raise SkillError(
+                f"the format spec of {{{field_name}}} asks for width {widest}; "
+                f"at most {MAX_FORMAT_WIDTH}",
                 field=where,
             )
         names.append(field_name)
@@ -378,6 +390,16 @@ class _Rendered:
     sep: int
 
 
+def _pattern_set(skills: list[Skill], ids: tuple[int, ...]) -> PatternSet:
+    """The pattern set of ``skills[ids]``; one RE2 cannot build is an error naming the skills."""
+    patterns = [skills[i].trigger.pattern or "" for i in ids]
+    try:
+        return PatternSet(patterns)
+    except PatternSetError as exc:
+        names = sorted({skills[i].name for i in ids if skills[i].trigger.pattern in exc.patterns})
+        raise SkillError(f"{exc.message}; the skills: {', '.join(names)}") from None
+
+
 class BundleSelector:
     """Pre-indexed, reusable selection over a fixed set of skills.
 
@@ -411,8 +433,8 @@ class BundleSelector:
         self._action_ids = tuple(by_type["action_pattern"])
         self._obs_ids = tuple(by_type["observation_pattern"])
         self._retr_ids = tuple(by_type["retrieval"])
-        self._actions = PatternSet([ordered[i].trigger.pattern or "" for i in self._action_ids])
-        self._observations = PatternSet([ordered[i].trigger.pattern or "" for i in self._obs_ids])
+        self._actions = _pattern_set(ordered, self._action_ids)
+        self._observations = _pattern_set(ordered, self._obs_ids)
         self._retr_k = tuple(ordered[i].trigger.effective_top_k for i in self._retr_ids)
         self._retrieval: RetrievalIndex | None = None
         self._retr_lock = threading.Lock()

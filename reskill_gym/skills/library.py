@@ -323,7 +323,10 @@ class SkillLibrary:
                     tree.pop(op.name)
                 else:
                     skill = self._complete(op, old_view, base_id, reason, step, proposed_by)
-                    text = render_skill_md(skill)
+                    try:
+                        text = render_skill_md(skill)
+                    except SkillError as exc:
+                        raise exc.at(path=f"skill {op.name!r}") from None
                     files = dict(tree.get(op.name, {})) if op.op == "modify" else {}
                     files.pop("skill.md", None)
                     files["SKILL.md"] = store.put_blob(self.store, text.encode("utf-8"))
@@ -335,6 +338,7 @@ class SkillLibrary:
             if vid == base_id:
                 logger.info("commit %r changes nothing; version stays %s", reason, vid)
                 return vid
+            _ = self.view(vid).selector  # triggers that cannot run together: refuse now
             entry = HistoryEntry(
                 kind="commit",
                 version=vid,
@@ -436,7 +440,9 @@ class SkillLibrary:
             journal.recover(self.root)
             self._refuse_dirty()
             old = self.head
-            self.view(version)  # parse every skill (blobs are checked too) before HEAD moves
+            # parse every skill (blobs are checked too) and build its trigger index
+            # before HEAD moves: a version that cannot run must not become live
+            _ = self.view(version).selector
             entry = HistoryEntry(
                 kind=kind, version=version, parent=old, head_moved=True, reason=reason
             )

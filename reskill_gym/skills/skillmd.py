@@ -447,7 +447,23 @@ def render_skill_md(skill: Skill) -> str:
         parts.append(f"## {_SEC_EXAMPLES}\n{skill.examples.strip()}")
     if skill.extra_body.strip():
         parts.append(skill.extra_body.strip())
-    return f"---\n{head}---\n" + "\n\n".join(parts) + "\n"
+    # What we write must read back: re-rendered front matter can be far larger than what
+    # was parsed (flow style becomes indented block style), and a SKILL.md over the read
+    # caps would make every later ls/status/checkout of the library fail.
+    head_bytes = len(head.encode("utf-8"))
+    if head_bytes > FRONT_MATTER_LIMITS.max_bytes:
+        raise SkillError(
+            f"renders to {head_bytes} bytes of front matter, the limit is "
+            f"{FRONT_MATTER_LIMITS.max_bytes}; keep extra front-matter keys small",
+            field="front matter",
+        )
+    text = f"---\n{head}---\n" + "\n\n".join(parts) + "\n"
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise SkillError(
+            f"renders to more than {MAX_FILE_BYTES} bytes, the limit of a SKILL.md",
+            field="SKILL.md",
+        )
+    return text
 
 
 def write_skill(

@@ -1,7 +1,8 @@
 """Trigger patterns: safety checks, compiled matchers, pattern sets and BM25 retrieval.
 
 Exports: ``TRIGGER_TYPES``, ``MAX_PATTERN_CHARS``, ``MAX_MATCH_CHARS``, ``DEFAULT_TOP_K``,
-``check_pattern``, ``compile_pattern``, ``Matcher``, ``PatternSet``, ``RetrievalIndex``.
+``MAX_PROGRAM_SIZE``, ``check_pattern``, ``program_size``, ``compile_pattern``, ``Matcher``,
+``PatternSet``, ``PatternSetError``, ``RetrievalIndex``.
 
 Why this module exists: the published ReSkill code only *warned* about a bad trigger regex,
 so the skill silently never fired, and evaluated user regexes with Python's backtracking
@@ -17,6 +18,8 @@ engine on every turn. Here a pattern is checked once, when the skill is created 
   behind a few ``.*`` (``.*.*.*.*.*.*(?=zqzq)``) made an ALFWorld ``reset()`` take 20 s
   and eight of them never finished, so every pattern that loads runs on RE2, in time
   linear in the text;
+* it compiles to more than ``MAX_PROGRAM_SIZE`` RE2 instructions (``\\W{1000}`` repeated
+  a few times: each passes alone, six of them overflow a pattern set) -> rejected;
 * the text matched is cut to ``MAX_MATCH_CHARS`` (second guard).
 
 Matching is case-insensitive and unanchored (``search`` semantics).
@@ -48,10 +51,13 @@ __all__ = [
     "MAX_PATTERN_CHARS",
     "MAX_MATCH_CHARS",
     "DEFAULT_TOP_K",
+    "MAX_PROGRAM_SIZE",
     "check_pattern",
+    "program_size",
     "compile_pattern",
     "Matcher",
     "PatternSet",
+    "PatternSetError",
     "RetrievalIndex",
 ]
 
@@ -70,6 +76,14 @@ MAX_MATCH_CHARS = 8192
 DEFAULT_TOP_K = 3
 _SET_CHUNK = 512
 _SET_MAX_MEM = 64 << 20
+#: Largest compiled program of one pattern, in RE2 instructions. A real trigger is a few
+#: dozen (``go to (fridge|microwave) \d+``: 30); ``\W{1000}`` alone is 27 000, and six
+#: 200-character patterns of that kind overflow any pattern set's memory.
+MAX_PROGRAM_SIZE = 5_000
+#: Instructions per ``re2.Set``: patterns are packed into sets up to this size, so a set
+#: stays far inside its memory budget (``_SET_MAX_MEM``) whatever the library holds.
+_SET_PROGRAM_BUDGET = 100_000
+_TOO_LARGE = 1 << 30
 
 _REPEATS = {_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT}
 if hasattr(_sre_c, "POSSESSIVE_REPEAT"):
@@ -211,6 +225,28 @@ def check_pattern(pattern: str) -> None:
             f"RE2 (the linear-time engine every trigger runs on) cannot run it ({problem}); "
             f"look-around and back-references are not supported: {pattern!r}"
         )
+    size = program_size(pattern)
+    if size > MAX_PROGRAM_SIZE:
+        got = "more than RE2 allows" if size == _TOO_LARGE else f"{size} RE2 instructions"
+        raise UnsafePatternError(
+            f"compiles to {got}, the limit is {MAX_PROGRAM_SIZE} (a counted repeat such as "
+            f"'\\W{{1000}}' costs one copy per count): {pattern[:60]!r}"
+        )
+
+
+def program_size(pattern: str) -> int:
+    """Instructions of ``pattern``'s compiled RE2 program (what a pattern set pays for it).
+
+    A pattern RE2 refuses as too large counts as ``_TOO_LARGE``.
+
+    >>> program_size(r"^open ")
+    4
+    """
+    re2 = _require_re2()
+    try:
+        return int(re2.compile(pattern, _re2_options()).programsize)
+    except Exception:  # "pattern too large - compile failed"
+        return _TOO_LARGE
 
 
 class Matcher:
@@ -269,6 +305,22 @@ def compile_pattern(pattern: str) -> Matcher:
     return Matcher(pattern, "re2", compiled.search)
 
 
+class PatternSetError(UnsafePatternError):
+    """RE2 could not build a pattern set from patterns that each pass ``check_pattern``.
+
+    ``patterns`` lists the set's members, so a caller can name the skills they belong to.
+    """
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = tuple(patterns)
+        shown = ", ".join(repr(p[:40]) for p in self.patterns[:6])
+        more = f" and {len(self.patterns) - 6} more" if len(self.patterns) > 6 else ""
+        super().__init__(
+            f"RE2 cannot build one pattern set from {len(self.patterns)} patterns "
+            f"({shown}{more}): over its memory budget; shorten the counted repeats"
+        )
+
+
 class PatternSet:
     """Many patterns matched in one pass: which of them occur in a text?
 
@@ -290,15 +342,26 @@ class PatternSet:
         re2 = _require_re2()
         for p in self.patterns:
             check_pattern(p)  # rejects anything RE2 cannot run: no backtracking fallback
-        members = list(range(len(self.patterns)))
-        # One RE2 set per chunk: a single set of thousands of patterns can exceed RE2's
-        # memory budget; a few chunks cost a few linear scans.
-        for start in range(0, len(members), _SET_CHUNK):
-            chunk = members[start : start + _SET_CHUNK]
+        # One RE2 set per chunk of at most _SET_CHUNK patterns and _SET_PROGRAM_BUDGET
+        # instructions: one set of everything can exceed RE2's memory budget (its Compile
+        # fails, and with it every reset); a few chunks cost a few linear scans.
+        chunks: list[list[int]] = []
+        used = _SET_PROGRAM_BUDGET
+        for i, p in enumerate(self.patterns):
+            size = program_size(p)
+            if used + size > _SET_PROGRAM_BUDGET or len(chunks[-1]) >= _SET_CHUNK:
+                chunks.append([])
+                used = 0
+            chunks[-1].append(i)
+            used += size
+        for chunk in chunks:
             s = re2.Set.SearchSet(_re2_options(max_mem=_SET_MAX_MEM))
             for i in chunk:
                 s.Add(self.patterns[i])
-            s.Compile()
+            try:
+                s.Compile()
+            except Exception:  # re2.error: over the set's memory budget
+                raise PatternSetError([self.patterns[i] for i in chunk]) from None
             self._sets.append((s, chunk))
         self._cache: dict[str, tuple[int, ...]] = {}
         self._cache_size = cache_size
