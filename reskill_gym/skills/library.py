@@ -338,7 +338,8 @@ class SkillLibrary:
             if vid == base_id:
                 logger.info("commit %r changes nothing; version stays %s", reason, vid)
                 return vid
-            _ = self.view(vid).selector  # triggers that cannot run together: refuse now
+            # triggers that cannot run together: refuse now, not on the first reset()
+            _ = LibraryView.from_store(self.root, vid).selector
             entry = HistoryEntry(
                 kind="commit",
                 version=vid,
@@ -442,7 +443,7 @@ class SkillLibrary:
             old = self.head
             # parse every skill (blobs are checked too) and build its trigger index
             # before HEAD moves: a version that cannot run must not become live
-            _ = self.view(version).selector
+            _ = LibraryView.from_store(self.root, version).selector
             entry = HistoryEntry(
                 kind=kind, version=version, parent=old, head_moved=True, reason=reason
             )
