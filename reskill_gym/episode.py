@@ -30,11 +30,12 @@ StopReason = Literal["done", "truncated", "turn_cap", "length", "error", ""]
 """Why an episode ended (see ``Episode.stop_reason``; empty while it runs)."""
 
 ParseHow = Literal[
-    "tagged", "exact", "contained", "raw", "passthrough", "empty", "score", "scripted"
+    "tagged", "exact", "contained", "raw", "passthrough", "empty", "projected", "score", "scripted"
 ]
 """How a reply became an action (see :func:`reskill_gym.rollout.parse_action`): ``tagged``
 (inside ``<action>...</action>``), ``exact`` / ``contained`` / ``raw`` (lenient parsing),
-``passthrough`` (the env parses the reply itself), ``empty`` (no action found), ``score``
+``passthrough`` (the env parses the reply itself), ``empty`` (no action found), ``projected``
+(the published format without an action tag: the reply's last 30 characters ran), ``score``
 (chosen among admissible actions by the model's log-probabilities), ``scripted`` (a
 programmed agent)."""
 
@@ -54,7 +55,13 @@ class Turn(BaseModel):
     valid: bool = Field(
         True,
         description="The reply carried an action in the required format. An invalid turn "
-        "does not step the env; the agent is told why on the next turn.",
+        "does not step the env (the agent is told why on the next turn), except in the "
+        "published format, which steps it with what its projection found (``stepped``).",
+    )
+    stepped: bool | None = Field(
+        None,
+        description="The env ran ``action``. None: exactly when the reply was valid (the "
+        "project's formats); true on a published-format invalid turn, which still runs.",
     )
     choice_prob: float | None = Field(
         None, description="Score mode: probability of the chosen command under the choice rule."
@@ -69,6 +76,11 @@ class Turn(BaseModel):
     output_tokens: int = Field(0, description="Tokens the agent generated (when known).")
     cost_usd: float = Field(0.0, description="Metered cost of this turn's model calls.")
     retries: int = Field(0, description="Re-asks of this turn after agent failures.")
+
+    @property
+    def ran(self) -> bool:
+        """The env ran this turn's ``action`` (see ``stepped``)."""
+        return self.valid if self.stepped is None else self.stepped
 
 
 class Episode(BaseModel):
@@ -105,8 +117,8 @@ class Episode(BaseModel):
 
     @property
     def actions(self) -> list[str]:
-        """Commands sent to the env (invalid turns, which ran nothing, are left out)."""
-        return [t.action for t in self.turns if t.valid]
+        """Commands sent to the env (invalid turns that ran nothing are left out)."""
+        return [t.action for t in self.turns if t.ran]
 
     @property
     def skills_fired(self) -> set[str]:

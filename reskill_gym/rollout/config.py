@@ -1,7 +1,8 @@
 """How a turn is shown to the agent and how its reply is read: one config for every trainer
 and the evaluator.
 
-Exports ``TurnConfig``, ``Layout``, ``ActionMode``, ``ActionFormat`` and ``ScoreNorm``.
+Exports ``TurnConfig``, ``TurnFormat``, ``Layout``, ``ActionMode``, ``ActionFormat`` and
+``ScoreNorm``.
 
 The same block appears as ``rollout:`` in a local run config, ``reskill.rollout:`` in a veRL
 config and ``rollout:`` in an eval config, so a policy is trained and evaluated as the same
@@ -15,6 +16,9 @@ agent. Fields left ``None`` are resolved per environment by :meth:`TurnConfig.re
 False
 >>> TurnConfig().resolve("search").action_format
 'passthrough'
+>>> p = TurnConfig(format="published").resolve("search")
+>>> p.action_format, p.system_prompt
+('published', '')
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["TurnConfig", "Layout", "ActionMode", "ActionFormat", "ScoreNorm"]
+__all__ = ["TurnConfig", "TurnFormat", "Layout", "ActionMode", "ActionFormat", "ScoreNorm"]
 
+TurnFormat = Literal["project", "published"]
 Layout = Literal["per_turn", "concat"]
 ActionMode = Literal["generate", "score"]
-ActionFormat = Literal["tagged", "lenient", "passthrough"]
+ActionFormat = Literal["tagged", "lenient", "passthrough", "published"]
 ScoreNorm = Literal["sum", "mean"]
 
 #: Envs whose engine parses the reply itself (Search-R1's <search>/<answer> tags).
@@ -39,6 +44,15 @@ class TurnConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    format: TurnFormat = Field(
+        "project",
+        description="project: the project's prompts (a system message with the env's role and "
+        "the reply format, labelled user segments, clipped observations) and parsers (an "
+        "invalid reply does not step the env). published: the published ReSkill prompts, one "
+        "user message and no system message, its history and action-list layout, its "
+        "character trimming (prompt_chars) and projections (an invalid reply still steps the "
+        "env); needs layout per_turn and action_mode generate (reskill_gym.rollout.published).",
+    )
     layout: Layout = Field(
         "per_turn",
         description="per_turn: every turn is its own sample = system + task + the last "
@@ -57,8 +71,9 @@ class TurnConfig(BaseModel):
         description="generate mode: tagged (the model may think in <think>...</think> and must "
         "answer <action>...</action>; anything else is an invalid turn), lenient (an exact, "
         "else contained admissible command, else the first line: for models that cannot "
-        "follow tags), passthrough (the env parses the reply: Search). None: passthrough for "
-        "search, tagged otherwise.",
+        "follow tags), passthrough (the env parses the reply: Search), published (the "
+        "published projections; format published). None: published under format published, "
+        "else passthrough for search, tagged otherwise.",
     )
     score_norm: ScoreNorm = Field(
         "mean",
@@ -73,10 +88,22 @@ class TurnConfig(BaseModel):
         "ALFWorld/ScienceWorld, 30 for Search). concat shows the whole episode.",
     )
     max_observation_chars: int = Field(
-        4000, ge=100, description="The current observation is cut to this many characters."
+        4000,
+        ge=100,
+        description="The current observation is cut to this many characters (project format).",
     )
     max_history_observation_chars: int = Field(
-        500, ge=0, description="per_turn: each history observation is cut to this many characters."
+        500,
+        ge=0,
+        description="per_turn: each history observation is cut to this many characters "
+        "(project format; published shows them whole).",
+    )
+    prompt_chars: int | None = Field(
+        None,
+        ge=200,
+        description="format published: the prompt is trimmed to this many characters, oldest "
+        "history lines first (published: 2.5 x data.max_prompt_length for ALFWorld and "
+        "Search, 1.8 x for ScienceWorld). None: no character trimming.",
     )
     show_admissible: bool | None = Field(
         None,
@@ -85,7 +112,9 @@ class TurnConfig(BaseModel):
     )
     include_skills: bool = Field(True, description="Show the skill block (its own segment).")
     system_prompt: str | None = Field(
-        None, description="System message; None: the env's default for the action format."
+        None,
+        description="System message; None: the env's default for the action format (format "
+        "published: none); '' sends no system message.",
     )
     invalid_action_penalty: float = Field(
         0.1,
@@ -106,6 +135,17 @@ class TurnConfig(BaseModel):
                 "action_format: passthrough needs action_mode generate (score mode chooses "
                 "among admissible actions; the env does not parse anything)"
             )
+        published = self.format == "published"
+        if published and (self.layout != "per_turn" or self.action_mode != "generate"):
+            raise ValueError(
+                "format: published needs layout: per_turn and action_mode: generate (the "
+                "published system samples one reply per turn, each turn its own prompt)"
+            )
+        if (self.action_format == "published") != published and self.action_format is not None:
+            raise ValueError(
+                f"action_format: {self.action_format} does not go with format: {self.format}; "
+                "set action_format: null (the format picks its parser)"
+            )
         return self
 
     def resolve(self, env_name: str) -> TurnConfig:
@@ -113,6 +153,15 @@ class TurnConfig(BaseModel):
         from reskill_gym.rollout.prompt import default_system_prompt
 
         fmt = self.action_format
+        if self.format == "published":
+            from reskill_gym.rollout.published import PUBLISHED_ENVS
+
+            if env_name not in PUBLISHED_ENVS:
+                raise ValueError(
+                    f"format: published has prompts for {', '.join(PUBLISHED_ENVS)}, "
+                    f"not {env_name!r}; use format: project"
+                )
+            fmt = "published"
         if fmt is None:
             fmt = "passthrough" if env_name in _SELF_PARSING_ENVS else "tagged"
             if self.action_mode == "score":
@@ -122,7 +171,9 @@ class TurnConfig(BaseModel):
             show = self.action_mode == "generate"
         system = self.system_prompt
         if system is None:
-            system = default_system_prompt(env_name, fmt, self.action_mode)
+            system = (
+                "" if fmt == "published" else default_system_prompt(env_name, fmt, self.action_mode)
+            )
         return self.model_copy(
             update={"action_format": fmt, "show_admissible": show, "system_prompt": system}
         )

@@ -17,6 +17,14 @@ Three formats (``TurnConfig.action_format``):
     last, where models put their decision), else the first non-empty line (``raw``).
 ``passthrough``
     The whole reply goes to the env, which parses it (Search's ``<search>``/``<answer>``).
+``published`` (``TurnConfig(format="published")``; ``env_name`` picks the env's projection)
+    The published system's projections (``projection.py``). ALFWorld/ScienceWorld: the reply
+    is lower-cased and the text between the first ``<action>`` and the first ``</action>`` is
+    the action; without both tags the reply's last 30 characters are (``how="projected"``)
+    and the reply is invalid; a Chinese character makes it invalid too. Search: the first
+    ``<search>`` block, else the first ``<answer>`` block, else nothing; both kinds of tag or
+    one kind twice make it invalid. Unlike the other formats, the env runs ``action`` even
+    when the reply is invalid (the session does; the turn is still penalised).
 
 >>> adm = ["go to cabinet 1", "go to cabinet 10", "open drawer 2", "look"]
 >>> parse_action("<think>It is in a cabinet.</think><action>Go to Cabinet 10</action>", adm)
@@ -29,6 +37,14 @@ ParseOutcome(action='go to cabinet 10', how='tagged', valid=True, why='')
 ParseOutcome(action='dance', how='raw', valid=True, why='')
 >>> parse_action("<search> capital </search>", None, action_format="passthrough").how
 'passthrough'
+>>> parse_action("The pen is here. <action>Take pen 1</action>", None, action_format="published",
+...              env_name="alfworld")
+ParseOutcome(action='take pen 1', how='tagged', valid=True, why='')
+>>> parse_action("I will take the pen.", None, action_format="published", env_name="alfworld")
+ParseOutcome(action='i will take the pen.', how='projected', valid=False, why='no <action>...</action> in the reply')
+>>> parse_action("<search>Paris</search><answer>Paris</answer>", None, action_format="published",
+...              env_name="search").why
+'both <search> and <answer> in the reply'
 """
 
 from __future__ import annotations
@@ -49,6 +65,7 @@ _PREFIX = re.compile(
     r"^(?:>\s*|(?:final\s+|next\s+)?(?:action|command|answer)\s*[:=-]\s*)", re.IGNORECASE
 )
 _TRIM = " \t\r\n.!\"'`*"
+_CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 
 @dataclass(frozen=True)
@@ -114,9 +131,16 @@ def _lenient(text: str, admissible: Sequence[str] | None) -> ParseOutcome:
 
 
 def parse_action(
-    reply: str, admissible: Sequence[str] | None, *, action_format: str = "tagged"
+    reply: str,
+    admissible: Sequence[str] | None,
+    *,
+    action_format: str = "tagged",
+    env_name: str = "",
 ) -> ParseOutcome:
-    """Map a model reply to an environment action (see the module docstring)."""
+    """Map a model reply to an environment action (see the module docstring; ``env_name``
+    picks the ``published`` projection)."""
+    if action_format == "published":
+        return _published(reply, env_name)
     if action_format == "passthrough":
         if not reply.strip():
             return ParseOutcome("", "empty", False, "empty reply")
@@ -127,7 +151,7 @@ def parse_action(
         return _lenient(tagged[-1] if tagged else text, admissible)
     if action_format != "tagged":
         raise ValueError(
-            f"action_format must be tagged, lenient or passthrough, got {action_format!r}"
+            f"action_format must be tagged, lenient, passthrough or published, got {action_format!r}"
         )
     tagged = _TAGGED.findall(text)
     if not tagged:
@@ -145,3 +169,46 @@ def parse_action(
         if hit is not None:
             return ParseOutcome(hit, "tagged")
     return ParseOutcome(content, "tagged")
+
+
+def _published(reply: str, env_name: str) -> ParseOutcome:
+    """The published projection of ``env_name`` (``projection.py``; module docstring)."""
+    if env_name == "search":
+        return _published_search(reply)
+    low = reply.lower()
+    start, end = low.find("<action>"), low.find("</action>")
+    if start == -1 or end == -1:
+        return ParseOutcome(low[-30:], "projected", False, "no <action>...</action> in the reply")
+    action = low[start + len("<action>") : end].strip().lower()
+    if _CHINESE.search(reply):
+        return ParseOutcome(action, "tagged", False, "Chinese characters in the reply")
+    return ParseOutcome(action, "tagged")
+
+
+_P_SEARCH = re.compile(r"<search>(.*?)</search>", re.I | re.S)
+_P_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.I | re.S)
+_P_SEARCH_TAG = re.compile(r"<search>", re.I)
+_P_ANSWER_TAG = re.compile(r"<answer>", re.I)
+
+
+def _published_search(reply: str) -> ParseOutcome:
+    cut = reply
+    if "</search>" in cut:
+        cut = cut.split("</search>", 1)[0] + "</search>"
+    elif "</answer>" in cut:
+        cut = cut.split("</answer>", 1)[0] + "</answer>"
+    m = _P_SEARCH.search(cut)
+    if m:
+        out = ParseOutcome(f"<search>{m.group(1).strip()}</search>", "tagged")
+    else:
+        m = _P_ANSWER.search(cut)
+        if m:
+            out = ParseOutcome(f"<answer>{m.group(1).strip()}</answer>", "tagged")
+        else:
+            out = ParseOutcome("", "projected", False, "no <search> or <answer> block in the reply")
+    n_search, n_answer = len(_P_SEARCH_TAG.findall(reply)), len(_P_ANSWER_TAG.findall(reply))
+    if n_search and n_answer:
+        return ParseOutcome(out.action, out.how, False, "both <search> and <answer> in the reply")
+    if n_search > 1 or n_answer > 1:
+        return ParseOutcome(out.action, out.how, False, "more than one <search> or <answer> tag")
+    return out

@@ -53,7 +53,9 @@ __all__ = [
     "invalid_reply_feedback",
 ]
 
-SegmentKind = Literal["system", "task", "history", "observation", "skills", "actions"]
+SegmentKind = Literal[
+    "system", "task", "history", "observation", "skills", "actions", "instruction"
+]
 
 _ROLES: dict[str, str] = {
     "alfworld": "You are an expert agent operating in a household (the ALFRED embodied "
@@ -143,12 +145,10 @@ class TurnPrompt:
         return self.joiner.join(s.text for s in self.user_segments if s.text)
 
     def messages(self) -> list[dict[str, str]]:
-        """OpenAI/HF-style chat messages (string contents)."""
-        return [
-            {"role": "system", "content": self.system},
-            *self.previous,
-            {"role": "user", "content": self.user_text()},
-        ]
+        """OpenAI/HF-style chat messages (string contents); no system message when
+        ``system`` is empty (the published format)."""
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return [*system, *self.previous, {"role": "user", "content": self.user_text()}]
 
     def spans(self) -> list[tuple[SegmentKind, int, int]]:
         """Character spans of each user segment inside ``user_text()``."""
@@ -176,14 +176,32 @@ def build_turn_prompt(
     bundle_text: str,
     admissible: Sequence[str] | None,
     past: Sequence[PastTurn] = (),
+    env_name: str = "",
+    action_hint: str | None = None,
 ) -> TurnPrompt:
     """The prompt of turn ``len(past)`` under ``config`` (resolved: see ``TurnConfig.resolve``).
 
     ``observation`` is the bare observation (no skill block); ``past`` holds every earlier
     turn of the episode, oldest first; the layout decides how much of it is shown.
+    ``format: published`` builds the published prompt of ``env_name`` instead
+    (:func:`reskill_gym.rollout.published.build_published_prompt`; ``action_hint`` is
+    ScienceWorld's list of action templates and objects).
     """
     if config.system_prompt is None or config.show_admissible is None:
         raise ValueError("build_turn_prompt needs a resolved TurnConfig (call .resolve(env))")
+    if config.format == "published":
+        from reskill_gym.rollout.published import build_published_prompt
+
+        return build_published_prompt(
+            config,
+            env_name,
+            task=task,
+            observation=observation,
+            bundle_text=bundle_text,
+            admissible=admissible,
+            past=past,
+            action_hint=action_hint,
+        )
     turn = len(past)
     segs: list[PromptSegment] = []
     previous: list[dict[str, str]] = []

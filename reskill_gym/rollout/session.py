@@ -13,7 +13,8 @@ loops is only who produces the reply and how it is batched.
 
 An invalid reply (no action in the required format) does not step the env: the turn is
 recorded with ``valid=False``, counts against the turn cap, and the next prompt's observation
-starts with feedback saying what was wrong. Env exceptions propagate to the caller, which
+starts with feedback saying what was wrong. Under ``format: published`` it steps the env with
+what the published projection found (recorded ``valid=False, stepped=True``), as published. Env exceptions propagate to the caller, which
 decides (drop the episode, retry, record an error) and calls :meth:`fail`.
 
 >>> from reskill_gym.envs.base import EngineStep, TextEnv
@@ -182,6 +183,8 @@ class RolloutSession:
             bundle_text=str(self.info.get("bundle_text") or ""),
             admissible=self.admissible,
             past=self._past,
+            env_name=self.env_name,
+            action_hint=self.info.get("action_hint"),
         )
 
     def messages(self) -> list[dict[str, str]]:
@@ -193,7 +196,7 @@ class RolloutSession:
         """Parse a generated reply under the configured format, then step (or not)."""
         fmt = self.config.action_format
         assert fmt is not None, "TurnConfig.resolve() fills action_format"
-        outcome = parse_action(reply, self.admissible, action_format=fmt)
+        outcome = parse_action(reply, self.admissible, action_format=fmt, env_name=self.env_name)
         return self._take(outcome, reply, **usage)
 
     def act_choice(self, choice: ScoreChoice, **usage: Any) -> Turn:
@@ -213,7 +216,9 @@ class RolloutSession:
             raise RuntimeError(f"episode {self.recorder.episode.episode_id} is over")
         prompt = self.prompt()
         skill_ids = [str(s) for s in self.info.get("skill_ids", ())]
-        if not outcome.valid:
+        # the published format steps the env with whatever its projection found
+        runs_anyway = not outcome.valid and self.config.format == "published"
+        if not outcome.valid and not runs_anyway:
             turn = Turn(
                 observation=self.bare,
                 action="",
@@ -233,7 +238,7 @@ class RolloutSession:
         else:
             obs, reward, terminated, truncated, info = self.env.step(outcome.action)
             rejected = bool(info.get("invalid_action", False))
-            valid = not (outcome.how == "passthrough" and rejected)
+            valid = outcome.valid and not (outcome.how == "passthrough" and rejected)
             turn = Turn(
                 observation=self.bare,
                 action=outcome.action,
@@ -243,6 +248,7 @@ class RolloutSession:
                 reply=reply,
                 parse=outcome.how,
                 valid=valid,
+                stepped=True if runs_anyway else None,
                 **fields,
             )
             self.recorder.add(turn)

@@ -343,6 +343,13 @@ def test_verl_published_presets_compose_validate_and_match_the_published_runs(
     turn = settings.rollout.resolve(name)
     assert settings.env == name and settings.max_turns == turns == turn.history_turns
     assert settings.env_kwargs["max_turns"] == turns and turn.layout == "per_turn"
+    # the published turn: its prompts (no system message), trimming budget and projections
+    from reskill_gym.rollout.published import PUBLISHED_PROMPT_CHAR_RATIO
+
+    assert turn.format == "published" and turn.action_format == "published"
+    assert turn.system_prompt == "" and turn.include_skills
+    ratio = PUBLISHED_PROMPT_CHAR_RATIO[name]
+    assert turn.prompt_chars == int(cfg.data.max_prompt_length * ratio) == int(lengths[0] * ratio)
     assert turn.invalid_action_penalty == 0.1 and settings.grpo_double_normalize
     assert settings.update_policy and settings.skills is None  # an empty starting library
     assert settings.max_active_skills == 8 and settings.skill_budget_chars is None

@@ -1,10 +1,13 @@
 """One agent, three runners: the local trainer's rollout, the veRL agent loop (real V1
 worker) and ``reskill eval`` play the same ALFWorld task, library version and scripted model
 replies through the turn contract, and must show the model the same prompts (token ids of the
-same tokenizer), parse the same actions and leave the same episode records and rewards.
+same tokenizer), parse the same actions and leave the same episode records and rewards — in
+both turn formats (``rollout.format``: the project's and the published one).
 
-The replies follow the planner, with an untagged reply in the middle (an invalid turn that
-must not step the env and must change the next prompt the same way everywhere).
+The replies follow the planner, with an untagged reply in the middle (an invalid turn: in the
+project format it must not step the env and must change the next prompt the same way
+everywhere; in the published format it steps the env with the reply's last 30 characters and
+shows up in the next prompt's history).
 """
 
 from __future__ import annotations
@@ -32,10 +35,20 @@ from reskill_gym.rollout import TurnConfig  # noqa: E402
 TASK = "tiny/train/0000"
 ENV_KW = {"difficulty": "tiny", "source": "generated", "max_turns": 6}
 TEMPLATE = "published"  # the skill-block template of configs/verl/alfworld.yaml
-TURN = TurnConfig(layout="per_turn", action_mode="generate", history_turns=2)
+TURNS = {
+    "project": TurnConfig(layout="per_turn", action_mode="generate", history_turns=2),
+    "published": TurnConfig(format="published", history_turns=2, prompt_chars=2500),
+}
 # fields that describe where/when an episode ran, not what the agent saw and did
 RUN_FIELDS = {"episode_id", "group_id", "step", "seed", "arm"}
 USAGE_FIELDS = {"input_tokens", "output_tokens", "cost_usd", "retries"}
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """The ALFWorld cache (rendered once for both formats) and the scripted replies."""
+    cache = tmp_path_factory.mktemp("alfworld-cache")
+    return cache, _replies(cache)
 
 
 def _replies(cache: Path) -> list[str]:
@@ -108,9 +121,16 @@ def _comparable(ep: Any) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.parametrize("fmt", list(TURNS))
 def test_local_verl_and_eval_see_and_record_the_same_agent(
-    tmp_path: Path, smollm_dir: Path, make_lib: Any, monkeypatch: pytest.MonkeyPatch
+    fmt: str,
+    planned: tuple[Path, list[str]],
+    tmp_path: Path,
+    smollm_dir: Path,
+    make_lib: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    turn = TURNS[fmt]
     from reskill_local.rollout import RolloutSpec, Sampling, run_rollouts
     from reskill_verl.coevolution_actor import (
         CoEvolutionService,
@@ -124,8 +144,7 @@ def test_local_verl_and_eval_see_and_record_the_same_agent(
     from reskill_gym.evaluation.config import EvalConfig
     from reskill_gym.evaluation.runner import run_eval
 
-    cache = tmp_path / "alfworld-cache"
-    replies = _replies(cache)
+    cache, replies = planned
     lib, head, _ = make_lib(tmp_path / "lib", "alfworld")
 
     # --- veRL: the real V1 worker, one session, co-evolution without a live test (HEAD)
@@ -139,7 +158,10 @@ def test_local_verl_and_eval_see_and_record_the_same_agent(
             f"+reskill.env_kwargs.cache_dir={cache}",
             f"reskill.max_turns={ENV_KW['max_turns']}",
             "reskill.rollout.layout=per_turn",
-            f"reskill.rollout.history_turns={TURN.history_turns}",
+            f"+reskill.rollout.format={turn.format}",
+            f"+reskill.rollout.prompt_chars={turn.prompt_chars or 'null'}",
+            f"reskill.rollout.action_format={'tagged' if fmt == 'project' else 'null'}",
+            f"reskill.rollout.history_turns={turn.history_turns}",
             f"reskill.template={TEMPLATE}",
             "reskill.max_tokens_per_turn=64",
         ],
@@ -173,7 +195,7 @@ def test_local_verl_and_eval_see_and_record_the_same_agent(
         policy,
         [RolloutSpec("r0", "g0", TASK, head, seed=0)],
         make_env,
-        TURN,
+        turn,
         Sampling(max_prompt_tokens=4096),
         generator=torch.Generator().manual_seed(0),
     )
@@ -197,7 +219,7 @@ def test_local_verl_and_eval_see_and_record_the_same_agent(
             skills=[f"{lib.root}@{head}"],
             baseline=False,
             agent="python:parity:act",
-            rollout=TURN,
+            rollout=turn,
             max_turns=ENV_KW["max_turns"],
             difficulty="tiny",
             template=TEMPLATE,
@@ -215,10 +237,19 @@ def test_local_verl_and_eval_see_and_record_the_same_agent(
     assert len(local_prompts) == len(verl_prompts) == len(eval_prompts) == len(replies)
     for t, (a, b, c) in enumerate(zip(local_prompts, verl_prompts, eval_prompts)):
         assert a == b == c, f"turn {t}: prompts differ"
-    assert "not executed" in tok.decode(local_prompts[2])  # the invalid turn's feedback
     actions = [t.action for t in local_ep.turns]
     assert actions == [t.action for t in verl_ep.turns] == [t.action for t in eval_ep.turns]
     assert [t.valid for t in local_ep.turns] == [True, False] + [True] * (len(replies) - 2)
+    third = tok.decode(local_prompts[2])
+    if fmt == "project":
+        assert "not executed" in third  # the invalid turn's feedback; the env did not run it
+        assert local_ep.turns[1].action == "" and not local_ep.turns[1].ran
+        assert seen[0][0]["role"] == "system"
+    else:  # published: no system message; the invalid reply's tail ran and is in the history
+        assert local_ep.turns[1].action == replies[1].lower()[-30:] and local_ep.turns[1].ran
+        assert f"Action 2: '{replies[1].lower()[-30:]}'" in third
+        assert [m["role"] for m in seen[0]] == ["user"]
+        assert "(including which skill you applied, if any)" in seen[0][0]["content"]
     assert _comparable(local_ep) == _comparable(verl_ep) == _comparable(eval_ep)
     assert local_ep.won and local_ep.reward == verl_ep.reward == eval_ep.reward == 1.0
     assert verl_rewards == [1.0] * len(replies)  # every turn sample carries the return
