@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from reskill_gym.llm.base import BaseBackend, RawAnswer
 from reskill_gym.llm.config import LLMConfig
+from reskill_gym.llm.deadline import bound_client
 from reskill_gym.llm.errors import LLMConfigError, LLMError, LLMServerError
 from reskill_gym.llm.protocol import Message
 from reskill_gym.llm.sdk_errors import translate_sdk_error
@@ -164,6 +165,7 @@ class AnthropicBackend(_ClaudeBackend):
             base_url=self.config.base_url,
             timeout=self.config.timeout_s,
             max_retries=0,
+            http_client=bound_client(self._sdk.DefaultHttpxClient()),
         )
 
 
@@ -210,6 +212,7 @@ class BedrockBackend(_ClaudeBackend):
                 base_url=self.config.base_url,
                 timeout=self.config.timeout_s,
                 max_retries=0,
+                http_client=bound_client(self._sdk.DefaultHttpxClient()),
                 **kwargs,
             )
         except ImportError as e:  # botocore missing

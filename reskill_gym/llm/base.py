@@ -34,14 +34,21 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
 from reskill_gym.llm.cache import ResponseCache, cache_key
 from reskill_gym.llm.config import LLMConfig
-from reskill_gym.llm.errors import LLMError, LLMOutputError, LLMTransientError
+from reskill_gym.llm.deadline import deadline, remaining
+from reskill_gym.llm.errors import (
+    LLMConnectionError,
+    LLMError,
+    LLMOutputError,
+    LLMTimeoutError,
+    LLMTransientError,
+)
 from reskill_gym.llm.protocol import (
     Completion,
     CompletionRequest,
@@ -52,6 +59,7 @@ from reskill_gym.llm.protocol import (
 )
 from reskill_gym.llm.retry import RetryPolicy
 from reskill_gym.llm.structured import json_schema_of, parse_output, repair_message
+from reskill_gym.safe_text import clip_text
 
 __all__ = ["BaseBackend", "RawAnswer"]
 
@@ -173,7 +181,8 @@ class BaseBackend(ABC):
             if hit is not None:
                 return hit
         try:
-            completion = self._complete_uncached(msgs, schema, mt, temp, t0)
+            with deadline(self.config.call_timeout_s):
+                completion = self._complete_uncached(msgs, schema, mt, temp, t0)
         except LLMError as e:
             self._add(failed_calls=1)
             log.warning(
@@ -243,6 +252,19 @@ class BaseBackend(ABC):
             self._unpriced_warned.add(model)
             log.warning("llm: no price for model %r; its cost is counted as 0", model)
         return price.cost(input_tokens, output_tokens)
+
+    def _clipped(self, raw: RawAnswer) -> RawAnswer:
+        """``raw`` with its text cut to ``max_answer_chars`` and a marker saying so."""
+        limit = self.config.max_answer_chars
+        if len(raw.text) <= limit:
+            return raw
+        log.warning(
+            "llm %s: answer of %d chars clipped to %d (max_answer_chars)",
+            self.name,
+            len(raw.text),
+            limit,
+        )
+        return replace(raw, text=clip_text(raw.text, limit))
 
     def _store(self, key: str, completion: Completion) -> None:
         """Cache an answer; a failed write costs a future re-ask, never this answer."""
@@ -372,15 +394,29 @@ class BaseBackend(ABC):
         while True:
             self._add(requests=1)
             try:
-                with self._slots:
-                    raw = self._send(
-                        msgs, schema=schema, max_tokens=max_tokens, temperature=temperature
-                    )
+                with self._slots, deadline(self.config.timeout_s):
+                    sent = time.monotonic()
+                    try:
+                        raw = self._send(
+                            msgs, schema=schema, max_tokens=max_tokens, temperature=temperature
+                        )
+                    except LLMConnectionError as e:
+                        left = remaining()
+                        if left is not None and left <= 0:  # our deadline cut the connection
+                            raise LLMTimeoutError(
+                                f"no complete answer within {time.monotonic() - sent:.1f}s "
+                                f"(timeout_s={self.config.timeout_s} for the whole request)"
+                            ) from e
+                        raise
             except LLMTransientError as e:
                 e.backend, e.model, e.attempts = self.name, self.model, attempt + 1
                 if attempt >= policy.max_retries:
                     raise  # complete() logs the failure once
                 wait = policy.delay(attempt, e.retry_after)
+                left = remaining()
+                if left is not None and left <= wait:
+                    e.message += f" (no retry: the call's {self.config.call_timeout_s}s are spent)"
+                    raise
                 log.log(
                     logging.INFO if attempt == 0 else logging.DEBUG,
                     "llm %s: %s (%s); retry %d/%d in %.2fs",
@@ -398,6 +434,7 @@ class BaseBackend(ABC):
             except LLMError as e:
                 e.backend, e.model, e.attempts = self.name, self.model, attempt + 1
                 raise
+            raw = self._clipped(raw)
             cost = self._cost(raw.model, raw.input_tokens, raw.output_tokens)
             self._add(input_tokens=raw.input_tokens, output_tokens=raw.output_tokens, cost_usd=cost)
             return raw, cost

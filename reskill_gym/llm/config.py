@@ -65,9 +65,13 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 
 
 class LLMConfig(BaseModel):
-    """Everything needed to build one backend (see ``reskill_gym.llm.backend_from_config``)."""
+    """Everything needed to build one backend (see ``reskill_gym.llm.backend_from_config``).
 
-    model_config = ConfigDict(extra="forbid")
+    Numbers must be finite: ``timeout_s: inf`` or ``temperature: nan`` is an error, not a
+    request that never ends or a sampler that returns garbage.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     backend: BackendKind = Field(
         "anthropic",
@@ -94,7 +98,24 @@ class LLMConfig(BaseModel):
     aws_region: str | None = Field(
         None, description="bedrock: AWS region (default: the AWS environment/config)."
     )
-    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
+    timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Deadline of one request in seconds: connect, send and the whole answer "
+        "(not per read: a server that drips bytes is cut off at it).",
+    )
+    call_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="Deadline of one call in seconds, retries, back-off and re-asks included "
+        "(None: each request has timeout_s and retries follow max_retries).",
+    )
+    max_answer_chars: int = Field(
+        262_144,
+        ge=1,
+        description="Longest answer kept; a longer one is clipped with a marker (a broken or "
+        "hostile server must not fill memory, caches and records with megabytes).",
+    )
     max_retries: int = Field(
         5,
         ge=0,

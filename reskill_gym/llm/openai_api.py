@@ -41,6 +41,7 @@ from pydantic import BaseModel
 
 from reskill_gym.llm.base import BaseBackend, RawAnswer, _clip
 from reskill_gym.llm.config import LLMConfig
+from reskill_gym.llm.deadline import bound_client
 from reskill_gym.llm.errors import (
     LLMAuthError,
     LLMConfigError,
@@ -206,7 +207,11 @@ class OpenAIBackend(BaseBackend):
         env = config.api_key_env or "OPENAI_API_KEY"
         key = api_key or os.environ.get(env) or "EMPTY"
         self._client = client or openai.OpenAI(
-            api_key=key, base_url=config.base_url, timeout=config.timeout_s, max_retries=0
+            api_key=key,
+            base_url=config.base_url,
+            timeout=config.timeout_s,
+            max_retries=0,
+            http_client=bound_client(openai.DefaultHttpxClient()),
         )
         self.capabilities = capabilities if capabilities is not None else SERVER_CAPABILITIES
         assert config.base_url is not None  # LLMConfig requires it for openai

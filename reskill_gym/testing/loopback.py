@@ -82,10 +82,15 @@ class LoopbackError:
 
 @dataclass(frozen=True)
 class LoopbackReply:
-    """A successful answer with optional per-reply delay, token counts and stop reason."""
+    """A successful answer with optional per-reply delay, token counts and stop reason.
+
+    ``drip_s`` > 0 sends the body one byte at a time, that many seconds apart (a slow or
+    hostile endpoint that per-read timeouts never catch).
+    """
 
     text: str
     delay_s: float = 0.0
+    drip_s: float = 0.0
     input_tokens: int | None = None
     output_tokens: int | None = None
     stop_reason: str | None = None
@@ -510,7 +515,11 @@ def _make_handler(server: LoopbackLLMServer) -> type[BaseHTTPRequestHandler]:
 
         # -------------------------------------------------------- plumbing
         def _send_json(
-            self, status: int, payload: Any, headers: dict[str, str] | None = None
+            self,
+            status: int,
+            payload: Any,
+            headers: dict[str, str] | None = None,
+            drip_s: float = 0.0,
         ) -> None:
             data = json.dumps(payload).encode("utf-8")
             try:
@@ -520,6 +529,16 @@ def _make_handler(server: LoopbackLLMServer) -> type[BaseHTTPRequestHandler]:
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.end_headers()
+                if drip_s > 0:
+                    self.wfile.flush()
+                    for i in range(len(data)):
+                        if server._stopping.is_set():
+                            self.close_connection = True
+                            return
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                        server._wait(drip_s)
+                    return
                 self.wfile.write(data)
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError) as e:
@@ -634,9 +653,10 @@ def _make_handler(server: LoopbackLLMServer) -> type[BaseHTTPRequestHandler]:
                 else max(1, _words(reply.text))
             )
             if api == "openai":
-                self._send_json(200, self._openai_body(req, reply, in_tok, out_tok))
+                body = self._openai_body(req, reply, in_tok, out_tok)
             else:
-                self._send_json(200, self._anthropic_body(req, reply, in_tok, out_tok))
+                body = self._anthropic_body(req, reply, in_tok, out_tok)
+            self._send_json(200, body, drip_s=reply.drip_s)
 
         def _openai_body(
             self, req: LoopbackRequest, reply: LoopbackReply, i: int, o: int
