@@ -1,6 +1,7 @@
 """The report of a training run: ``report.md`` and PNG plots, from the run folder's files.
 
-Exports ``write_run_report``, ``load_run``, ``RunRecord`` and ``report_command`` (``reskill report``).
+Exports ``write_run_report``, ``load_run``, ``RunRecord``, ``VersionLife``, ``version_lives`` and
+``report_command`` (``reskill report``).
 
 Inputs are what every trainer writes into a run folder (the local trainer into its run
 folder, the veRL adapter into ``<trainer.default_local_dir>/reskill``): ``metrics.jsonl``
@@ -36,7 +37,14 @@ import typer
 
 from reskill_gym.atomic import atomic_write_text
 
-__all__ = ["write_run_report", "load_run", "RunRecord", "report_command"]
+__all__ = [
+    "write_run_report",
+    "load_run",
+    "RunRecord",
+    "VersionLife",
+    "version_lives",
+    "report_command",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -96,18 +104,14 @@ class RunRecord:
         return [v for v in self.lives if v.outcome is not None]
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
-    """Read ``metrics.jsonl``, ``events.jsonl``, ``config.yaml`` and the library of a run."""
-    run = Path(run_dir)
-    metrics = [r for r in _read_jsonl(run / "metrics.jsonl") if _int(r.get("step")) is not None]
-    events = _read_jsonl(run / "events.jsonl")
-    config: dict[str, Any] = {}
-    if (run / "config.yaml").is_file():
-        from reskill_gym.yaml_loading import YAMLLoadError, load_yaml_file
+def version_lives(events: list[dict[str, Any]]) -> list[VersionLife]:
+    """Each candidate version's life (created, tested, decided) from ``events.jsonl`` rows.
 
-        config = load_yaml_file(run / "config.yaml") or {}
-        if not isinstance(config, dict):
-            raise YAMLLoadError("the top level must be a mapping", path=str(run / "config.yaml"))
+    >>> [(v.version, v.test_started, v.outcome) for v in version_lives([
+    ...     {"kind": "test_started", "step": 2, "data": {"candidate": "b"}},
+    ...     {"kind": "test_decided", "step": 5, "data": {"candidates": ["b"], "accepted": "a"}}])]
+    [('b', 2, 'rejected')]
+    """
     lives: dict[str, VersionLife] = {}
     for e in events:
         data = _mapping(e.get("data"))
@@ -137,6 +141,22 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
                 }
                 if life.test_started is None:
                     life.test_started = _int(data.get("started_step"))
+    return list(lives.values())
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
+    """Read ``metrics.jsonl``, ``events.jsonl``, ``config.yaml`` and the library of a run."""
+    run = Path(run_dir)
+    metrics = [r for r in _read_jsonl(run / "metrics.jsonl") if _int(r.get("step")) is not None]
+    events = _read_jsonl(run / "events.jsonl")
+    config: dict[str, Any] = {}
+    if (run / "config.yaml").is_file():
+        from reskill_gym.yaml_loading import YAMLLoadError, load_yaml_file
+
+        config = load_yaml_file(run / "config.yaml") or {}
+        if not isinstance(config, dict):
+            raise YAMLLoadError("the top level must be a mapping", path=str(run / "config.yaml"))
+    lives = version_lives(events)
     from reskill_gym.skills import SkillLibrary
     from reskill_gym.skills.source import is_library
 
@@ -148,7 +168,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
         head = lib.head
         skills = [(s.name, s.description) for s in lib.view().skills]
         history_len = len(lib.history())
-    return RunRecord(run, metrics, events, config, list(lives.values()), head, skills, history_len)
+    return RunRecord(run, metrics, events, config, lives, head, skills, history_len)
 
 
 def _mapping(v: Any) -> dict[str, Any]:
