@@ -85,8 +85,10 @@ from reskill_gym.runfolder import (
     latest_checkpoint,
     log_wandb,
     merge_config,
+    record_episodes,
     reopen_run_folder,
     restore_coevolution,
+    run_coevolution_config,
     set_console_log_level,
     step_row,
     truncate_logs,
@@ -276,6 +278,7 @@ class EvolveRun:
     """
 
     def __init__(self, config: EvolveConfig, run_dir: Path, *, agent: Any = None) -> None:
+        self.last_episodes: list[Episode] = []  # the last step's, for episodes/
         self.config = config
         self.run_dir = Path(run_dir)
         self._given_agent = agent
@@ -322,7 +325,7 @@ class EvolveRun:
 
         cfg = self.config
         self.library = SkillLibrary.open(self.run_dir / "skills")
-        co_cfg = cfg.coevolution.model_copy(update={"checkpoint_dir": None})
+        co_cfg = run_coevolution_config(cfg.coevolution, self.run_dir)
         if cfg.run.skills_mode == "coevolve":
             self.coevo = CoEvolution.create(self.library, co_cfg)
         elif cfg.run.skills_mode == "frozen":
@@ -469,6 +472,7 @@ class EvolveRun:
         t_step = time.perf_counter()
         plan, rollouts = self.plan(step)
         episodes = self._play_all(rollouts, step)
+        self.last_episodes = episodes
         rollout_s = time.perf_counter() - t_step
         kept = [e for e in episodes if e.error is None]
         dropped = [e for e in episodes if e.error is not None]
@@ -610,6 +614,8 @@ class EvolveRun:
                     # rows first, checkpoint second (see reskill_gym.runfolder)
                     append_jsonl(self.run_dir / "metrics.jsonl", [row])
                     append_jsonl(self.run_dir / "events.jsonl", events)
+                    if self.config.run.record_episodes:
+                        record_episodes(self.run_dir, step, self.last_episodes, self.coevo)
                     self._save_checkpoint(step + 1)
                     log_wandb(self._wandb, row, step)
                     bar.end_step(step, row, events)

@@ -4,8 +4,9 @@ Exports ``ConfigError``, ``RunConfig``, ``EnvConfig``, ``RunSummary``, ``StepPro
 ``CHECKPOINTS``, ``check_keys``, ``format_validation``, ``unwrap_optional``,
 ``merge_config``, ``default_run_name``, ``create_run_folder``, ``reopen_run_folder``, ``copy_library``,
 ``latest_checkpoint``, ``write_checkpoint``, ``restore_coevolution``, ``truncate_logs``,
-``truncate_jsonl``, ``append_jsonl``, ``step_row``, ``event_rows``, ``init_wandb``,
-``log_wandb``, ``cpu_seconds`` and ``set_console_log_level``.
+``truncate_jsonl``, ``append_jsonl``, ``step_row``, ``event_rows``, ``record_episodes``,
+``run_coevolution_config``, ``init_wandb``, ``log_wandb``, ``cpu_seconds`` and
+``set_console_log_level``.
 
 ``reskill train`` (the local GRPO trainer, ``reskill_local.train``) and ``reskill evolve``
 (frozen-policy co-evolution, :mod:`reskill_gym.evolve`) write the same folder, so
@@ -17,6 +18,8 @@ Exports ``ConfigError``, ``RunConfig``, ``EnvConfig``, ``RunSummary``, ``StepPro
     checkpoints/LATEST   name of the newest complete checkpoint
     metrics.jsonl        one line per step (episode/*, arms/*, versions/*, creator/*, ...)
     events.jsonl         co-evolution events (creator, tests, dropped episodes)
+    episodes/            every episode played, per step (reskill_gym.episode_log)
+    creator/step_<N>/    each creator pass's inputs, prompts, answers and verdicts
     report.md, plots/    written at the end (``reskill report`` regenerates them)
 
 Both configs share the ``run`` (:class:`RunConfig`) and ``env`` (:class:`EnvConfig`)
@@ -82,6 +85,8 @@ __all__ = [
     "append_jsonl",
     "step_row",
     "event_rows",
+    "record_episodes",
+    "run_coevolution_config",
     "init_wandb",
     "log_wandb",
     "cpu_seconds",
@@ -131,6 +136,11 @@ class RunConfig(BaseModel):
     wandb_entity: str | None = Field(None, description="wandb entity (team or user).")
     progress: bool = Field(True, description="Show the rich progress display.")
     report: bool = Field(True, description="Write report.md and plots when the run ends.")
+    record_episodes: bool = Field(
+        True,
+        description="Write every step's episodes (turns, replies, skills shown, rewards) to "
+        "episodes/ as compressed JSONL with an index, for `reskill view` and scripts.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "WARNING", description="Level of library log lines on the console."
     )
@@ -507,9 +517,35 @@ def truncate_jsonl(path: Path, max_step: int) -> int:
 
 
 def truncate_logs(run_dir: str | os.PathLike[str], steps_done: int) -> None:
-    """Drop ``metrics.jsonl`` / ``events.jsonl`` lines of steps after the checkpoint."""
+    """Drop ``metrics.jsonl`` / ``events.jsonl`` lines and ``episodes/`` files of steps after
+    the checkpoint."""
+    from reskill_gym.episode_log import truncate_episode_log
+
     for name in _LOGS:
         truncate_jsonl(Path(run_dir) / name, steps_done)
+    truncate_episode_log(run_dir, steps_done)
+
+
+def record_episodes(
+    run_dir: str | os.PathLike[str], step: int, episodes: Sequence[Any], coevo: Any
+) -> None:
+    """Write step ``step``'s episodes (dropped ones included) with the SKILL.md text of every
+    skill they were shown, from the versions ``coevo.view`` gives (see
+    :mod:`reskill_gym.episode_log`)."""
+    from reskill_gym.episode_log import shown_skill_texts, write_step_episodes
+
+    write_step_episodes(
+        run_dir, step, episodes, skill_texts=shown_skill_texts(episodes, coevo.view)
+    )
+
+
+def run_coevolution_config(config: Any, run_dir: Path) -> Any:
+    """A run's ``CoEvolutionConfig``: checkpoints are the run's own (``checkpoints/``), and
+    creator passes keep their artifacts in ``<run>/creator/`` unless the config says where."""
+    update: dict[str, Any] = {"checkpoint_dir": None}
+    if config.creator.artifacts_dir is None:
+        update["creator"] = config.creator.model_copy(update={"artifacts_dir": run_dir / "creator"})
+    return config.model_copy(update=update)
 
 
 def append_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reskill_gym.cli import app
+from reskill_gym.episode_log import EpisodeLog
 from reskill_gym.evolve import EvolveAbortedError, EvolveRun, load_evolve_config
 from reskill_gym.runfolder import ConfigError, latest_checkpoint
 
@@ -125,17 +126,28 @@ def test_evolve_cli_runs_reports_and_resumes(tmp_path: Path, scripted_agent) -> 
     assert live is not None and len(live["versions"]) == 2
     report = (run / "report.md").read_text()
     assert "1 started" in report and "| 1 |" in report
+    # every episode is kept (reskill view reads them), and the creator pass's artifacts
+    log = EpisodeLog(run)
+    assert log.steps() == [0, 1] and len(log.entries()) == 16
+    assert {e.arm for e in log.entries() if e.step == 1} == {"incumbent", "candidate"}
+    assert (run / "creator" / "step_000000" / "09_result.json").is_file()
     assert (run / "plots" / "reward_per_arm.png").stat().st_size > 5000
 
     # a crash after step 2's rows were written but before its checkpoint: resume replays it
     with (run / "metrics.jsonl").open("a") as fh:
         fh.write(json.dumps({"step": 2, "episode/reward_mean": -1.0}) + "\n")
+    for suffix in ("jsonl.gz", "index.json"):  # and its episodes (a stale copy of step 1's)
+        stale = (run / "episodes" / f"step_000001.{suffix}").read_bytes()
+        (run / "episodes" / f"step_000002.{suffix}").write_bytes(stale)
     second = runner.invoke(app, ["evolve", "--resume", str(run), "run.steps=4", "--no-progress"])
     assert second.exit_code == 0, second.output
     rows = _rows(run / "metrics.jsonl")
     assert [r["step"] for r in rows] == [0, 1, 2, 3]
     assert all(r["episode/reward_mean"] >= 0 for r in rows)
     assert load_evolve_config(run / "config.yaml").run.steps == 4  # the override is recorded
+    log = EpisodeLog(run)
+    assert log.steps() == [0, 1, 2, 3] and len(log.entries()) == 32  # step 2 replayed once
+    assert all(e.episode_id.startswith(f"s{e.step}-") for e in log.entries())
     events = _rows(run / "events.jsonl")
     decided = [e for e in events if e["kind"] == "test_decided"]
     assert len(decided) == 1 and decided[0]["data"]["candidates"] == [live["versions"][1]]

@@ -71,8 +71,10 @@ from reskill_gym.runfolder import (
     latest_checkpoint,
     log_wandb,
     merge_config,
+    record_episodes,
     reopen_run_folder,
     restore_coevolution,
+    run_coevolution_config,
     step_row,
     truncate_logs,
     unwrap_optional,
@@ -242,7 +244,7 @@ class TrainingRun:
 
         cfg = self.config
         self.library = SkillLibrary.open(self.run_dir / "skills")
-        co_cfg = cfg.coevolution.model_copy(update={"checkpoint_dir": None})
+        co_cfg = run_coevolution_config(cfg.coevolution, self.run_dir)
         if cfg.run.skills_mode == "coevolve":
             self.coevo = CoEvolution.create(self.library, co_cfg)
         elif cfg.run.skills_mode == "frozen":
@@ -361,6 +363,9 @@ class TrainingRun:
                     # resume, so a kill between the two never loses or doubles a step
                     _append_jsonl(self.run_dir / "metrics.jsonl", [row])
                     _append_jsonl(self.run_dir / "events.jsonl", events)
+                    if self.config.run.record_episodes:
+                        episodes = [*result.episodes, *result.dropped]
+                        record_episodes(self.run_dir, step, episodes, self.coevo)
                     self._save_checkpoint(step + 1)
                     log_wandb(self._wandb, row, step)
                     bar.end_step(step, row, events)
