@@ -5,9 +5,17 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.reskill-installed
 
-.PHONY: setup demo test wheel-test lint bench clean
+.PHONY: setup browser demo test wheel-test lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# `reskill view`'s browser tests drive Debian's headless chromium through Playwright (which
+# cannot download a browser of its own here): installed once, when make runs as root (CI).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "note: chromium is not installed; the viewer's browser tests will skip (apt-get install chromium)"; fi; }
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -123,9 +123,10 @@
     const main = clear(document.getElementById("main"));
     const pages = { run: pageRun, episodes: pageEpisodes, episode: pageEpisode, diff: pageDiff, library: pageLibrary, creator: pageCreator, eval: pageEval };
     const fn = pages[r.page] || pageRun;
+    document.body.setAttribute("data-rendered", "0");
     Promise.resolve(fn(main, r)).catch((e) => {
       main.appendChild(h("p", { class: "error" }, String(e.message || e)));
-    });
+    }).finally(() => document.body.setAttribute("data-rendered", "1"));
   }
 
   // ----- Run page ----------------------------------------------------------------------------
@@ -457,20 +458,23 @@
     return h("pre", { class: "diff" }, lines.map((l) => h("span", { class: l.startsWith("+") && !l.startsWith("+++") ? "add" : l.startsWith("-") && !l.startsWith("---") ? "del" : l.startsWith("@@") ? "hunk" : "" }, l + "\n")));
   }
 
-  function graph(versions) {
+  function graph(versions, rows, box) {
+    // drawn after layout: each node sits at the middle of its (variable height) row
     const NS = "http://www.w3.org/2000/svg";
-    const rowH = 34, lane = 22;
+    const lane = 22;
+    const top = box.getBoundingClientRect().top;
+    const ys = rows.map((r) => { const b = r.getBoundingClientRect(); return b.top - top + 12; });
     const pos = new Map(versions.map((v, i) => [v.version, i]));
     const laneOf = (v) => (v.parent === null || v.status === "head" || v.status === "accepted" || v.status === "initial" ? 0 : 1);
     const svg = document.createElementNS(NS, "svg");
     svg.setAttribute("width", String(3 * lane));
-    svg.setAttribute("height", String(versions.length * rowH));
+    svg.setAttribute("height", String(box.getBoundingClientRect().height));
     svg.setAttribute("class", "graph");
     versions.forEach((v, i) => {
       if (v.parent !== null && pos.has(v.parent)) {
         const j = pos.get(v.parent);
         const p = document.createElementNS(NS, "path");
-        const x0 = 12 + lane * laneOf(versions[j]), y0 = j * rowH + rowH / 2, x1 = 12 + lane * laneOf(v), y1 = i * rowH + rowH / 2;
+        const x0 = 12 + lane * laneOf(versions[j]), y0 = ys[j], x1 = 12 + lane * laneOf(v), y1 = ys[i];
         p.setAttribute("d", `M${x0},${y0} C${x0},${(y0 + y1) / 2} ${x1},${(y0 + y1) / 2} ${x1},${y1}`);
         p.setAttribute("class", "edge");
         svg.appendChild(p);
@@ -479,7 +483,7 @@
     versions.forEach((v, i) => {
       const c = document.createElementNS(NS, "circle");
       c.setAttribute("cx", String(12 + lane * laneOf(v)));
-      c.setAttribute("cy", String(i * rowH + rowH / 2));
+      c.setAttribute("cy", String(ys[i]));
       c.setAttribute("r", "7");
       c.setAttribute("class", "node " + v.status);
       svg.appendChild(c);
@@ -514,7 +518,16 @@
       h("div", { class: "vreason" }, v.reason || ""),
       v.test ? details("version test evidence", testEvidence(v.test), false) : null,
       v.creator ? details("creator record (assertions, verification)", creatorRecord(v.creator), false) : null));
-    main.appendChild(h("div", { class: "versions" }, graph(lib.versions), h("div", { class: "vlist" }, rows)));
+    const vlist = h("div", { class: "vlist" }, rows);
+    const versionsBox = h("div", { class: "versions" }, vlist);
+    main.appendChild(versionsBox);
+    const redraw = () => {
+      const old = versionsBox.querySelector("svg.graph");
+      if (old) old.remove();
+      versionsBox.insertBefore(graph(lib.versions, rows, vlist), vlist);
+    };
+    redraw();
+    vlist.addEventListener("toggle", redraw, true);
     if (lib.moves.length) {
       main.appendChild(h("h3", {}, "HEAD moves"));
       main.appendChild(table(["version", "step", "reason"], lib.moves.map((m) => h("tr", {}, h("td", { class: "mono" }, m.version), h("td", {}, fmt(m.step)), h("td", {}, m.reason)))));
