@@ -18,7 +18,7 @@ Exports ``ConfigError``, ``RunConfig``, ``EnvConfig``, ``RunSummary``, ``StepPro
     checkpoints/LATEST   name of the newest complete checkpoint
     metrics.jsonl        one line per step (episode/*, arms/*, versions/*, creator/*, ...)
     events.jsonl         co-evolution events (creator, tests, dropped episodes)
-    episodes/            every episode played, per step (reskill_gym.episode_log)
+    episodes/            every episode played, per step (reskill_gym.step_episodes)
     creator/step_<N>/    each creator pass's inputs, prompts, answers and verdicts
     report.md, plots/    written at the end (``reskill report`` regenerates them)
 
@@ -519,11 +519,11 @@ def truncate_jsonl(path: Path, max_step: int) -> int:
 def truncate_logs(run_dir: str | os.PathLike[str], steps_done: int) -> None:
     """Drop ``metrics.jsonl`` / ``events.jsonl`` lines and ``episodes/`` files of steps after
     the checkpoint."""
-    from reskill_gym.episode_log import truncate_episode_log
+    from reskill_gym.step_episodes import truncate_step_episodes
 
     for name in _LOGS:
         truncate_jsonl(Path(run_dir) / name, steps_done)
-    truncate_episode_log(run_dir, steps_done)
+    truncate_step_episodes(run_dir, steps_done)
 
 
 def record_episodes(
@@ -531,8 +531,8 @@ def record_episodes(
 ) -> None:
     """Write step ``step``'s episodes (dropped ones included) with the SKILL.md text of every
     skill they were shown, from the versions ``coevo.view`` gives (see
-    :mod:`reskill_gym.episode_log`)."""
-    from reskill_gym.episode_log import shown_skill_texts, write_step_episodes
+    :mod:`reskill_gym.step_episodes`)."""
+    from reskill_gym.step_episodes import shown_skill_texts, write_step_episodes
 
     write_step_episodes(
         run_dir, step, episodes, skill_texts=shown_skill_texts(episodes, coevo.view)

@@ -18,9 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from reskill_gym.cli import app
-from reskill_gym.episode_log import EpisodeLog
 from reskill_gym.evolve import EvolveAbortedError, EvolveRun, load_evolve_config
 from reskill_gym.runfolder import ConfigError, latest_checkpoint
+from reskill_gym.step_episodes import StepEpisodes
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs" / "evolve"
@@ -127,7 +127,7 @@ def test_evolve_cli_runs_reports_and_resumes(tmp_path: Path, scripted_agent) -> 
     report = (run / "report.md").read_text()
     assert "1 started" in report and "| 1 |" in report
     # every episode is kept (reskill view reads them), and the creator pass's artifacts
-    log = EpisodeLog(run)
+    log = StepEpisodes(run)
     assert log.steps() == [0, 1] and len(log.entries()) == 16
     assert {e.arm for e in log.entries() if e.step == 1} == {"incumbent", "candidate"}
     assert (run / "creator" / "step_000000" / "09_result.json").is_file()
@@ -145,7 +145,7 @@ def test_evolve_cli_runs_reports_and_resumes(tmp_path: Path, scripted_agent) -> 
     assert [r["step"] for r in rows] == [0, 1, 2, 3]
     assert all(r["episode/reward_mean"] >= 0 for r in rows)
     assert load_evolve_config(run / "config.yaml").run.steps == 4  # the override is recorded
-    log = EpisodeLog(run)
+    log = StepEpisodes(run)
     assert log.steps() == [0, 1, 2, 3] and len(log.entries()) == 32  # step 2 replayed once
     assert all(e.episode_id.startswith(f"s{e.step}-") for e in log.entries())
     events = _rows(run / "events.jsonl")

@@ -3,7 +3,7 @@
 Exports ``EpisodeSource``, ``EPISODE_COLUMNS`` and ``episode_source``.
 
 Two layouts are read: the per-step episode log of training runs
-(:class:`reskill_gym.episode_log.EpisodeLog`: index files, one gzip member per episode) and
+(:class:`reskill_gym.step_episodes.StepEpisodes`: index files, one gzip member per episode) and
 the ``episodes.jsonl`` of ``reskill eval`` (one ``EvalEpisode`` per line; its line offsets
 are indexed here, incrementally, as a live evaluation appends). Either way the server keeps
 only one small row per episode in memory and reads a full episode from disk by offset when it
@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from reskill_gym.episode_log import EpisodeIndexEntry, EpisodeLog
+from reskill_gym.step_episodes import EpisodeIndexEntry, StepEpisodes
 from reskill_gym.view.sources import MAX_LINE_BYTES, RunFolder
 
 __all__ = ["EpisodeSource", "EPISODE_COLUMNS", "episode_source"]
@@ -191,7 +191,7 @@ class _LogSource(EpisodeSource):
 
     def __init__(self, run: RunFolder) -> None:
         super().__init__(run)
-        self.log = EpisodeLog(run.path)
+        self.log = StepEpisodes(run.path)
         self._entries: list[EpisodeIndexEntry] = []
 
     def refresh(self) -> None:

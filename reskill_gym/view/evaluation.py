@@ -31,8 +31,8 @@ _CACHE: dict[tuple[str, Any], dict[str, Any]] = {}
 
 def _success(run: RunFolder) -> dict[str, Any]:
     """Streams ``episodes.jsonl`` once per change (records are not kept: big evals stay cheap)."""
+    from reskill_gym.evaluation.episode_log import EvalEpisode
     from reskill_gym.evaluation.report import summarize
-    from reskill_gym.evaluation.runner import EvalEpisode
 
     path = run.path / "episodes.jsonl"
     try:

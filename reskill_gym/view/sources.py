@@ -5,7 +5,7 @@ Exports ``RunKind``, ``RunFolder``, ``JsonlTail``, ``open_runs`` and ``ViewerInp
 Every kind of folder the project writes is recognised by the files it holds:
 
 - ``train`` / ``evolve``: ``config.yaml``, ``metrics.jsonl``, ``events.jsonl``, ``skills/``
-  (a library with history), ``episodes/`` (:mod:`reskill_gym.episode_log`);
+  (a library with history), ``episodes/`` (:mod:`reskill_gym.step_episodes`);
 - ``verl``: the same files in ``<default_local_dir>/reskill`` with the library in ``library/``
   (``config.yaml``'s ``run.trainer`` says ``verl``);
 - ``eval``: ``reskill eval`` success runs (``episodes.jsonl`` of ``EvalEpisode`` lines,

@@ -59,9 +59,9 @@ def evolve_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from reskill_gym.atomic import atomic_write_text
     from reskill_gym.episode import Episode, Turn
-    from reskill_gym.episode_log import write_step_episodes
     from reskill_gym.runfolder import append_jsonl
     from reskill_gym.skills import Skill, SkillLibrary, Trigger
+    from reskill_gym.step_episodes import write_step_episodes
 
     run = tmp_path_factory.mktemp("hostile") / "xss-run"
     lib = SkillLibrary.open(run / "skills", create=True, reason=XSS[0], proposed_by="run")
@@ -133,12 +133,12 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def eval_run(evolve_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from reskill_gym.episode_log import EpisodeLog
-    from reskill_gym.evaluation.runner import EvalEpisode
+    from reskill_gym.evaluation.episode_log import EvalEpisode
+    from reskill_gym.step_episodes import StepEpisodes
 
     out = tmp_path_factory.mktemp("eval") / "eval-run"
     out.mkdir()
-    log = EpisodeLog(evolve_run)
+    log = StepEpisodes(evolve_run)
     lines = []
     for k, entry in enumerate(log.entries()[:12]):
         ep = log.read(entry)

@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("starlette")
 from starlette.testclient import TestClient  # noqa: E402
 
-from reskill_gym.episode_log import EpisodeLog, write_step_episodes  # noqa: E402
 from reskill_gym.runfolder import append_jsonl  # noqa: E402
+from reskill_gym.step_episodes import StepEpisodes, write_step_episodes  # noqa: E402
 from reskill_gym.view import ViewerState, create_app, export_html, open_runs  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def test_pages_of_an_evolve_run(evolve_run: Path) -> None:
     assert test["started"] == 0 and test["outcome"] in ("accepted", "rejected")
 
     idx = c.get("/api/run/0/episodes").json()
-    log = EpisodeLog(evolve_run)
+    log = StepEpisodes(evolve_run)
     assert idx["total"] == len(log.entries()) == 24
     cols = idx["columns"]
     row = idx["rows"][5]
@@ -104,7 +104,7 @@ def test_live_run_is_followed(tmp_path: Path, evolve_run: Path) -> None:
     c = _client(run)
     assert len(c.get("/api/run/0/overview").json()["metrics"]["step"]) == 3
     assert c.get("/api/run/0/episodes").json()["total"] == 24
-    log = EpisodeLog(run)
+    log = StepEpisodes(run)
     new = [log.read(e).model_copy(update={"step": 3}) for e in log.entries()[:8]]
     write_step_episodes(run, 3, new)
     append_jsonl(run / "metrics.jsonl", [{"step": 3, "episode/success_rate": 1.0}])

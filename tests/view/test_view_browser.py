@@ -139,9 +139,9 @@ def test_filters_narrow_the_table(browser: object, server: str) -> None:
 def test_episode_view_shows_fired_skill_text(
     browser: object, server: str, evolve_run: Path
 ) -> None:
-    from reskill_gym.episode_log import EpisodeLog
+    from reskill_gym.step_episodes import StepEpisodes
 
-    log = EpisodeLog(evolve_run)
+    log = StepEpisodes(evolve_run)
     n, entry = next(
         (i, e) for i, e in enumerate(log.entries()) if e.arm == "candidate" and e.skills
     )

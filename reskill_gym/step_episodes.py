@@ -1,7 +1,7 @@
 """The episodes a run played, kept in its run folder: compressed JSONL per step plus an index.
 
 Exports ``EPISODES_DIR``, ``EpisodeIndexEntry``, ``StepIndex``, ``write_step_episodes``,
-``truncate_episode_log``, ``EpisodeLog``, ``episode_index_entry`` and ``shown_skill_texts``.
+``truncate_step_episodes``, ``StepEpisodes``, ``episode_index_entry`` and ``shown_skill_texts``.
 
 Every run writer (``reskill train``, ``reskill evolve``, a veRL run's ``<default_local_dir>/
 reskill``) records each step's :class:`~reskill_gym.episode.Episode` records here, and readers
@@ -19,7 +19,7 @@ texts make an episode readable after the library pruned the version it saw.
 
 Both files are written atomically (temp file + rename; the index last), so a reader never sees
 half a step; a step replayed after a resume replaces its files, and
-:func:`truncate_episode_log` drops the steps after the checkpoint a run resumes from.
+:func:`truncate_step_episodes` drops the steps after the checkpoint a run resumes from.
 
 >>> import tempfile, pathlib
 >>> from reskill_gym.episode import Episode, Turn
@@ -28,7 +28,7 @@ half a step; a step replayed after a resume replaces its files, and
 ...              turns=[Turn(observation="You are in a room.", action="look", skill_ids=["a@1"])],
 ...              won=True, reward=1.0)
 >>> _ = write_step_episodes(run, 0, [ep], skill_texts={"a@1": "---\\nname: a\\n---\\nLook."})
->>> log = EpisodeLog(run)
+>>> log = StepEpisodes(run)
 >>> [(e.episode_id, e.won, e.skills) for e in log.entries()]
 [('s0-g0-r0', True, ['a@1'])]
 >>> log.read(log.entries()[0]) == ep, log.skill_text(0, "a@1")
@@ -56,8 +56,8 @@ __all__ = [
     "EpisodeIndexEntry",
     "StepIndex",
     "write_step_episodes",
-    "truncate_episode_log",
-    "EpisodeLog",
+    "truncate_step_episodes",
+    "StepEpisodes",
     "episode_index_entry",
     "shown_skill_texts",
 ]
@@ -68,7 +68,7 @@ EPISODES_DIR = "episodes"
 #: Version of the index layout (bumped when a field changes meaning).
 INDEX_FORMAT = 1
 #: zlib level: 1 writes ~3x faster than the default 6 for ~10 % larger files on episode JSON,
-#: and the write sits on a training step's critical path (benchmarks/perf/episode_log.py).
+#: and the write sits on a training step's critical path (benchmarks/perf/step_episodes.py).
 COMPRESS_LEVEL = 1
 _STEP_FILE = re.compile(r"^step_(\d{6,})\.(jsonl\.gz|index\.json)$")
 
@@ -199,7 +199,7 @@ def write_step_episodes(
     return data_path
 
 
-def truncate_episode_log(run_dir: str | os.PathLike[str], keep_before: int) -> int:
+def truncate_step_episodes(run_dir: str | os.PathLike[str], keep_before: int) -> int:
     """Remove the files of steps ``>= keep_before`` (replayed after a resume); returns how many."""
     folder = Path(run_dir) / EPISODES_DIR
     removed = 0
@@ -229,7 +229,7 @@ def _scan_members(data: bytes) -> list[tuple[int, int]]:
     return spans
 
 
-class EpisodeLog:
+class StepEpisodes:
     """Read side of a run's ``episodes/`` folder; follows a live run (``refresh``).
 
     Holds only the index entries in memory; an episode is read from disk when asked for.

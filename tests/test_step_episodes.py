@@ -7,11 +7,11 @@ import gzip
 import json
 
 from reskill_gym.episode import Episode, Turn
-from reskill_gym.episode_log import (
+from reskill_gym.step_episodes import (
     EPISODES_DIR,
-    EpisodeLog,
+    StepEpisodes,
     shown_skill_texts,
-    truncate_episode_log,
+    truncate_step_episodes,
     write_step_episodes,
 )
 
@@ -49,7 +49,7 @@ def test_round_trip_and_plain_gzip(tmp_path) -> None:
     # any gzip reader sees JSONL: one Episode per line
     lines = gzip.decompress(path.read_bytes()).decode().splitlines()
     assert [Episode.model_validate_json(line) for line in lines] == eps
-    log = EpisodeLog(tmp_path)
+    log = StepEpisodes(tmp_path)
     entries = log.entries()
     assert [e.episode_id for e in entries] == [e.episode_id for e in eps]
     assert [e.won for e in entries] == [False, True, False, False]
@@ -63,7 +63,7 @@ def test_round_trip_and_plain_gzip(tmp_path) -> None:
 
 
 def test_follow_replace_truncate(tmp_path) -> None:
-    log = EpisodeLog(tmp_path)
+    log = StepEpisodes(tmp_path)
     assert log.entries() == [] and not log.refresh()
     write_step_episodes(tmp_path, 0, [_episode(0, 0)])
     assert log.refresh() and len(log.entries()) == 1
@@ -72,7 +72,7 @@ def test_follow_replace_truncate(tmp_path) -> None:
     assert not log.refresh()  # nothing new
     write_step_episodes(tmp_path, 1, [_episode(1, 5)])  # the step replayed after a resume
     assert log.refresh() and [e.episode_id for e in log.entries()] == ["s0-g0-r0", "s1-g0-r5"]
-    assert truncate_episode_log(tmp_path, 1) == 2
+    assert truncate_step_episodes(tmp_path, 1) == 2
     assert log.refresh() and [e.step for e in log.entries()] == [0]
 
 
@@ -83,7 +83,7 @@ def test_step_file_without_index_is_scanned(tmp_path) -> None:
     (folder / "step_000003.index.json").unlink()  # a crash between the two renames
     data = (folder / "step_000003.jsonl.gz").read_bytes()
     (folder / "step_000003.jsonl.gz").write_bytes(data + data[:10])  # and a torn tail
-    log = EpisodeLog(tmp_path)
+    log = StepEpisodes(tmp_path)
     entries = log.entries()
     assert [e.episode_id for e in entries] == [e.episode_id for e in eps]
     assert log.read(entries[1]) == eps[1]
