@@ -93,7 +93,11 @@ _KEY_VALUE = re.compile(
     rf"""(?P<scheme>(?:Bearer|Basic|Token)\s+)?(?P<value>[^\s"'\\,;&}}\])]+)""",
     re.IGNORECASE,
 )
-_KEY_HINT = re.compile(r"auth|key|token|secret|passw", re.IGNORECASE)
+# Substrings (lower case) one of _KEYS contains: no hint, no key=value scan.
+_KEY_HINTS = ("auth", "key", "token", "secret", "passw")
+# Literal prefixes one of _SHAPES needs: a cheap scan first (long texts, e.g. episode
+# records, rarely hold any), the full pattern only when one is there.
+_SHAPE_HINT = re.compile(r"sk-|hf_|gh[pousr]_|github_pat_|AIza|xox[abpors]-|AKIA|ASIA|ABIA|ACCA")
 _URL_USERINFO = re.compile(
     r"(?P<pre>\b[a-z][a-z0-9+.\-]*://[^\s/:@\"'\\]+:)[^\s/@\"'\\]+(?=@)", re.IGNORECASE
 )
@@ -130,12 +134,20 @@ def redact(text: str) -> str:
     for secret in _env_secrets():
         if secret in text:
             text = text.replace(secret, REDACTED)
-    text = _SHAPES.sub(REDACTED, text)
-    if _KEY_HINT.search(text):  # cheap pre-check: the key=value scan is the slow one
+    # each pattern runs only where the text holds what it needs (cheap necessary checks)
+    if _SHAPE_HINT.search(text):
+        text = _SHAPES.sub(REDACTED, text)
+    lower = text.lower()
+    if any(hint in lower for hint in _KEY_HINTS):  # the key=value scan is the slow one
         text = _KEY_VALUE.sub(_key_value, text)
-    text = _SCHEME.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    text = _URL_USERINFO.sub(lambda m: m.group("pre") + REDACTED, text)
-    return _QUERY.sub(lambda m: m.group("pre") + REDACTED, text)
+        lower = text.lower()
+    if "bearer" in lower or "basic" in lower:
+        text = _SCHEME.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    if "://" in text:
+        text = _URL_USERINFO.sub(lambda m: m.group("pre") + REDACTED, text)
+    if "=" in text:
+        text = _QUERY.sub(lambda m: m.group("pre") + REDACTED, text)
+    return text
 
 
 def redact_obj(obj: Any) -> Any:

@@ -164,6 +164,38 @@ def shown_skill_texts(episodes: Iterable[Episode], view: Callable[[str], Any]) -
     return texts
 
 
+_SEP = "\n\x00\n"  # no redaction pattern crosses whitespace or NUL
+
+
+def _redacted(ep: Episode) -> Episode:
+    """``ep`` with credentials cut from its free text (observations, replies, actions, task,
+    error). The texts are redacted as one joined string rather than as the JSON line: the
+    record's own key names (``input_tokens``) would send every line through the slow
+    key=value scan, and one call instead of hundreds keeps the write off the step's time."""
+    from reskill_gym.redaction import redact
+
+    texts = [ep.task, ep.final_observation, ep.error or ""]
+    for t in ep.turns:
+        texts += [t.observation, t.reply, t.action]
+    joined = _SEP.join(texts)
+    clean = redact(joined)
+    if clean == joined:
+        return ep
+    parts = clean.split(_SEP)
+    if len(parts) != len(texts):  # a text held the separator itself: field by field
+        parts = [redact(x) for x in texts]
+    turns = [
+        t.model_copy(
+            update=dict(zip(("observation", "reply", "action"), parts[3 + 3 * i : 6 + 3 * i]))
+        )
+        for i, t in enumerate(ep.turns)
+    ]
+    top: dict[str, Any] = {"task": parts[0], "final_observation": parts[1]}
+    if ep.error is not None:
+        top["error"] = parts[2]
+    return ep.model_copy(update={"turns": turns, **top})
+
+
 def write_step_episodes(
     run_dir: str | os.PathLike[str],
     step: int,
@@ -186,7 +218,7 @@ def write_step_episodes(
     entries: list[EpisodeIndexEntry] = []
     offset = 0
     for ep in episodes:
-        line = redact(ep.model_dump_json()) + "\n"
+        line = _redacted(ep).model_dump_json() + "\n"
         blob = gzip.compress(line.encode("utf-8"), compresslevel=level, mtime=0)
         entries.append(episode_index_entry(ep, offset, len(blob)))
         blobs.append(blob)
@@ -301,6 +333,9 @@ class StepEpisodes:
         return self._entries
 
     def steps(self) -> list[int]:
+        """Steps with recorded episodes (call :meth:`refresh` to follow)."""
+        if not self._steps:
+            self.refresh()
         return sorted(self._steps)
 
     def read(self, entry: EpisodeIndexEntry) -> Episode:

@@ -113,3 +113,15 @@ def test_shown_skill_texts_from_views(tmp_path) -> None:
     eps = [_episode(0, 0), _episode(0, 1).model_copy(update={"library_version": "bbbbbbbbbbbb"})]
     texts = shown_skill_texts(eps, lookup)
     assert list(texts) == ["plan@2"] and "Plan first." in texts["plan@2"]
+
+
+def test_credentials_are_cut_from_the_free_text(tmp_path) -> None:
+    ep = _episode(0, 0)
+    ep.turns[1].reply = "curl -H 'Authorization: Bearer abcdefghijklmnop1234' http://x"
+    ep.task = "use key sk-ant-abcdefghijklmnopqrstu"
+    write_step_episodes(tmp_path, 0, [ep])
+    log = StepEpisodes(tmp_path)
+    back = log.read(log.entries()[0])
+    assert "abcdefghijklmnop1234" not in back.turns[1].reply and "[REDACTED]" in back.turns[1].reply
+    assert "sk-ant" not in back.task
+    assert back.turns[0] == ep.turns[0] and back.turns[2] == ep.turns[2]  # the rest untouched
