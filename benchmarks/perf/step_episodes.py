@@ -70,21 +70,35 @@ def main() -> None:
             path = write_step_episodes(tmp, r, episodes, skill_texts=texts)
             writes.append(time.perf_counter() - t)
         gz = path.stat().st_size
-        index = (Path(tmp) / EPISODES_DIR / path.name.replace(".jsonl.gz", ".index.json")).stat().st_size
+        index = (
+            (Path(tmp) / EPISODES_DIR / path.name.replace(".jsonl.gz", ".index.json"))
+            .stat()
+            .st_size
+        )
     raw = sum(len(e.model_dump_json()) + 1 for e in episodes)
     turns = statistics.mean(len(e.turns) for e in episodes)
     write_s = statistics.median(writes)
     print(f"machine: {machine()}")
-    print(f"{len(episodes)} ALFWorld std episodes (random admissible agent, seed library), mean {turns:.1f} turns")
+    print(
+        f"{len(episodes)} ALFWorld std episodes (random admissible agent, seed library), mean {turns:.1f} turns"
+    )
     print()
     print("| figure | value |")
     print("|---|---:|")
-    print(f"| compressed per 1,000 episodes (data + index) | {(gz + index) / len(episodes) * 1000 / 2**20:.1f} MiB |")
-    print(f"| uncompressed JSONL per 1,000 episodes | {raw / len(episodes) * 1000 / 2**20:.1f} MiB |")
+    print(
+        f"| compressed per 1,000 episodes (data + index) | {(gz + index) / len(episodes) * 1000 / 2**20:.1f} MiB |"
+    )
+    print(
+        f"| uncompressed JSONL per 1,000 episodes | {raw / len(episodes) * 1000 / 2**20:.1f} MiB |"
+    )
     print(f"| compression ratio | {raw / gz:.1f}x |")
-    print(f"| write per episode (median of {args.repeats}) | {1000 * write_s / len(episodes):.2f} ms |")
+    print(
+        f"| write per episode (median of {args.repeats}) | {1000 * write_s / len(episodes):.2f} ms |"
+    )
     print(f"| play per episode, zero-cost agent | {1000 * play_s / len(episodes):.0f} ms |")
-    print(f"| write / play (upper bound of the step overhead; goal <= 1 %) | {100 * write_s / play_s:.2f} % |")
+    print(
+        f"| write / play (upper bound of the step overhead; goal <= 1 %) | {100 * write_s / play_s:.2f} % |"
+    )
 
 
 if __name__ == "__main__":

@@ -134,8 +134,16 @@ class CoEvolutionService:
     :class:`LocalCoEvolutionClient` serialises calls with a lock.
     """
 
-    def __init__(self, coevo: CoEvolutionLike, *, resume_step: int | None = None) -> None:
+    def __init__(
+        self,
+        coevo: CoEvolutionLike,
+        *,
+        resume_step: int | None = None,
+        episodes_root: str | Path | None = None,
+    ) -> None:
         self.coevo = coevo
+        self.episodes_root = Path(episodes_root) if episodes_root is not None else None
+        """Run folder whose ``episodes/`` gets every step's episodes (None: not recorded)."""
         self._plans: dict[str, _GroupPlan] = {}
         self._stats = StepStats()
         last = coevo.last_step
@@ -221,6 +229,10 @@ class CoEvolutionService:
         """Close step ``step``: co-evolution end_step, then ``{"metrics", "events"}``."""
         events: list[CoEvolutionEvent] = list(self.coevo.end_step(int(step)))
         metrics = self._metrics(events)
+        if self.episodes_root is not None and self._stats.episodes:
+            from reskill_gym.runfolder import record_episodes
+
+            record_episodes(self.episodes_root, int(step), self._stats.episodes, self.coevo)
         events += [
             CoEvolutionEvent(
                 kind="episode_dropped",
@@ -261,7 +273,9 @@ def build_service(
 ) -> CoEvolutionService:
     """``CoEvolutionService`` around :func:`build_coevolution`."""
     return CoEvolutionService(
-        build_coevolution(settings, default_root=default_root), resume_step=resume_step
+        build_coevolution(settings, default_root=default_root),
+        resume_step=resume_step,
+        episodes_root=default_root if settings.record_episodes else None,
     )
 
 
@@ -329,7 +343,9 @@ class _ActorService(CoEvolutionService):
         logging.basicConfig(level=logging.INFO)
         settings = ReskillVerlConfig.model_validate_json(settings_json)
         super().__init__(
-            build_coevolution(settings, default_root=default_root), resume_step=resume_step
+            build_coevolution(settings, default_root=default_root),
+            resume_step=resume_step,
+            episodes_root=default_root if settings.record_episodes else None,
         )
         logger.info("co-evolution actor ready: library HEAD %s", self.head())
 

@@ -144,6 +144,12 @@ class ReskillVerlConfig(BaseModel):
         "(see reskill_verl.trainer.freeze_policy_config). `reskill evolve` does the same "
         "with any eval agent, without veRL.",
     )
+    record_episodes: bool = Field(
+        True,
+        description="Write every step's episodes (turns, replies, skills shown, rewards) to "
+        "<default_local_dir>/reskill/episodes/ as compressed JSONL with an index, for "
+        "`reskill view` and scripts.",
+    )
     grpo_double_normalize: bool = Field(
         False,
         description="After veRL's GRPO (episode-level group normalisation), whiten the "

@@ -4,6 +4,7 @@ Exports ``RunLog`` and ``run_config``.
 
 The local trainer writes ``config.yaml``, ``metrics.jsonl`` and ``events.jsonl`` into its run
 folder; the veRL adapter writes the same three files into ``<trainer.default_local_dir>/reskill``
+(the co-evolution actor adds ``episodes/``, see ``reskill_gym.step_episodes``)
 (next to the co-evolution checkpoint and the working library ``library/``), so
 ``reskill report <default_local_dir>/reskill`` draws the same report and plots for both.
 ``metrics.jsonl`` has one row per training step in the shared metric namespace
@@ -126,11 +127,14 @@ class RunLog:
         return atomic_write_text(self.config_path, text)
 
     def resume(self, steps_done: int) -> None:
-        """Drop rows and events of steps after ``steps_done`` (they will be replayed)."""
+        """Drop rows, events and episodes of steps after ``steps_done`` (they will be
+        replayed)."""
         from reskill_gym.runfolder import truncate_jsonl
+        from reskill_gym.step_episodes import truncate_step_episodes
 
         for path in (self.metrics_path, self.events_path):
             truncate_jsonl(path, steps_done + 1)  # veRL's steps count from 1: keep <= done
+        truncate_step_episodes(self.root, steps_done + 1)
 
     def append(
         self,

@@ -272,7 +272,8 @@
     return state.episodes[run];
   }
 
-  async function loadEpisodes(run, onProgress) {
+  async function loadEpisodes(run, onProgress, firstOnly) {
+    // the first page of the index comes at once (a table to look at), the rest in chunks
     const st = episodeStore(run);
     for (;;) {
       const page = await api(EXPORTED ? `/api/run/${run}/episodes` : `/api/run/${run}/episodes?offset=${st.rows.length}&limit=${st.rows.length ? CHUNK : 2000}`);
@@ -282,7 +283,8 @@
       if (!EXPORTED && page.total < st.rows.length) { st.rows = []; continue; }  // a resume replaced steps
       st.rows.push(...page.rows);
       if (onProgress) onProgress();
-      if (st.rows.length >= page.total || !page.rows.length || EXPORTED) break;
+      st.all = page.all;
+      if (firstOnly || st.rows.length >= page.total || !page.rows.length || EXPORTED) break;
     }
     return st;
   }
@@ -367,7 +369,7 @@
       const pages = Math.max(1, Math.ceil(rows.length / PAGE));
       pageNo = Math.min(pageNo, pages - 1);
       const shown = rows.slice(pageNo * PAGE, pageNo * PAGE + PAGE);
-      clear(head).append(`${rows.length} of ${st.total} episodes` + (st.rows.length < st.total ? ` (indexed ${st.rows.length}…)` : ""));
+      clear(head).append(`${rows.length} of ${st.total} episodes` + (st.rows.length < st.total ? ` (indexed ${st.rows.length}…)` : "") + (st.all && st.all > st.total ? ` (this export holds the newest ${st.total} of the run's ${st.all})` : ""));
       const sortable = (label, col) => h("th", { class: "sortable", onclick: () => { if (sortCol === col) sortDir = -sortDir; else { sortCol = col; sortDir = 1; } drawTable(); } }, label + (sortCol === col ? (sortDir > 0 ? " ▲" : " ▼") : ""));
       const headers = [sortable("#", "i"), sortable("step", "step"), sortable(info.kind === "eval" ? "condition" : "arm", "arm"), sortable("version", "version"), sortable("task", "task_id"), sortable("task type", "task_type"), sortable("success", "won"), sortable("turns", "turns"), sortable("invalid", "invalid"), h("th", {}, "skills fired")];
       const body = shown.map((row) => h("tr", { class: "click " + (row[COL.won] ? "won" : "lost"), "data-episode": row[0], onclick: () => { location.hash = `#/episode/${run}/${row[0]}`; } },
@@ -382,11 +384,10 @@
         h("button", { type: "button", disabled: pageNo >= pages - 1 ? "" : null, onclick: () => { pageNo++; drawTable(); } }, "next ›"));
       clear(tableBox).append(table(headers, body, "grid episodes"), nav);
     }
-    if (!st.rows.length) {
-      st = await loadEpisodes(run, () => { drawForm(); drawTable(); });
-    }
+    if (!st.rows.length) st = await loadEpisodes(run, null, true);
     drawForm();
     drawTable();
+    if (st.rows.length < st.total) loadEpisodes(run, () => { drawForm(); drawTable(); }).catch(() => {});
     poll(async () => {
       const before = st.rows.length;
       await loadEpisodes(run);
