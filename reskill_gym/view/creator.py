@@ -66,11 +66,10 @@ def _creator_records(run: RunFolder) -> dict[str, dict[str, Any]]:
     lib = run.library_dir
     if lib is None:
         return {}
-    from reskill_gym.skills.history import read_history
-    from reskill_gym.skills.store import STORE
+    from reskill_gym.skills import SkillLibrary
 
     out = {}
-    for e in read_history(lib / STORE):
+    for e in SkillLibrary(lib).history():
         creator = e.extra.get("creator") if isinstance(e.extra, dict) else None
         if e.kind == "commit" and e.version is not None and isinstance(creator, dict):
             out[e.version] = {"reason": e.reason, "proposed_by": e.proposed_by, **creator}

@@ -122,10 +122,10 @@ class EpisodeSource(ABC):
         if version is None or lib is None:
             return None
         if version not in self._library_cache:
-            from reskill_gym.skills import LibraryView
+            from reskill_gym.skills import SkillLibrary
 
             try:
-                view = LibraryView.from_store(lib, version)
+                view = SkillLibrary(lib).view(version)
                 self._library_cache[version] = {s.name: view.text(s.name) for s in view.skills}
             except Exception as exc:  # pruned or damaged: the page says so
                 logger.info("%s: version %s unavailable (%s)", lib, version, exc)

@@ -2,8 +2,8 @@
 
 Exports ``library_payload``.
 
-Read from the run's library store (``.reskill/history.jsonl`` and the stored versions, never
-the working copy, never with a lock): every ``init``/``commit`` entry is a node with its
+Read from the run's library (its history and stored versions through ``SkillLibrary``'s
+read side: never the working copy, never a lock): every ``init``/``commit`` entry is a node with its
 parent, step, reason, operations and the creator's record (assertions, verification); the
 version-test decision logged for it (``event`` entries) adds the outcome and the posterior
 evidence (Beta posteriors, counts, P(best) per step). Skill texts per version come from the
@@ -33,10 +33,10 @@ def _version_texts(lib: Any, version: str) -> dict[str, str] | None:
     """name -> SKILL.md text of a stored version (None: pruned or unreadable); cached."""
     key = (str(lib), version)
     if key not in _TEXTS:
-        from reskill_gym.skills import LibraryView
+        from reskill_gym.skills import SkillLibrary
 
         try:
-            view = LibraryView.from_store(lib, version)
+            view = SkillLibrary(lib).view(version)
             _TEXTS[key] = {s.name: view.text(s.name) for s in view.skills}
         except Exception as exc:
             logger.info("%s: version %s unreadable (%s)", lib, version, exc)
@@ -71,13 +71,12 @@ def library_payload(run: RunFolder, episodes: EpisodeSource | None) -> dict[str,
     lib = run.library_dir
     if lib is None:
         return {"available": False}
-    from reskill_gym.skills.history import read_history
-    from reskill_gym.skills.store import STORE, read_ref, stored_versions
+    from reskill_gym.skills import SkillLibrary
 
-    store = lib / STORE
-    entries = read_history(store)
-    stored = set(stored_versions(store))
-    head = read_ref(store, "HEAD")
+    library = SkillLibrary(lib)  # the read side only: no lock, no recovery
+    entries = library.history()
+    stored = set(library.versions())
+    head = library.head
     nodes: dict[str, dict[str, Any]] = {}
     moves: list[dict[str, Any]] = []
     for e in entries:

@@ -14,8 +14,8 @@ Every kind of folder the project writes is recognised by the files it holds:
 
 Nothing here writes: files are opened for reading only, JSONL logs are followed by byte
 offset (a live run's new lines are read, a truncated log - a resume - is read again), and
-the skill library is read through ``LibraryView.from_store`` / ``read_history``, which take
-no lock and recover nothing.
+the skill library is read through ``SkillLibrary``'s read side (constructed, never
+``open``-ed: no lock is taken and no interrupted write is recovered).
 
 >>> import tempfile, pathlib
 >>> run = pathlib.Path(tempfile.mkdtemp())
@@ -164,10 +164,12 @@ class RunFolder:
 
     @property
     def library_dir(self) -> Path | None:
-        """The run's skill library (with ``.reskill/`` history), if it has one."""
+        """The run's skill library (with history), if it has one."""
+        from reskill_gym.skills.source import is_library
+
         for name in ("skills", "library"):
             d = self.path / name
-            if (d / ".reskill" / "HEAD").is_file() and not d.is_symlink():
+            if not d.is_symlink() and is_library(d):
                 return d
         return None
 
