@@ -27,20 +27,10 @@ from pathlib import Path
 from reskill_gym.episode import Episode, Turn
 from reskill_gym.runfolder import append_jsonl
 from reskill_gym.step_episodes import write_step_episodes
+from reskill_gym.testing.browser import launch_chromium
 from reskill_gym.testing.workload import machine, rss_mib
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PLACES = ["countertop", "cabinet", "drawer", "shelf", "fridge", "microwave", "sinkbasin", "desk"]
 OBJECTS = ["apple", "bread", "knife", "mug", "spatula", "plate", "egg", "pan", "cd", "pencil"]
 
@@ -191,7 +181,7 @@ def main() -> None:
             base = url.group(0)
             out.append(("server RSS at start", f"{rss_mib(proc.pid):.0f} MiB"))
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+                browser = launch_chromium(p)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 for name, route in (("Run", "#/run"), ("Episodes", "#/episodes/0")):
                     page.goto("about:blank")

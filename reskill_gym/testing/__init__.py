@@ -13,6 +13,8 @@ Exports nothing at the package level; import the module you need:
   tracker, the oracle the version tester's parity test and benchmark compare against.
 - ``reskill_gym.testing.workload``: the env benchmarks' shared settings and random,
   engine-meaningful actions.
+- ``reskill_gym.testing.browser``: Debian's headless Chromium under Playwright, for the
+  viewer's browser tests and its scale benchmark.
 
 The core imports none of these (``reskill creator record`` imports the agents when run), and
 importing this package imports no submodule, so it costs nothing.

@@ -20,20 +20,11 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
 RESKILL = str(Path(sys.executable).parent / "reskill")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+from reskill_gym.testing.browser import CHROMIUM, launch_chromium  # noqa: E402
+
 pytest.importorskip("starlette")
 if not CHROMIUM.is_file():
     pytest.skip(
@@ -44,7 +35,7 @@ if not CHROMIUM.is_file():
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        b = launch_chromium(p)
         yield b
         b.close()
 
