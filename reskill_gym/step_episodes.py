@@ -220,7 +220,9 @@ def write_step_episodes(
     for ep in episodes:
         line = _redacted(ep).model_dump_json() + "\n"
         blob = gzip.compress(line.encode("utf-8"), compresslevel=level, mtime=0)
-        entries.append(episode_index_entry(ep, offset, len(blob)))
+        entry = episode_index_entry(ep, offset, len(blob))
+        entry.step = int(step)  # the file's step, whatever the record says
+        entries.append(entry)
         blobs.append(blob)
         offset += len(blob)
     fired = {s for e in entries for s in e.skills}
@@ -306,7 +308,10 @@ class StepEpisodes:
         index_path = files.get("index.json")
         if index_path is not None:
             try:
-                return StepIndex.model_validate_json(index_path.read_bytes())
+                index = StepIndex.model_validate_json(index_path.read_bytes())
+                for e in index.episodes:  # an entry is found through its file's step
+                    e.step = step
+                return index
             except (ValidationError, ValueError, OSError) as exc:
                 logger.warning("%s: unreadable index (%s); scanning the step file", index_path, exc)
         data_path = files.get("jsonl.gz")
@@ -323,7 +328,9 @@ class StepEpisodes:
             except (ValidationError, ValueError, OSError) as exc:
                 logger.warning("%s@%d: unreadable episode skipped (%s)", path, offset, exc)
                 continue
-            entries.append(episode_index_entry(ep, offset, length))
+            entry = episode_index_entry(ep, offset, length)
+            entry.step = step
+            entries.append(entry)
         return StepIndex(step=step, file=path.name, episodes=entries)
 
     def entries(self) -> list[EpisodeIndexEntry]:

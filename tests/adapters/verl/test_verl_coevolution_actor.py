@@ -103,12 +103,18 @@ def test_verl_service_keeps_the_steps_episodes(tmp_path, make_lib):
     svc, head, candidate = _service(tmp_path, make_lib)
     svc.episodes_root = tmp_path / "reskill"
     plan = [svc.assign("u", "t1", 4, index=i) for i in range(4)]
-    svc.record([_episode("u", a.index, a.version, a.arm, won=a.arm == "candidate") for a in plan])
+    sid = f"plan-from-task@{svc.coevo.view().get('plan-from-task').version}"
+    svc.record(
+        [
+            _episode("u", a.index, a.version, a.arm, won=a.arm == "candidate", skills=(sid,))
+            for a in plan
+        ]
+    )
     svc.end_step(1)
     log = StepEpisodes(tmp_path / "reskill")
     assert log.steps() == [1] and [e.arm for e in log.entries()] == [a.arm for a in plan]
-    assert log.read(log.entries()[0]).turns[0].skill_ids == ["plan@1"]
-    assert "plan" in (log.skill_text(1, "plan@1") or "")  # the text the rollouts were shown
+    assert log.read(log.entries()[0]).turns[0].skill_ids == [sid]
+    assert "name: plan-from-task" in (log.skill_text(1, sid) or "")  # the text shown
     svc.end_step(1)  # a repeated step with nothing recorded leaves the file alone
     assert len(StepEpisodes(tmp_path / "reskill").entries()) == 4
 
