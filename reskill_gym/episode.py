@@ -51,6 +51,11 @@ class Turn(BaseModel):
     skill_ids: list[str] = Field(default_factory=list, description="Skills in this turn's bundle.")
     invalid_action: bool = Field(False, description="The engine rejected the command.")
     reply: str = Field("", description="The model's raw reply (score mode: the chosen command).")
+    prompt: str | None = Field(
+        None,
+        description="The user message the reply answered, when the rollout records prompts "
+        "(rollout.record_prompts; the published assertion grading reads it).",
+    )
     parse: ParseHow = Field("scripted", description="How the reply became the action.")
     valid: bool = Field(
         True,

@@ -2,7 +2,7 @@
 
 Exports:
 - ``SkillCreator`` (``propose``; ``submit``/``poll``/``cancel`` in the background),
-  ``CreatorConfig``
+  ``CreatorConfig``, ``CreatorSampling``, ``StageSampling``
 - ``Reservoir``, ``EpisodeGroup``
 - ``Proposal``, ``CreatorResult``, ``CreatorEvent``, ``PassCost``, ``SkillVerification``,
   ``Check``, ``AssertionRef``
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from reskill_gym.creator.artifacts import PassArtifacts
 from reskill_gym.creator.assertions import Assertion, AssertionChange, AssertionStore
-from reskill_gym.creator.config import CreatorConfig
+from reskill_gym.creator.config import CreatorConfig, CreatorSampling, StageSampling
 from reskill_gym.creator.context import VersionTestRecord, version_test_history
 from reskill_gym.creator.creator import SkillCreator
 from reskill_gym.creator.insights import Insight, InsightGroup
@@ -50,6 +50,8 @@ from reskill_gym.creator.verify import Verifier
 __all__ = [
     "SkillCreator",
     "CreatorConfig",
+    "CreatorSampling",
+    "StageSampling",
     "Reservoir",
     "EpisodeGroup",
     "Proposal",

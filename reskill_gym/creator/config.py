@@ -1,6 +1,6 @@
 """Configuration of the skill creator: one pydantic model, help text on every field.
 
-Exports ``CreatorConfig``.
+Exports ``CreatorConfig``, ``CreatorSampling``, ``StageSampling`` and ``AssertionText``.
 
 Defaults are the published reference values (``n_groups`` 30, ``min_success_ratio`` 0.3,
 ``min_reservoir_size`` 100, ``max_skill_content_chars`` 500, ``min_trigger_rate`` 0.5,
@@ -15,6 +15,9 @@ start with the field name.
 >>> cfg = CreatorConfig()
 >>> cfg.backend, cfg.pipeline, cfg.n_groups, cfg.min_trigger_rate
 ('rules', 'published', 30, 0.5)
+>>> pub = CreatorConfig.published()
+>>> pub.sampling.analysis, pub.sampling.author, pub.assertion_text
+(StageSampling(temperature=0.2, max_tokens=4096), StageSampling(temperature=0.3, max_tokens=4096), 'published')
 >>> CreatorConfig(min_success_ratio=1.5)
 Traceback (most recent call last):
 ...
@@ -30,7 +33,53 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["CreatorConfig"]
+__all__ = ["CreatorConfig", "CreatorSampling", "StageSampling", "AssertionText"]
+
+AssertionText = Literal["parsed", "published"]
+
+
+class StageSampling(BaseModel):
+    """How one creator stage samples its LLM answers (None: the backend's defaults,
+    ``LLMConfig.temperature`` 0 and ``max_tokens`` 1024)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float | None = Field(None, ge=0.0, description="Sampling temperature.")
+    max_tokens: int | None = Field(None, ge=1, description="Most tokens in one answer.")
+
+
+class CreatorSampling(BaseModel):
+    """Per-stage sampling of the LLM creator (both pipelines have the four stages)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    analysis: StageSampling = Field(
+        default_factory=StageSampling,
+        description="Episode / contrastive group analysis (published: 0.2, 4096 tokens).",
+    )
+    diagnosis: StageSampling = Field(
+        default_factory=StageSampling,
+        description="Batch diagnosis and assertions (published: 0.2, 4096 tokens).",
+    )
+    recommend: StageSampling = Field(
+        default_factory=StageSampling,
+        description="The recommender's operations (published: 0.3, 4096 tokens).",
+    )
+    author: StageSampling = Field(
+        default_factory=StageSampling,
+        description="The author's skill text (published: 0.3, 4096 tokens).",
+    )
+
+    @classmethod
+    def published(cls) -> CreatorSampling:
+        """The published stages' ``llm.chat`` arguments (``episode_analyzer.py``,
+        ``batch_diagnoser.py``: temperature 0.2; ``skill_recommender.py``,
+        ``skill_author.py``: 0.3; all ``max_tokens`` 4096)."""
+        low, high = (
+            StageSampling(temperature=0.2, max_tokens=4096),
+            StageSampling(temperature=0.3, max_tokens=4096),
+        )
+        return cls(analysis=low, diagnosis=low, recommend=high, author=high)
 
 
 class CreatorConfig(BaseModel):
@@ -54,6 +103,20 @@ class CreatorConfig(BaseModel):
         "contrastive call per task group, rule-graded typed assertions, recommender, one-call "
         "author, trigger rate over the whole reservoir) or 'project' (per-episode analysis, "
         "LLM-counted assertions, per-skill author verified on the episodes it targets).",
+    )
+    sampling: CreatorSampling = Field(
+        default_factory=CreatorSampling,
+        description="Per-stage temperature and max_tokens (analysis, diagnosis, recommend, "
+        "author); unset: the backend's defaults (temperature 0, 1024 tokens). "
+        "CreatorConfig.published() has the published values.",
+    )
+    assertion_text: AssertionText = Field(
+        "parsed",
+        description="What rule-graded assertions match: 'parsed' (the command that ran and "
+        "the bare observations, case-insensitive: the project's) or 'published' (as the "
+        "published engine: the model's whole reply for action checks, the prompt it saw for "
+        "observation checks, when the rollout records prompts (rollout.record_prompts), else "
+        "the bare observation).",
     )
     n_groups: int = Field(30, ge=1, description="Task groups sampled from the reservoir per pass.")
     min_success_ratio: float = Field(
@@ -197,6 +260,21 @@ class CreatorConfig(BaseModel):
                 f"({self.max_insight_groups}); lower the first or raise the second"
             )
         return self
+
+    @classmethod
+    def published(cls, **overrides: Any) -> CreatorConfig:
+        """The published creator: its pipeline, per-stage sampling and assertion grading.
+
+        The thresholds every creator shares (``n_groups`` 30, ``min_success_ratio`` 0.3,
+        ``min_trigger_rate`` 0.5, ...) are the published values already; the backend stays
+        the caller's (published: Bedrock Claude Sonnet 4.5). ``overrides`` replace any field.
+        """
+        base: dict[str, Any] = {
+            "pipeline": "published",
+            "sampling": CreatorSampling.published(),
+            "assertion_text": "published",
+        }
+        return cls(**{**base, **overrides})
 
     @property
     def is_rules(self) -> bool:

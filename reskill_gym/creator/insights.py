@@ -1,6 +1,6 @@
 """Contrastive insights: one per sampled task group, their index, and their clustering.
 
-Exports ``GroupInsight``, ``Insight``, ``InsightGroup``, ``render_group``,
+Exports ``GroupInsight``, ``Insight``, ``InsightGroup``, ``render_group``, ``reply_reasoning``,
 ``heuristic_insight``, ``summarize_insights``, ``normalize_insight_groups``,
 ``heuristic_insight_groups`` and ``render_insight_groups``.
 
@@ -38,12 +38,14 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from reskill_gym.creator.reservoir import EpisodeGroup, arm_label
+from reskill_gym.episode import Turn
 
 __all__ = [
     "GroupInsight",
     "Insight",
     "InsightGroup",
     "render_group",
+    "reply_reasoning",
     "heuristic_insight",
     "summarize_insights",
     "normalize_insight_groups",
@@ -132,6 +134,32 @@ def _loop(actions: Sequence[str], window: int = 4) -> str | None:
     return None
 
 
+_REASONING_CHARS = 400
+_ACTION_TAGS = ("<action>", "<search>", "<answer>")
+
+
+def reply_reasoning(turn: Turn) -> str:
+    """The model's reasoning in a turn's reply: the text before its first action tag
+    (published ``format_contrastive_group``), the reply itself when it has no tag and is not
+    just the action; '' for replies that are only their action (score mode, scripted).
+
+    >>> reply_reasoning(Turn(observation="", action="look", reply="Lost; skill none. <action>look</action>"))
+    'Lost; skill none.'
+    >>> reply_reasoning(Turn(observation="", action="look", reply="look", parse="score"))
+    ''
+    """
+    raw = turn.reply
+    if not raw.strip() or raw.strip() == turn.action.strip():
+        return ""
+    for tag in _ACTION_TAGS:
+        idx = raw.find(tag)
+        if idx > 0:
+            return raw[:idx].strip()[:_REASONING_CHARS]
+    if any(tag in raw for tag in _ACTION_TAGS):
+        return ""  # the reply starts with its action: nothing before it
+    return raw.strip()[:_REASONING_CHARS]
+
+
 def render_group(
     group: EpisodeGroup,
     *,
@@ -144,10 +172,11 @@ def render_group(
     Each episode is labelled A-F with its arm (``new`` = candidate version, ``old`` =
     incumbent / no test), outcome, reward and length; then one line per action with the
     skills that were in that turn's bundle. Long traces keep the first and last 5 actions
-    and name a detected loop. Where the published format shows the model's reasoning for the
-    last steps, this shows the observation those last actions produced (the project's turn
-    record keeps the parsed action, and observations such as "Nothing happens." are what
-    explain a failure).
+    and name a detected loop. For the last steps, as published, the model's reasoning (the
+    reply before its action tag, ``reply_reasoning``: "which skill I applied" in the
+    published turn format); a turn whose reply is only its action (score mode, scripted
+    agents) shows the observation that action produced instead ("Nothing happens." is what
+    explains many failures).
     """
     eps = group.episodes
     if not eps:
@@ -180,8 +209,12 @@ def render_group(
             skills = ep.turns[j].skill_ids
             suffix = f"  [skills: {', '.join(skills)}]" if skills else ""
             line = f"  {j + 1}. ACTION: {_clip(actions[j], 200)}{suffix}"
-            if j >= n - last_n_observations and produced[j]:
-                line += f"\n       OBSERVATION: {_clip(produced[j], max_observation_chars)}"
+            if j >= n - last_n_observations:
+                reasoning = reply_reasoning(ep.turns[j])
+                if reasoning:
+                    line += f"\n       REASONING: {_clip(reasoning, _REASONING_CHARS)}"
+                elif produced[j]:
+                    line += f"\n       OBSERVATION: {_clip(produced[j], max_observation_chars)}"
             lines.append(line)
         fired = sorted({s for t in ep.turns for s in t.skill_ids})
         if fired:

@@ -21,10 +21,12 @@ stage that cannot continue ends the pass with a reason. Nothing here raises into
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import ValidationError
 
 from reskill_gym.creator.assertions import Assertion
+from reskill_gym.creator.config import StageSampling
 from reskill_gym.creator.pipeline import PassContext, finish_proposal, sample_for_analysis
 from reskill_gym.creator.prompts import PromptSet, render_episode, render_skills
 from reskill_gym.creator.results import Proposal, SkillVerification
@@ -41,6 +43,11 @@ from reskill_gym.llm import CompletionRequest, LLMBackend, LLMError, LLMOutputEr
 from reskill_gym.skills import Operation, SkillError
 
 __all__ = ["LLMCreator"]
+
+
+def _sampling(stage: StageSampling) -> dict[str, Any]:
+    """``complete`` keywords of one stage's sampling."""
+    return {"max_tokens": stage.max_tokens, "temperature": stage.temperature}
 
 
 def _assertion_lines(items: list[Assertion], with_examples: bool = False) -> str:
@@ -114,6 +121,8 @@ class LLMCreator:
                     ),
                 ),
                 schema=EpisodeAnalysis,
+                max_tokens=cfg.sampling.analysis.max_tokens,
+                temperature=cfg.sampling.analysis.temperature,
             )
             for ep in episodes
         ]
@@ -156,7 +165,9 @@ class LLMCreator:
             n_failed=sum(a.outcome == "failure" for a in analyses.values()),
         )
         try:
-            out = self.backend.complete(msgs, DiagnosisOutput).parsed
+            out = self.backend.complete(
+                msgs, DiagnosisOutput, **_sampling(ctx.config.sampling.diagnosis)
+            ).parsed
         except LLMError as e:
             ctx.llm_failure("diagnosis", e)
             ctx.reason = f"diagnosis failed: {type(e).__name__}"
@@ -200,7 +211,9 @@ class LLMCreator:
             max_operations=cfg.max_operations_per_pass,
         )
         try:
-            out = self.backend.complete(msgs, RecommendationOutput).parsed
+            out = self.backend.complete(
+                msgs, RecommendationOutput, **_sampling(cfg.sampling.recommend)
+            ).parsed
         except LLMError as e:
             ctx.llm_failure("recommend", e)
             ctx.reason = f"recommendation failed: {type(e).__name__}"
@@ -288,7 +301,7 @@ class LLMCreator:
                 max_chars=cfg.max_skill_content_chars,
             )
             try:
-                comp = self.backend.complete(msgs, AuthoredSkill)
+                comp = self.backend.complete(msgs, AuthoredSkill, **_sampling(cfg.sampling.author))
             except LLMOutputError as e:
                 ctx.llm_failure("author", e, skill=rec.skill_name)
                 feedback = (

@@ -50,6 +50,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from reskill_gym.creator.config import StageSampling
 from reskill_gym.creator.context import action_vocabulary, render_version_history
 from reskill_gym.creator.insights import (
     GroupInsight,
@@ -240,9 +241,13 @@ class PublishedCreator:
         return f"{self.backend.name}:{self.backend.model}"
 
     # ------------------------------------------------------------------ helpers
-    def _ask(self, msgs: list[dict[str, str]], schema: type) -> Completion | LLMError:
+    def _ask(
+        self, msgs: list[dict[str, str]], schema: type, sampling: StageSampling
+    ) -> Completion | LLMError:
         try:
-            return self.backend.complete(msgs, schema)
+            return self.backend.complete(
+                msgs, schema, max_tokens=sampling.max_tokens, temperature=sampling.temperature
+            )
         except LLMError as e:
             return e
 
@@ -333,7 +338,7 @@ class PublishedCreator:
         def call(msgs: list[dict[str, str]]) -> Completion | LLMError | None:
             if ctx.cancel.is_set():
                 return None
-            return self._ask(msgs, GroupInsight)
+            return self._ask(msgs, GroupInsight, cfg.sampling.analysis)
 
         workers = max(1, min(cfg.analysis_workers, len(prompts)))
         with ThreadPoolExecutor(workers, thread_name_prefix="creator-analysis") as ex:
@@ -394,7 +399,7 @@ class PublishedCreator:
     ) -> _Diagnosis:
         cfg = ctx.config
         rules = ctx.rule_assertions
-        before = rules.grade(episodes, step=ctx.step)
+        before = rules.grade(episodes, step=ctx.step, text=cfg.assertion_text)
         ctx.artifacts.json("03_assertions_before.json", before)
         current = []
         for a in rules.all():
@@ -417,7 +422,7 @@ class PublishedCreator:
             max_groups=cfg.max_insight_groups,
         )
         ctx.artifacts.messages("04_diagnosis_prompt.md", msgs)
-        res = self._ask(msgs, DiagnosisReport)
+        res = self._ask(msgs, DiagnosisReport, cfg.sampling.diagnosis)
         applied: list[AssertionOpResult] = []
         notes: list[str] = []
         if isinstance(res, Completion) and isinstance(res.parsed, DiagnosisReport):
@@ -452,7 +457,7 @@ class PublishedCreator:
             )
         for n in notes:
             ctx.event("rejected", "diagnosis", f"insight groups: {n}")
-        after = rules.grade(episodes, step=ctx.step)
+        after = rules.grade(episodes, step=ctx.step, text=cfg.assertion_text)
         ok = sum(r.ok for r in applied)
         ctx.event(
             "assertions_updated",
@@ -533,7 +538,7 @@ class PublishedCreator:
             trigger_type_names=trig_names,
         )
         ctx.artifacts.messages("06_recommender_prompt.md", msgs)
-        res = self._ask(msgs, RecommenderOutput)
+        res = self._ask(msgs, RecommenderOutput, cfg.sampling.recommend)
         if not (isinstance(res, Completion) and isinstance(res.parsed, RecommenderOutput)):
             err = res if isinstance(res, LLMError) else LLMError("no answer")
             raw = ctx.llm_failure("recommend", err)
@@ -722,7 +727,7 @@ class PublishedCreator:
                 trigger_types=trig_text,
             )
             ctx.artifacts.messages(f"07_author_try{attempt}_prompt.md", msgs)
-            res = self._ask(msgs, AuthoredRevision)
+            res = self._ask(msgs, AuthoredRevision, cfg.sampling.author)
             if not (isinstance(res, Completion) and isinstance(res.parsed, AuthoredRevision)):
                 err = res if isinstance(res, LLMError) else LLMError("no answer")
                 raw = ctx.llm_failure("author", err)

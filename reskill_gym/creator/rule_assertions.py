@@ -36,6 +36,9 @@ missing parameter is refused when the assertion is proposed (with the reason, fo
 diagnosis log), instead of grading as "Error" on every trajectory forever. Observations are
 the bare observation each action was taken on (``Turn.observation``) plus the episode's
 final observation, so ``observation_contains`` also sees what the last action produced.
+``CreatorConfig.assertion_text: published`` (the published presets) grades as the published
+engine does instead: action checks read the model's whole reply, ``observation_contains``
+the prompt each reply answered (recorded with ``rollout.record_prompts``).
 
 >>> from reskill_gym.episode import Episode, Turn
 >>> ep = Episode(episode_id="e1", env_id="x", task_id="t", task="t", turns=[
@@ -65,6 +68,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from reskill_gym.creator.config import AssertionText
 from reskill_gym.episode import Episode
 from reskill_gym.skills import SkillError
 from reskill_gym.skills.triggers import Matcher, compile_pattern
@@ -105,6 +109,9 @@ CHECK_TYPES: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "observation_contains": ({"pattern": "regex"}, {"after_action": "regex"}),
 }
 _DEFAULTS: dict[str, dict[str, Any]] = {"action_count": {"min": 0, "max": 999}}
+#: Prompts are matched further than the trigger cap (RE2 is linear): published prompts reach
+#: 2.5 x 4096 characters and the current observation comes last.
+_PROMPT_MATCH_CHARS = 65_536
 _CLIP = 60
 
 
@@ -184,9 +191,20 @@ class RuleCheck(BaseModel):
     def _m(self, name: str) -> Matcher:
         return self._matchers[name]
 
-    def evaluate(self, ep: Episode) -> tuple[bool, str]:
-        """(passed, evidence) for one trajectory; one pass over its turns."""
-        actions = [t.action for t in ep.turns]
+    def evaluate(self, ep: Episode, text: AssertionText = "parsed") -> tuple[bool, str]:
+        """(passed, evidence) for one trajectory; one pass over its turns.
+
+        ``text``: ``parsed`` matches the commands that ran and the bare observations;
+        ``published`` the model's whole replies and the prompts it saw (``Turn.prompt``, else
+        the bare observation), with the published ``observation_contains`` (see
+        ``_published_observation``).
+        """
+        if text == "published":
+            actions = [t.reply or t.action for t in ep.turns]
+            if self.check_type == "observation_contains":
+                return self._published_observation(ep, actions)
+        else:
+            actions = [t.action for t in ep.turns]
         p = self.params
         ct = self.check_type
         if ct in ("action_exists", "action_not_exists"):
@@ -271,6 +289,21 @@ class RuleCheck(BaseModel):
             if look and produced[i] and m.search(produced[i]):
                 return True, f"Step {i + 1}: observation matches '{p['pattern']}'"
         return False, f"No observation matches '{p['pattern']}'"
+
+    def _published_observation(self, ep: Episode, replies: list[str]) -> tuple[bool, str]:
+        """The published ``_check_observation_contains``: a step whose reply matches
+        ``after_action`` opens the search (its own prompt is skipped); from then on (or from
+        the start without ``after_action``) the first prompt matching ``pattern`` passes."""
+        m, after = self._m("pattern"), self._matchers.get("after_action")
+        look = after is None
+        for i, (turn, reply) in enumerate(zip(ep.turns, replies)):
+            if after is not None and after.search(reply):
+                look = True
+                continue
+            seen = turn.prompt if turn.prompt is not None else turn.observation
+            if look and m.search(seen, limit=_PROMPT_MATCH_CHARS):
+                return True, f"Step {i}: observation matches '{self.params['pattern']}'"
+        return False, f"No observation matches '{self.params['pattern']}'"
 
     def describe(self) -> str:
         """``check_type(params)`` for prompts and logs."""
@@ -440,9 +473,14 @@ class RuleAssertionSet:
 
     # ---- grading -------------------------------------------------------------------
     def grade(
-        self, episodes: Sequence[Episode], *, step: int | None = None
+        self,
+        episodes: Sequence[Episode],
+        *,
+        step: int | None = None,
+        text: AssertionText = "parsed",
     ) -> list[AssertionGrade]:
-        """Grade every live assertion on every episode: O(turns) per (assertion, episode)."""
+        """Grade every live assertion on every episode: O(turns) per (assertion, episode);
+        ``text`` as in ``RuleCheck.evaluate`` (``CreatorConfig.assertion_text``)."""
         items = self.all()
         out = []
         for a in items:
@@ -451,7 +489,7 @@ class RuleAssertionSet:
             evidence: dict[str, str] = {}
             shown_pass = 0
             for ep in episodes:
-                ok, ev = a.check.evaluate(ep)
+                ok, ev = a.check.evaluate(ep, text)
                 passed += ok
                 if ep.success:
                     n_s += 1

@@ -122,6 +122,12 @@ class TurnConfig(BaseModel):
         description="Subtracted from the training reward of each invalid turn (published 0.1; "
         "0 turns it off). The env return the tester sees is not changed.",
     )
+    record_prompts: bool = Field(
+        False,
+        description="Keep each turn's user message in its record (Turn.prompt): the published "
+        "assertion grading matches observation checks against the prompt, as published. "
+        "Costs memory: up to prompt_chars characters per turn in the reservoir.",
+    )
     record_scores: bool = Field(
         False,
         description="score mode: keep every candidate's score in the turn record (evaluation "

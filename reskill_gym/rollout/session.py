@@ -215,6 +215,8 @@ class RolloutSession:
         if self.done:
             raise RuntimeError(f"episode {self.recorder.episode.episode_id} is over")
         prompt = self.prompt()
+        if self.config.record_prompts:
+            fields.setdefault("prompt", prompt.user_text())
         skill_ids = [str(s) for s in self.info.get("skill_ids", ())]
         # the published format steps the env with whatever its projection found
         runs_anyway = not outcome.valid and self.config.format == "published"

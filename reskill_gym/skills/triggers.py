@@ -266,9 +266,10 @@ class Matcher:
         self.engine = engine
         self._search = search
 
-    def search(self, text: str) -> bool:
-        """True if the pattern occurs in the first ``MAX_MATCH_CHARS`` characters of ``text``."""
-        return self._search(text[:MAX_MATCH_CHARS]) is not None
+    def search(self, text: str, *, limit: int = MAX_MATCH_CHARS) -> bool:
+        """True if the pattern occurs in the first ``limit`` characters of ``text``
+        (``MAX_MATCH_CHARS`` for triggers)."""
+        return self._search(text[:limit]) is not None
 
     def __repr__(self) -> str:
         return f"Matcher({self.pattern!r}, engine={self.engine!r})"

@@ -352,3 +352,63 @@ def test_authored_modify_merges_and_add_edge_cases() -> None:
             proposed_by="m",
             rationale="",
         )
+
+
+def test_published_sampling_per_stage_reaches_the_llm(
+    tmp_path, search_episodes, search_view, published_llm
+) -> None:
+    """CreatorConfig.published(): each stage's temperature and max_tokens as in the published
+    files (episode_analyzer.py / batch_diagnoser.py 0.2; skill_recommender.py /
+    skill_author.py 0.3; 4096 tokens everywhere); unset stages use the backend's defaults."""
+    from reskill_gym.creator import CreatorSampling
+
+    assert CreatorSampling.published().model_dump() == {
+        "analysis": {"temperature": 0.2, "max_tokens": 4096},
+        "diagnosis": {"temperature": 0.2, "max_tokens": 4096},
+        "recommend": {"temperature": 0.3, "max_tokens": 4096},
+        "author": {"temperature": 0.3, "max_tokens": 4096},
+    }
+    pub = CreatorConfig.published()
+    assert pub.pipeline == "published" and pub.assertion_text == "published"
+    assert (
+        pub.sampling == CreatorSampling.published() and CreatorConfig().assertion_text == "parsed"
+    )
+    role = published_llm.role
+    expected = {"analyst": (0.2, 4096), "diagnoser": (0.2, 4096), "recommender": (0.3, 4096),
+                "author": (0.3, 4096)}  # fmt: skip
+    res = reservoir_of(search_episodes)
+    _, p, srv = run_pass(
+        published_llm(), res, search_view, tmp_path / "pub", sampling=CreatorSampling.published()
+    )
+    assert p is not None
+    seen = {role(r): (r.body.get("temperature"), r.body.get("max_tokens")) for r in srv.requests}
+    assert seen == expected
+    _, _, srv = run_pass(published_llm(), res, search_view, tmp_path / "default")
+    assert {(r.body.get("temperature"), r.body.get("max_tokens")) for r in srv.requests} == {
+        (0.0, 1024)
+    }
+
+
+def test_analyst_sees_the_reasoning_of_the_last_steps() -> None:
+    """As published (``format_contrastive_group``): the last two steps show the reasoning
+    before the action tag; replies that are only their action show the observation."""
+    from reskill_gym.creator.insights import render_group
+    from reskill_gym.creator.reservoir import EpisodeGroup
+    from reskill_gym.episode import Turn
+
+    turns = [
+        Turn(observation="You are in a room.", action="go to fridge 1",
+             reply="I apply plan-from-task. <action>go to fridge 1</action>"),
+        Turn(observation="The fridge 1 is closed.", action="open fridge 1",
+             reply="The fridge is closed, so I apply open-first. <action>open fridge 1</action>"),
+        Turn(observation="You open the fridge 1.", action="look", reply="look", parse="score"),
+    ]  # fmt: skip
+    ep = Episode(episode_id="e", env_id="x", task_id="t", task="t", turns=turns,
+                 final_observation="Nothing happens.")  # fmt: skip
+    text = render_group(EpisodeGroup("t", (ep,)))
+    assert (
+        "2. ACTION: open fridge 1\n       REASONING: The fridge is closed, so I apply open-first."
+        in text
+    )
+    assert "3. ACTION: look\n       OBSERVATION: Nothing happens." in text
+    assert "plan-from-task" not in text  # only the last two steps carry their reasoning

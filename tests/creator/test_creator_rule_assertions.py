@@ -195,3 +195,87 @@ def test_grading_is_linear_over_a_big_reservoir() -> None:
     took = time.perf_counter() - t0
     assert len(grades) == 9 and all(g.n == 200 for g in grades)
     assert took < 5.0, f"grading 9 assertions x 200 episodes x 50 turns took {took:.2f}s"
+
+
+# ----- assertion_text: published (the published engine's text: whole replies, prompts) -----
+def _published_reference(check_type: str, params: dict, steps: list[dict]) -> bool:
+    """The published ``assertion_engine.py`` checks over ``{action, observation}`` steps."""
+    import re
+
+    acts = [s["action"] for s in steps]
+
+    def first(p: str) -> int:
+        return next((i for i, a in enumerate(acts) if re.search(p, a)), len(acts))
+
+    if check_type == "action_exists":
+        return any(re.search(params["pattern"], a) for a in acts)
+    if check_type == "action_not_exists":
+        return not any(re.search(params["pattern"], a) for a in acts)
+    if check_type == "action_before":
+        i, j = first(params["first"]), first(params["second"])
+        return i < len(acts) and j < len(acts) and i < j
+    if check_type == "no_consecutive_repeat":
+        return all(a != b for a, b in zip(acts, acts[1:]))
+    if check_type == "final_action":
+        return bool(acts) and bool(re.search(params["pattern"], acts[-1]))
+    if check_type == "action_count":
+        n = sum(1 for a in acts if re.search(params["pattern"], a))
+        return params.get("min", 0) <= n <= params.get("max", 999)
+    assert check_type == "observation_contains"
+    after = params.get("after_action")
+    look = not after
+    for s in steps:
+        if after and re.search(after, s["action"]):
+            look = True
+            continue
+        if look and re.search(params["pattern"], s["observation"]):
+            return True
+    return False
+
+
+def test_published_text_grades_replies_and_prompts_as_the_published_engine() -> None:
+    replies = [
+        "I apply open-first. <action>open fridge 1</action>",
+        "<action>take egg 1 from fridge 1</action>",
+        "No skill applies; I look around. <action>look</action>",
+        "<action>look</action>",
+    ]
+    prompts = [
+        "Your current observation is: The fridge 1 is closed.",
+        "You are now at step 2 and your current observation is: You open the fridge 1.",
+        "You are now at step 3 and your current observation is: You pick up the egg 1.",
+        "You are now at step 4 and your current observation is: Nothing happens.",
+    ]
+    ep = Episode(
+        episode_id="e", env_id="x", task_id="t", task="t",
+        turns=[Turn(observation=f"bare {i}", action=r.split("<action>")[1].split("<")[0],
+                    reply=r, prompt=p) for i, (r, p) in enumerate(zip(replies, prompts))],
+    )  # fmt: skip
+    steps = [{"action": r, "observation": p} for r, p in zip(replies, prompts)]
+    cases = [
+        ("action_exists", {"pattern": "open-first"}),  # in the reasoning, not the command
+        ("action_not_exists", {"pattern": "No skill applies"}),
+        ("action_before", {"first": "apply", "second": "look around"}),
+        ("no_consecutive_repeat", {}),
+        ("final_action", {"pattern": "<action>look</action>$"}),
+        ("action_count", {"pattern": "<action>", "min": 4, "max": 4}),
+        ("observation_contains", {"pattern": "Nothing happens"}),
+        ("observation_contains", {"pattern": "is closed", "after_action": "open fridge"}),
+        ("observation_contains", {"pattern": "pick up", "after_action": "take egg"}),
+    ]
+    for ctype, params in cases:
+        published = _published_reference(ctype, params, steps)
+        ours, _ = check(ctype, **params).evaluate(ep, "published")
+        assert ours == published, (ctype, params)
+    # the project's text reads the commands and bare observations instead
+    assert not check("action_exists", pattern="open-first").evaluate(ep)[0]
+    assert check("action_exists", pattern="open-first").evaluate(ep, "published")[0]
+    # without recorded prompts the published text falls back to the bare observations
+    bare = ep.model_copy(
+        update={"turns": [t.model_copy(update={"prompt": None}) for t in ep.turns]}
+    )
+    assert check("observation_contains", pattern="bare 2").evaluate(bare, "published")[0]
+    s = RuleAssertionSet()
+    s.apply({"op": "add", "check_type": "action_exists", "params": {"pattern": "open-first"},
+             "description": "names the skill it applies"}, step=1)  # fmt: skip
+    assert s.grade([ep], text="published")[0].passed == 1 and s.grade([ep])[0].passed == 0

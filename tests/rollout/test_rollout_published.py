@@ -472,3 +472,42 @@ def test_published_format_config_rules() -> None:
     resolved = TurnConfig(format="published").resolve("alfworld")
     assert resolved.system_prompt == "" and resolved.action_format == "published"
     assert resolved.resolve("alfworld") == resolved
+
+
+def test_published_session_steps_invalid_replies_and_records_prompts() -> None:
+    from reskill_gym.envs.base import EngineStep, TextEnv
+    from reskill_gym.rollout import RolloutSession
+
+    class Door(TextEnv):
+        env_name = "alfworld"  # the published ALFWorld prompt
+
+        def task_ids(self, split=None):
+            return ["t0"]
+
+        def _engine_reset(self, task_id, seed, options):
+            obs = "You are in a hall.\n\nYour task is to: open the door."
+            return obs, {"task": "open the door", "task_type": "door",
+                         "admissible_actions": ["open door", "look"]}  # fmt: skip
+
+        def _engine_step(self, action):
+            self.sent = [*getattr(self, "sent", []), action]
+            won = action == "open door"
+            return EngineStep("It opens." if won else "Nothing happens.", float(won), won, won,
+                              admissible_actions=["open door", "look"])  # fmt: skip
+
+    env = Door(max_turns=5)
+    cfg = TurnConfig(format="published", history_turns=3, record_prompts=True)
+    s = RolloutSession(env, cfg, episode_id="e")
+    s.reset(task_id="t0", seed=0)
+    first = s.prompt().user_text()
+    t0 = s.act("I think I should open it somehow")  # no tag: still runs, as published
+    assert (t0.valid, t0.ran, t0.parse, t0.prompt) == (False, True, "projected", first)
+    assert env.sent == ["i think i should open it somehow"[-30:]]
+    assert f"Action 1: '{env.sent[0]}']" in s.prompt().user_text()
+    s.act("Opening. <action>Open door</action>")
+    ep = s.episode()
+    assert ep.won and ep.actions == [env.sent[0], "open door"] and ep.invalid_turns == 1
+    project = RolloutSession(Door(max_turns=5), TurnConfig(), episode_id="p")
+    project.reset(task_id="t0", seed=0)
+    t = project.act("I think I should open it somehow")
+    assert (t.valid, t.ran, t.prompt) == (False, False, None)

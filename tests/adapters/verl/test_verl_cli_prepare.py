@@ -318,6 +318,7 @@ def test_verl_published_presets_compose_validate_and_match_the_published_runs(
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
+    from reskill_gym.creator import CreatorSampling
     from reskill_gym.llm import parse_spec
     from reskill_gym.versioning.config import TesterConfig
 
@@ -355,6 +356,9 @@ def test_verl_published_presets_compose_validate_and_match_the_published_runs(
     assert settings.max_active_skills == 8 and settings.skill_budget_chars is None
 
     core = settings.coevolution.coevolution_config(str(tmp_path / "ckpt"))
+    assert core.async_creator is False  # published: the pass runs inside the step
+    assert core.creator.sampling == CreatorSampling.published()
+    assert core.creator.assertion_text == "published" and turn.record_prompts
     assert core.reservoir_dedup_by == "task_arm_outcome"
     assert (core.reservoir_size, core.min_reservoir_size) == (200, 100)
     assert core.tester == TesterConfig.published()  # the YAML spells out published()
