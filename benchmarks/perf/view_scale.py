@@ -203,10 +203,12 @@ def main() -> None:
                         (f"server RSS after the {name} page", f"{rss_mib(proc.pid):.0f} MiB")
                     )
                 t0 = time.perf_counter()
-                page.wait_for_function(
-                    f"document.querySelector('main p') && document.querySelector('main p').textContent.startsWith('{n} of {n}')",
-                    timeout=300_000,
-                )
+                deadline = time.perf_counter() + 300
+                # a Python poll: wait_for_function evaluates a string, which the page's CSP refuses
+                while not page.inner_text("main p").startswith(f"{n} of {n} "):
+                    if time.perf_counter() > deadline:
+                        raise TimeoutError("the episode index never finished loading")
+                    time.sleep(0.1)
                 out.append(
                     (
                         "whole index in the browser",

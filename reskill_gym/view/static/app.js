@@ -429,7 +429,7 @@
       main.appendChild(h("p", { class: "pairs" }, "Same group, other arm: ", ep.pairs.map((p) => h("span", {}, h("a", { href: `#/diff/${run}/${n}/${p.index}` }, `diff with #${p.index} (${p.arm}, ${p.won ? "won" : "lost"}, ${p.turns} turns)`), " "))));
     }
     const skillBox = h("div", { class: "skilltexts" }, h("h3", {}, "Skills this episode saw (text at its version)"),
-      Object.entries(ep.skills).map(([sid, s]) => h("details", { id: "skill-" + sid, class: "skilltext" }, h("summary", {}, sid, " ", badge(s.source, s.source === "missing" ? "rejected" : "muted")), s.text === null ? h("p", { class: "muted" }, "text not available (version pruned and not recorded)") : pre(s.text, "text skill"))));
+      Object.entries(ep.skills).map(([sid, s]) => h("details", { id: "skill-" + sid, class: "skilltext" }, h("summary", {}, sid, " ", badge(s.source, s.source === "missing" ? "rejected" : "muted")), s.text === null ? h("p", { class: "muted" }, "text not in this run folder (a pruned version the run did not record, or an evaluated library kept elsewhere)") : pre(s.text, "text skill"))));
     const turns = h("div", { class: "turns" }, (rec.turns || []).map((t, i) => turnView(t, i, ep.skills)));
     main.append(h("div", { class: "episode" }, turns, skillBox));
     if (rec.final_observation) main.append(h("div", { class: "lbl" }, "final observation"), pre(rec.final_observation, "text obs"));
