@@ -33,6 +33,8 @@ SCRIPTS = [
     "wrapper_overhead.py",
     "turn_budget.py",
     "llm_server_turn.py",  # needs the llamacpp extra; reports "failed" without it
+    "step_episodes.py",
+    "view_scale.py",  # needs the view extra, playwright and Debian's chromium
 ]
 
 
