@@ -172,3 +172,22 @@ def test_reads_never_write(
             c.get(f"/api/run/{i}/{what}")
     export_html(open_runs([evolve_run, hostile_run, eval_run]), tmp_path / "x.html")
     assert {r: _tree(r) for r in before} == before
+
+
+def test_the_page_script_has_no_markup_sinks() -> None:
+    """Untrusted text can only become DOM text nodes: the script never parses strings as HTML
+    or code (its first comment names them; the check skips comments)."""
+    from reskill_gym.view.app import asset_text
+
+    code = "\n".join(
+        line for line in asset_text("app.js").splitlines() if not line.lstrip().startswith("//")
+    )
+    for sink in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "Function(",
+    ):
+        assert sink not in code, sink
