@@ -167,16 +167,19 @@ def shown_skill_texts(episodes: Iterable[Episode], view: Callable[[str], Any]) -
 _SEP = "\n\x00\n"  # no redaction pattern crosses whitespace or NUL
 
 
+_TURN_TEXTS = ("observation", "reply", "action", "prompt")
+
+
 def _redacted(ep: Episode) -> Episode:
-    """``ep`` with credentials cut from its free text (observations, replies, actions, task,
-    error). The texts are redacted as one joined string rather than as the JSON line: the
-    record's own key names (``input_tokens``) would send every line through the slow
-    key=value scan, and one call instead of hundreds keeps the write off the step's time."""
+    """``ep`` with credentials cut from its free text (observations, replies, actions, recorded
+    prompts, task, error). The texts are redacted as one joined string rather than as the JSON
+    line: the record's own key names (``input_tokens``) would send every line through the
+    slow key=value scan, and one call instead of hundreds keeps the write off the step's time."""
     from reskill_gym.redaction import redact
 
     texts = [ep.task, ep.final_observation, ep.error or ""]
     for t in ep.turns:
-        texts += [t.observation, t.reply, t.action]
+        texts += [getattr(t, name) or "" for name in _TURN_TEXTS]
     joined = _SEP.join(texts)
     clean = redact(joined)
     if clean == joined:
@@ -184,12 +187,13 @@ def _redacted(ep: Episode) -> Episode:
     parts = clean.split(_SEP)
     if len(parts) != len(texts):  # a text held the separator itself: field by field
         parts = [redact(x) for x in texts]
-    turns = [
-        t.model_copy(
-            update=dict(zip(("observation", "reply", "action"), parts[3 + 3 * i : 6 + 3 * i]))
-        )
-        for i, t in enumerate(ep.turns)
-    ]
+    k = len(_TURN_TEXTS)
+    turns = []
+    for i, t in enumerate(ep.turns):
+        new = dict(zip(_TURN_TEXTS, parts[3 + k * i : 3 + k * (i + 1)]))
+        if t.prompt is None:
+            new.pop("prompt")
+        turns.append(t.model_copy(update=new))
     top: dict[str, Any] = {"task": parts[0], "final_observation": parts[1]}
     if ep.error is not None:
         top["error"] = parts[2]

@@ -11,20 +11,14 @@ HEAVY = ("torch", "verl", "ray", "vllm", "transformers", "textworld", "sciencewo
 
 
 def test_import_is_light() -> None:
-    code = (
-        "import sys, reskill_gym; "
-        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
-    )
+    code = f"import sys, reskill_gym; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"heavy modules imported: {out.stdout}"
 
 
 def test_cli_is_light() -> None:
     """``reskill --help`` loads every command (adapters included, by entry point), no framework."""
-    code = (
-        "import sys, reskill_gym.cli; "
-        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
-    )
+    code = f"import sys, reskill_gym.cli; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"heavy modules imported by the CLI: {out.stdout}"
 

@@ -119,9 +119,11 @@ def test_credentials_are_cut_from_the_free_text(tmp_path) -> None:
     ep = _episode(0, 0)
     ep.turns[1].reply = "curl -H 'Authorization: Bearer abcdefghijklmnop1234' http://x"
     ep.task = "use key sk-ant-abcdefghijklmnopqrstu"
+    ep.turns[2].prompt = "x-api-key: hunter2hunter2 and the skills"
     write_step_episodes(tmp_path, 0, [ep])
     log = StepEpisodes(tmp_path)
     back = log.read(log.entries()[0])
     assert "abcdefghijklmnop1234" not in back.turns[1].reply and "[REDACTED]" in back.turns[1].reply
     assert "sk-ant" not in back.task
-    assert back.turns[0] == ep.turns[0] and back.turns[2] == ep.turns[2]  # the rest untouched
+    assert "hunter2" not in (back.turns[2].prompt or "") and back.turns[0].prompt is None
+    assert back.turns[0] == ep.turns[0] and back.turns[2].action == ep.turns[2].action

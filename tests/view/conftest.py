@@ -117,6 +117,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     observation=f"{x} observation",
                     action=x,
                     reply=f"<think>{x}</think><action>{x}</action>",
+                    prompt=f"## Skills\n### evil-skill\n{x}\n{x}",
                     parse="tagged",
                     skill_ids=[sid] if i % 2 == 0 else [],
                 )

@@ -395,6 +395,23 @@
     });
   }
 
+  function escapeRe(s) {
+    return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  }
+  function highlighted(text, words, cls) {
+    // the text as text nodes, with every occurrence of ``words`` in a <mark>
+    const el = h("pre", { class: cls });
+    const found = words.filter((w) => w && text.includes(w));
+    if (!found.length) return append(el, [text]);
+    const re = new RegExp(found.map(escapeRe).join("|"), "g");
+    let last = 0;
+    for (const m of text.matchAll(re)) {
+      append(el, [text.slice(last, m.index), h("mark", {}, m[0])]);
+      last = m.index + m[0].length;
+    }
+    return append(el, [text.slice(last)]);
+  }
+
   function turnView(t, i, skills, opts) {
     const chips = (t.skill_ids || []).map((sid) => h("a", { class: "chip fired", href: "#/", title: "show this skill's text", onclick: (ev) => { ev.preventDefault(); const target = document.getElementById("skill-" + sid); if (target) { target.open = true; target.scrollIntoView({ block: "center" }); } } }, sid));
     const rows = [
@@ -408,6 +425,10 @@
       h("div", { class: "lbl" }, "reply"), pre(t.reply, "text reply"),
       h("div", { class: "lbl" }, "action"), pre(t.action || "(none)", "text action"),
     ];
+    if (t.prompt) {
+      const names = (t.skill_ids || []).map((sid) => sid.split("@")[0]);
+      rows.push(details(`prompt the model saw (${t.prompt.length} chars; fired skills marked)`, highlighted(t.prompt, names, "text prompt"), false));
+    }
     if (t.candidates && t.scores) {
       rows.push(details(`${t.candidates.length} scored candidates`, table(["candidate", "score"], t.candidates.map((c, k) => h("tr", { class: c === t.action ? "chosen" : "" }, h("td", {}, c), h("td", {}, fmt(t.scores[k])))))));
     }
