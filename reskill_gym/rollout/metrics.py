@@ -6,8 +6,10 @@ The local trainer and the veRL adapter both log these keys (next to their own ``
 ``perf/`` ... keys and ``reskill_gym.coevolve.coevolution_metrics``), so ``reskill report``
 draws the same plots for either:
 
-- ``episode/count``, ``episode/dropped``, ``episode/reward_mean``, ``episode/success_rate``,
-  ``episode/turns_mean``, ``episode/valid_action_ratio`` (turns whose reply carried a valid
+- ``episode/count`` (episodes that ran), ``episode/dropped`` (episodes an environment error
+  ended: they train nothing), ``episode/reward_mean`` (over the episodes that ran),
+  ``episode/success_rate`` (wins over *all* episodes: a dropped one counts as a failure, so
+  a node without its data cannot make the rate look better), ``episode/turns_mean``, ``episode/valid_action_ratio`` (turns whose reply carried a valid
   action), ``episode/invalid_command_ratio`` (commands the engine rejected),
   ``episode/parse/<how>`` (share of turns per parse outcome);
 - ``arms/<arm>/episodes``, ``arms/<arm>/reward_mean``, ``arms/<arm>/success_rate`` (``head``
@@ -20,6 +22,10 @@ draws the same plots for either:
 >>> m = episode_metrics(eps)
 >>> m["episode/success_rate"], m["arms/head/episodes"], m["episode/parse/tagged"]
 (0.5, 2.0, 1.0)
+>>> broken = Episode(episode_id="2", env_id="x", task_id="t", error="no data")
+>>> m = episode_metrics([*eps, broken])
+>>> m["episode/count"], m["episode/dropped"], round(m["episode/success_rate"], 3)
+(2.0, 1.0, 0.333)
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ EPISODE_METRIC_KEYS: tuple[str, ...] = (
 
 
 def episode_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
-    """Metrics of one step's episodes (dropped ones, ``error`` set, are only counted)."""
+    """Metrics of one step's episodes (dropped ones, ``error`` set, count as failures in
+    ``episode/success_rate`` and nowhere else)."""
     kept = [e for e in episodes if e.error is None]
     n = len(kept)
     turns = [t for e in kept for t in e.turns]
@@ -52,7 +59,7 @@ def episode_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
         "episode/count": float(n),
         "episode/dropped": float(len(episodes) - n),
         "episode/reward_mean": sum(e.reward for e in kept) / n if n else nan,
-        "episode/success_rate": sum(e.won for e in kept) / n if n else nan,
+        "episode/success_rate": (sum(e.won for e in kept) / len(episodes) if episodes else nan),
         "episode/turns_mean": len(turns) / n if n else nan,
         "episode/valid_action_ratio": sum(t.valid for t in turns) / len(turns) if turns else nan,
         "episode/invalid_command_ratio": (

@@ -51,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -67,6 +68,7 @@ from verl.experimental.agent_loop.agent_loop import (
     register,
 )
 
+from reskill_gym.episode import Episode
 from reskill_gym.rollout import EnvLease, EnvPool, RolloutSession
 from reskill_gym.skills.bundle import BundleTemplate
 from reskill_verl.coevolution_actor import get_client
@@ -169,6 +171,23 @@ def default_root(config: Any) -> str:
     return os.path.abspath(os.path.join(str(base), "reskill"))
 
 
+_NODE = socket.gethostname()
+
+
+def _failed_episode(episode_id: str, env: str, task_id: str, split: str, error: str) -> Episode:
+    """The record of a session that failed before its env existed (lease/reset error)."""
+    from reskill_gym.envs.registration import ENV_IDS
+
+    return Episode(
+        episode_id=episode_id,
+        env_id=ENV_IDS.get(env, env),
+        task_id=task_id,
+        split=split,
+        stop_reason="error",
+        error=error or "failed before the episode started",
+    )
+
+
 class EnvError(RuntimeError):
     """An environment call failed (engine crash, unknown task, ...): ends the episode only."""
 
@@ -251,10 +270,15 @@ class ReskillEnvAgentLoop(AgentLoopBase):
             s.bundle_template,
         )
 
-    async def _encode(self, messages: list[dict[str, Any]]) -> list[int]:
+    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Prompt building, chat templates, decoding: CPU work that would stall every other
+        trajectory of the worker if it ran on the event loop (the default executor, as
+        veRL's own token helpers use)."""
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    def _encode(self, messages: list[dict[str, Any]]) -> list[int]:
         """Chat template + generation prompt, uncut (the caller decides what to do if long)."""
-        builder = self.continuous_token_builder
-        return await self.loop.run_in_executor(None, lambda: builder.build_initial_tokens(messages))
+        return list(self.continuous_token_builder.build_initial_tokens(messages))
 
     async def _generate(
         self, request_id: str, prompt_ids: list[int], params: dict[str, Any]
@@ -344,7 +368,7 @@ class ReskillEnvAgentLoop(AgentLoopBase):
                 )
                 t_env += t_env2
         except EnvError as exc:  # an env failure ends this episode, never the training step
-            error = str(exc)
+            error = f"{exc} [node {_NODE}]"  # which node lacks its data / Java / retriever
             if lease is not None and not isinstance(exc, _PromptTooLong):
                 lease.discard()
             if session is not None:
@@ -370,11 +394,17 @@ class ReskillEnvAgentLoop(AgentLoopBase):
                 )
 
         episode = session.episode() if session is not None else None
-        if training and episode is not None:
-            try:
-                await client.record([episode])
-            except Exception as exc:  # reporting must not fail the rollout
-                logger.warning("%s: could not report episode %s: %s", AGENT_LOOP_NAME, uid, exc)
+        # every session is reported, failed ones too (no env at all: a bare record), so the
+        # trainer can count failures (reskill.max_failed_session_share); evaluation episodes
+        # only count there, they never reach the version tester or the reservoir
+        report = episode or _failed_episode(f"{uid}/{session_id}", env_name, task_id, split, error)
+        try:
+            if training:
+                await client.record([report])
+            else:
+                await client.record_eval([report])
+        except Exception as exc:  # reporting must not fail the rollout
+            logger.warning("%s: could not report episode %s: %s", AGENT_LOOP_NAME, uid, exc)
 
         version = episode.library_version if episode is not None else None
         if version is None and view is not None:
@@ -396,7 +426,14 @@ class ReskillEnvAgentLoop(AgentLoopBase):
             "stop_reason": episode.stop_reason if episode is not None else "error",
             "env_error": error,
             "tool_rewards": [],
-            "reward_extra_info": {"won": float(won), "env_return": ret, "turns": float(n_turns)},
+            # "acc" opts into veRL's failed-session accounting in validation
+            # (process_validation_metrics counts a missing session of a uid as acc 0)
+            "reward_extra_info": {
+                "acc": float(won),
+                "won": float(won),
+                "env_return": ret,
+                "turns": float(n_turns),
+            },
         }
         if error and self.use_v1:
             return []  # the session is absent; the group's statistics use the others
@@ -407,17 +444,17 @@ class ReskillEnvAgentLoop(AgentLoopBase):
         )
 
     # ----- per_turn ----------------------------------------------------------------------
-    async def _fit_prompt(self, session: RolloutSession) -> list[int] | None:
+    def _fit_prompt(self, session: RolloutSession) -> list[int] | None:
         """This turn's prompt ids within ``prompt_length``: the configured history window,
-        else the largest window that fits (binary search), else ``None``."""
-        ids = await self._encode(session.messages())
+        else the largest window that fits (binary search), else ``None`` (run off the loop)."""
+        ids = self._encode(session.messages())
         if len(ids) <= self.prompt_length:
             return ids
         lo, hi = 0, min(session.config.history_turns, session.turn) - 1
         best: list[int] | None = None
         while lo <= hi:
             mid = (lo + hi) // 2
-            cand = await self._encode(session.prompt(history_turns=mid).messages())
+            cand = self._encode(session.prompt(history_turns=mid).messages())
             if len(cand) <= self.prompt_length:
                 best, lo = cand, mid + 1
             else:
@@ -434,7 +471,7 @@ class ReskillEnvAgentLoop(AgentLoopBase):
         max_tokens = min(self.response_length, self.settings.max_tokens_per_turn)
         params = {**sampling_params, "max_tokens": max_tokens}
         while not session.done:
-            ids = await self._fit_prompt(session)
+            ids = await self._off_loop(self._fit_prompt, session)
             if ids is None:
                 logger.warning(
                     "%s: turn %d of %s does not fit rollout.prompt_length=%d even without "
@@ -458,9 +495,10 @@ class ReskillEnvAgentLoop(AgentLoopBase):
                     f"{len(response)} tokens"
                 )
             t0 = time.perf_counter()
+            reply = await self._off_loop(self._decode, response)
             turn = await self._call(
                 session.act,
-                self._decode(response),
+                reply,
                 input_tokens=len(ids),
                 output_tokens=len(response),
             )
@@ -538,8 +576,8 @@ class ReskillEnvAgentLoop(AgentLoopBase):
         server_extra: dict[str, Any],
     ) -> tuple[float, float]:
         t_gen = t_env = 0.0
-        st.messages = session.messages()
-        ids = await self._encode(st.messages)
+        st.messages = await self._off_loop(session.messages)
+        ids = await self._off_loop(self._encode, st.messages)
         if len(ids) > self.prompt_length:
             raise _PromptTooLong(
                 f"the first prompt ({len(ids)} tokens) exceeds rollout.prompt_length="
@@ -569,7 +607,7 @@ class ReskillEnvAgentLoop(AgentLoopBase):
             )
             st.ids = merge.token_ids
             st.chat_turns += 1
-            reply = self._decode(list(out.token_ids))
+            reply = await self._off_loop(self._decode, list(out.token_ids))
             t0 = time.perf_counter()
             turn = await self._call(
                 session.act, reply, input_tokens=prompt_len, output_tokens=len(out.token_ids)
@@ -583,7 +621,7 @@ class ReskillEnvAgentLoop(AgentLoopBase):
                 session.stop("length")
                 break
             previous = [*st.messages, {"role": "assistant", "content": reply}]
-            updated = session.messages()
+            updated = await self._off_loop(session.messages)
             if updated[: len(previous)] != previous:
                 raise RuntimeError(
                     "concat layout: the session's messages do not extend the previous turn's "

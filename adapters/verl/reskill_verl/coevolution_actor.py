@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from reskill_gym.coevolve import (
+    CHECKPOINT_FILE,
     CoEvolution,
     CoEvolutionEvent,
     CoEvolutionLike,
@@ -117,6 +118,11 @@ class StepStats:
     def kept(self) -> int:
         return sum(e.error is None for e in self.episodes)
 
+    def failures(self) -> dict[str, Any]:
+        """``{"sessions", "failed", "errors"}``: counts and the distinct error messages."""
+        errors = list(dict.fromkeys(str(e.error) for e in self.episodes if e.error is not None))
+        return {"sessions": len(self.episodes), "failed": self.dropped, "errors": errors}
+
 
 def inline_view(view: LibraryView) -> LibraryView:
     """A copy of ``view`` that pickles by content, not by path (no shared filesystem needed)."""
@@ -146,6 +152,8 @@ class CoEvolutionService:
         """Run folder whose ``episodes/`` gets every step's episodes (None: not recorded)."""
         self._plans: dict[str, _GroupPlan] = {}
         self._stats = StepStats()
+        self._eval = StepStats()
+        self.closed = False
         last = coevo.last_step
         if resume_step is not None and last is not None and last > resume_step:
             # veRL resumed from an older checkpoint than ours: let end_step run again from there.
@@ -225,6 +233,25 @@ class CoEvolutionService:
         self.coevo.record(kept)
         return len(kept)
 
+    def record_eval(self, episodes: Sequence[Episode | dict[str, Any]]) -> None:
+        """Evaluation episodes (validation rows): only counted, for the failure check."""
+        for e in episodes:
+            self._eval.episodes.append(e if isinstance(e, Episode) else Episode.model_validate(e))
+
+    def step_failures(self) -> dict[str, Any]:
+        """This step's training sessions so far: ``{"sessions", "failed", "errors"}``."""
+        return self._stats.failures()
+
+    def take_eval_failures(self) -> dict[str, Any]:
+        """Evaluation sessions since the last call (then reset), as :meth:`step_failures`."""
+        out, self._eval = self._eval.failures(), StepStats()
+        return out
+
+    def save_checkpoint(self, directory: str) -> str | None:
+        """Write the co-evolution checkpoint into ``directory`` (veRL's step folder)."""
+        path = self.coevo.save(directory)
+        return str(path) if path is not None else None
+
     def end_step(self, step: int) -> dict[str, Any]:
         """Close step ``step``: co-evolution end_step, then ``{"metrics", "events"}``."""
         events: list[CoEvolutionEvent] = list(self.coevo.end_step(int(step)))
@@ -248,8 +275,9 @@ class CoEvolutionService:
         return {"metrics": metrics, "events": [e.model_dump(mode="json") for e in events]}
 
     def close(self) -> None:
-        """Stop a running creator pass."""
+        """Stop a running creator pass (``closed`` tells it happened)."""
         self.coevo.close()
+        self.closed = True
 
     def state_dict(self) -> dict[str, Any]:
         return self.coevo.state_dict()
@@ -269,11 +297,15 @@ class CoEvolutionService:
 
 
 def build_service(
-    settings: Any, *, default_root: str | Path, resume_step: int | None = None
+    settings: Any,
+    *,
+    default_root: str | Path,
+    resume_step: int | None = None,
+    resume_from: str | Path | None = None,
 ) -> CoEvolutionService:
     """``CoEvolutionService`` around :func:`build_coevolution`."""
     return CoEvolutionService(
-        build_coevolution(settings, default_root=default_root),
+        build_coevolution(settings, default_root=default_root, resume_from=resume_from),
         resume_step=resume_step,
         episodes_root=default_root if settings.record_episodes else None,
     )
@@ -286,11 +318,15 @@ def fixed_view(env_name: str, skills: str | None) -> LibraryView | None:
     return open_view(skills, seed=functools.partial(seed_library_path, env_name))
 
 
-def build_coevolution(settings: Any, *, default_root: str | Path) -> CoEvolution | NoCoEvolution:
+def build_coevolution(
+    settings: Any, *, default_root: str | Path, resume_from: str | Path | None = None
+) -> CoEvolution | NoCoEvolution:
     """``CoEvolution`` from ``ReskillVerlConfig`` (library initialised from ``skills``).
 
     ``default_root`` holds ``library/`` and ``coevolution.json`` unless the settings name
-    other places. An existing checkpoint there is loaded (resume). With
+    other places. On resume, the checkpoint in ``resume_from`` (the one saved with veRL's
+    checkpoint of the step training resumes from) is loaded; without one there, the latest
+    ``coevolution.json`` in the checkpoint folder (written every step). With
     ``coevolution.enabled=false``: ``NoCoEvolution`` on the fixed ``skills`` view (every
     rollout sees it; the service then only collects the step's episodes for the metrics).
     """
@@ -313,9 +349,11 @@ def build_coevolution(settings: Any, *, default_root: str | Path) -> CoEvolution
         )
     config = co.coevolution_config(str(checkpoint_dir))
     coevo = CoEvolution.create(library, config)
-    if (checkpoint_dir / "coevolution.json").is_file():
-        logger.info("resuming co-evolution from %s", checkpoint_dir / "coevolution.json")
-        coevo.load(checkpoint_dir)
+    for folder in ([Path(resume_from)] if resume_from else []) + [checkpoint_dir]:
+        if (folder / CHECKPOINT_FILE).is_file():
+            logger.info("resuming co-evolution from %s", folder / CHECKPOINT_FILE)
+            coevo.load(folder)
+            break
     return coevo
 
 
@@ -337,13 +375,19 @@ def _remote_service_cls() -> Any:
 class _ActorService(CoEvolutionService):
     """The Ray actor: builds its service from settings inside the actor process."""
 
-    def __init__(self, settings_json: str, default_root: str, resume_step: int | None) -> None:
+    def __init__(
+        self,
+        settings_json: str,
+        default_root: str,
+        resume_step: int | None,
+        resume_from: str | None = None,
+    ) -> None:
         from reskill_verl.config import ReskillVerlConfig
 
         logging.basicConfig(level=logging.INFO)
         settings = ReskillVerlConfig.model_validate_json(settings_json)
         super().__init__(
-            build_coevolution(settings, default_root=default_root),
+            build_coevolution(settings, default_root=default_root, resume_from=resume_from),
             resume_step=resume_step,
             episodes_root=default_root if settings.record_episodes else None,
         )
@@ -355,18 +399,20 @@ def get_or_create_actor(
     *,
     default_root: str | Path,
     resume_step: int | None = None,
+    resume_from: str | Path | None = None,
     pin_to_node: bool = True,
 ) -> Any:
     """The named actor (created when missing) for ``ReskillVerlConfig`` ``settings``.
 
-    Pinned to the calling node by default, so the library folder and checkpoints are on the
-    node that created them (the trainer's).
+    Its name is the run's (:meth:`CoEvolutionSettings.resolved_actor_name`), so two jobs on
+    one cluster never share one. Pinned to the calling node by default, so the library
+    folder and checkpoints are on the node that created them (the trainer's).
     """
     import ray
 
     co = settings.coevolution
     options: dict[str, Any] = {
-        "name": co.actor_name,
+        "name": co.resolved_actor_name(default_root),
         "namespace": co.namespace,
         "get_if_exists": True,
         "num_cpus": co.actor_num_cpus,
@@ -381,7 +427,12 @@ def get_or_create_actor(
     return (
         _remote_service_cls()
         .options(**options)
-        .remote(settings.model_dump_json(), str(default_root), resume_step)
+        .remote(
+            settings.model_dump_json(),
+            str(default_root),
+            resume_step,
+            str(resume_from) if resume_from is not None else None,
+        )
     )
 
 
@@ -398,6 +449,9 @@ class CoEvolutionClient:
         raise NotImplementedError
 
     async def record(self, episodes: list[Episode]) -> None:
+        raise NotImplementedError
+
+    async def record_eval(self, episodes: list[Episode]) -> None:
         raise NotImplementedError
 
 
@@ -442,6 +496,10 @@ class LocalCoEvolutionClient(CoEvolutionClient):
         with self._lock:
             self.service.record(episodes)
 
+    async def record_eval(self, episodes: list[Episode]) -> None:
+        with self._lock:
+            self.service.record_eval(episodes)
+
 
 class RayCoEvolutionClient(CoEvolutionClient):
     """Client of the named actor; views are fetched once per version per process."""
@@ -472,6 +530,9 @@ class RayCoEvolutionClient(CoEvolutionClient):
     async def record(self, episodes: list[Episode]) -> None:
         await self.handle.record.remote(episodes)
 
+    async def record_eval(self, episodes: list[Episode]) -> None:
+        await self.handle.record_eval.remote(episodes)
+
 
 _CLIENTS: dict[tuple[str, str], RayCoEvolutionClient] = {}
 _LOCAL_OVERRIDE: dict[str, CoEvolutionClient] = {}
@@ -485,16 +546,17 @@ def get_client(settings: Any, *, default_root: str | Path | None = None) -> CoEv
     which is logged).
     """
     co = settings.coevolution
-    local = _LOCAL_OVERRIDE.get(co.actor_name)
+    name = co.resolved_actor_name(default_root)
+    local = _LOCAL_OVERRIDE.get(name)
     if local is not None:
         return local
-    key = (co.namespace, co.actor_name)
+    key = (co.namespace, name)
     client = _CLIENTS.get(key)
     if client is None:
         import ray
 
         try:
-            handle = ray.get_actor(co.actor_name, namespace=co.namespace)
+            handle = ray.get_actor(name, namespace=co.namespace)
         except ValueError:
             if default_root is None:
                 raise
@@ -503,7 +565,7 @@ def get_client(settings: Any, *, default_root: str | Path | None = None) -> CoEv
                 "reskill trainer hook (trainer.v1.trainer_mode=reskill_sync) end_step is never "
                 "called and the library never changes.",
                 co.namespace,
-                co.actor_name,
+                name,
             )
             handle = get_or_create_actor(settings, default_root=default_root, pin_to_node=False)
         client = _CLIENTS[key] = RayCoEvolutionClient(handle)

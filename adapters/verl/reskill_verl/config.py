@@ -20,7 +20,9 @@ action format, history window, invalid-action penalty, ...): the same block a lo
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -73,7 +75,12 @@ class CoEvolutionSettings(BaseModel):
         description="Where coevolution.json is written after every step and read on resume; "
         "None: <trainer.default_local_dir>/reskill.",
     )
-    actor_name: str = Field("reskill_coevolution", description="Name of the Ray actor.")
+    actor_name: str | None = Field(
+        None,
+        description="Name of the Ray actor. None: reskill_coevolution_<hash of the run folder "
+        "<trainer.default_local_dir>/reskill>, so two jobs on one cluster never share one "
+        "while a resumed run finds its own.",
+    )
     namespace: str = Field("reskill", description="Ray namespace of the actor.")
     actor_num_cpus: float = Field(
         0.0,
@@ -96,6 +103,27 @@ class CoEvolutionSettings(BaseModel):
                 "instead (the actor resolves it against trainer.default_local_dir)"
             )
         return v
+
+    def resolved_actor_name(self, run_root: str | os.PathLike[str] | None) -> str:
+        """``actor_name``, or the run's own name derived from its folder ``run_root``.
+
+        >>> s = CoEvolutionSettings()
+        >>> s.resolved_actor_name("/runs/a") == s.resolved_actor_name("/runs/a/")
+        True
+        >>> s.resolved_actor_name("/runs/a") != s.resolved_actor_name("/runs/b")
+        True
+        >>> CoEvolutionSettings(actor_name="mine").resolved_actor_name(None)
+        'mine'
+        """
+        if self.actor_name:
+            return self.actor_name
+        if run_root is None:
+            raise ValueError(
+                "reskill.coevolution.actor_name is unset and no run folder is known to name "
+                "the co-evolution actor after"
+            )
+        digest = hashlib.sha256(os.path.normpath(os.fspath(run_root)).encode()).hexdigest()
+        return f"reskill_coevolution_{digest[:12]}"
 
     def coevolution_config(self, checkpoint_dir: str | None) -> CoEvolutionConfig:
         """The core config with the checkpoint folder the actor resolved."""
@@ -181,6 +209,17 @@ class ReskillVerlConfig(BaseModel):
     )
     env_threads: int = Field(
         64, ge=1, description="Threads per worker process running blocking env calls."
+    )
+    max_failed_session_share: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of a training step's (or a validation pass's) sessions "
+        "that may fail with an environment error (no data, no Java, retriever down, engine "
+        "crash) before training stops with an error naming the failures. A failed session "
+        "yields no sample: veRL trains on the rest of its group and leaves it out of its "
+        "own averages, so the episode metrics count it as a failure and this cap keeps a "
+        "broken node from biasing every number.",
     )
     coevolution: CoEvolutionSettings = Field(default_factory=CoEvolutionSettings)
 

@@ -44,6 +44,7 @@ is known, and before any rollout, validation-before-train included).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -54,18 +55,32 @@ from reskill_verl.agent_loop import default_root
 from reskill_verl.config import ReskillVerlConfig, check_trainer_config
 from reskill_verl.runlog import RunLog, run_config
 
-__all__ = ["ReskillTrainer", "TRAINER_MODE", "CoEvolutionStepHook", "freeze_policy_config"]
+__all__ = [
+    "ReskillTrainer",
+    "TRAINER_MODE",
+    "CoEvolutionStepHook",
+    "COEVOLUTION_SUBDIR",
+    "check_failed_sessions",
+    "freeze_policy_config",
+    "resume_folder",
+    "rollout_log_probs_as_old",
+]
 
 logger = logging.getLogger(__name__)
 
 TRAINER_MODE = "reskill_sync"
+COEVOLUTION_SUBDIR = "reskill"
+"""Folder of the co-evolution checkpoint inside veRL's ``global_step_<k>``."""
 
 
 class CoEvolutionStepHook:
-    """Calls ``end_step`` on the co-evolution actor once per training step.
+    """Closes each training step on the co-evolution actor, once.
 
     ``actor`` is a Ray actor handle (or any object whose methods have ``.remote``); ``get``
-    resolves a call's result (``ray.get``).
+    resolves a call's result (``ray.get``). :meth:`close_step` runs the actor's ``end_step``
+    and keeps its metrics/events until :meth:`take` hands them to the run log: the trainer
+    closes a step early when veRL saves a checkpoint in it (so the co-evolution snapshot
+    saved with veRL's is the state after that step), and publishes it in ``on_step_end``.
     """
 
     def __init__(self, actor: Any, get: Any) -> None:
@@ -73,24 +88,82 @@ class CoEvolutionStepHook:
         self._get = get
         self.last_step: int | None = None
         self.events: list[dict[str, Any]] = []
+        self._pending: dict[str, Any] | None = None
+        self._closed = False
 
-    def end_step(self, step: int) -> dict[str, float]:
-        """Close ``step`` on the actor; returns metrics (empty if this step was closed already)."""
+    def close_step(self, step: int) -> bool:
+        """``end_step(step)`` on the actor unless this step (or a later one) is closed."""
         if self.last_step is not None and step <= self.last_step:
-            logger.warning("reskill: on_step_end fired twice for step %d; ignored", step)
-            return {}
+            return False
         result = self._get(self.actor.end_step.remote(int(step)))
         self.last_step = step
-        self.events = list(result.get("events", []))
-        for e in self.events:
+        self._pending = result
+        for e in result.get("events", []):
             logger.info("reskill step %s %s: %s", e.get("step"), e.get("kind"), e.get("message"))
-        return {k: float(v) for k, v in result.get("metrics", {}).items()}
+        return True
+
+    def take(self) -> tuple[dict[str, float], list[dict[str, Any]]] | None:
+        """The closed step's ``(metrics, events)``, once (None: nothing new)."""
+        result, self._pending = self._pending, None
+        if result is None:
+            return None
+        self.events = list(result.get("events", []))
+        return {k: float(v) for k, v in result.get("metrics", {}).items()}, self.events
+
+    def end_step(self, step: int) -> dict[str, float]:
+        """Close ``step`` and return its metrics (empty if this step was closed already)."""
+        if not self.close_step(step):
+            logger.warning("reskill: on_step_end fired twice for step %d; ignored", step)
+            return {}
+        taken = self.take()
+        return taken[0] if taken is not None else {}
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write the co-evolution checkpoint into ``directory`` (beside veRL's)."""
+        self._get(self.actor.save_checkpoint.remote(str(directory)))
+
+    def failures(self, validation: bool) -> dict[str, Any]:
+        """Sessions and failed sessions of this step's rollouts (``validation``: of the
+        validation pass since the last call, which resets them)."""
+        if validation:
+            return dict(self._get(self.actor.take_eval_failures.remote()))
+        return dict(self._get(self.actor.step_failures.remote()))
 
     def close(self) -> None:
+        """Stop the creator; idempotent (``fit`` ends through here on every exit)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._get(self.actor.close.remote())
         except Exception as exc:  # shutting down: report, do not mask the real exit reason
             logger.warning("reskill: closing the co-evolution actor failed: %s", exc)
+
+
+def check_failed_sessions(stats: dict[str, Any], cap: float, where: str) -> None:
+    """Raise when more than ``cap`` of the sessions in ``stats`` failed (env errors).
+
+    A failed session yields no sample (veRL then trains on the rest of its group and leaves
+    it out of validation averages), so a node without its data or engine would otherwise
+    bias every number silently.
+
+    >>> check_failed_sessions({"sessions": 10, "failed": 1, "errors": []}, 0.1, "step 3")
+    >>> check_failed_sessions({"sessions": 10, "failed": 2, "errors": ["no data [node a]"]},
+    ...                       0.1, "step 3")
+    Traceback (most recent call last):
+    ...
+    RuntimeError: reskill: 2 of 10 sessions failed in step 3 (20%, more than reskill.max_failed_session_share=0.1): no data [node a]
+    """
+    n, failed = int(stats.get("sessions", 0)), int(stats.get("failed", 0))
+    if n == 0 or failed / n <= cap:
+        if failed:
+            logger.warning("reskill: %d of %d sessions failed in %s", failed, n, where)
+        return
+    errors = "; ".join(str(e) for e in stats.get("errors", [])[:5]) or "(no message)"
+    raise RuntimeError(
+        f"reskill: {failed} of {n} sessions failed in {where} ({failed / n:.0%}, more than "
+        f"reskill.max_failed_session_share={cap:g}): {errors}"
+    )
 
 
 FROZEN_WARMUP = 2**31 - 1
@@ -104,7 +177,7 @@ def freeze_policy_config(config: Any) -> None:
     (``trainer_base._step_once``; checkpoints are saved outside that branch, so resume still
     works), and builds a reference worker only if ``actor.use_kl_loss`` or
     ``algorithm.use_kl_in_reward`` asks for one (``need_reference_policy``). The old-log-prob
-    pass is skipped by :meth:`ReskillTrainer._compute_old_log_prob`.
+    pass is replaced by :meth:`ReskillTrainer._compute_old_log_prob`.
     """
     from omegaconf import open_dict
 
@@ -112,6 +185,40 @@ def freeze_policy_config(config: Any) -> None:
         config.trainer.critic_warmup = FROZEN_WARMUP
         config.actor_rollout_ref.actor.use_kl_loss = False
         config.algorithm.use_kl_in_reward = False
+
+
+def rollout_log_probs_as_old(batch: Any) -> Any:
+    """veRL's bypass mode (``algorithm.rollout_correction.bypass_mode``) for one batch: the
+    rollout's log-probs become ``old_log_probs``, no actor forward pass.
+
+    A frozen policy skips the old-log-prob pass, but veRL 0.9.1's ``_compute_advantage``
+    always runs its rollout-correction step when the batch has ``rollout_log_probs``
+    (``rollout.calculate_log_probs``), and that step reads ``old_log_probs``
+    (``rollout_corr_helper.compute_rollout_correction_and_add_to_batch``): without them it
+    fails with a ``KeyError`` in the first step.
+    """
+    import transfer_queue as tq
+
+    data = tq.kv_batch_get(
+        keys=batch.keys, partition_id=batch.partition_id, select_fields=["rollout_log_probs"]
+    )
+    data["old_log_probs"] = data.pop("rollout_log_probs")
+    tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=data)
+    return batch
+
+
+def resume_folder(config: Any, steps_done: int) -> str | None:
+    """The ``global_step_<k>`` folder veRL resumed from (None: a fresh start), as
+    ``PPOTrainer._load_checkpoint`` finds it."""
+    trainer = config.trainer
+    mode = str(trainer.get("resume_mode", "auto"))
+    if steps_done <= 0 or mode == "disable":
+        return None
+    if mode == "resume_path" and trainer.get("resume_from_path"):
+        return os.path.abspath(str(trainer.resume_from_path))
+    return os.path.abspath(
+        os.path.join(str(trainer.default_local_dir), f"global_step_{steps_done}")
+    )
 
 
 @register_trainer(TRAINER_MODE)
@@ -129,10 +236,12 @@ class ReskillTrainer(PPOTrainerSync):
         super().__init__(config, *args, **kwargs)
 
     def _compute_old_log_prob(self, batch: Any, metrics: dict) -> Any:
-        """A frozen policy trains nothing: no old log-probs to compute."""
-        if not self.reskill_settings.update_policy:
-            return batch
-        return super()._compute_old_log_prob(batch, metrics)
+        """A frozen policy trains nothing: the rollout's log-probs stand in (veRL's bypass)."""
+        if self.reskill_settings.update_policy:
+            return super()._compute_old_log_prob(batch, metrics)
+        if bool(self.config.actor_rollout_ref.rollout.get("calculate_log_probs", False)):
+            return rollout_log_probs_as_old(batch)
+        return batch
 
     def _build_replay_buffer(self) -> Any:
         # PPOTrainer.__init__ read trainer_mode from the config just before calling this.
@@ -191,14 +300,51 @@ class ReskillTrainer(PPOTrainerSync):
 
         from reskill_verl.coevolution_actor import get_or_create_actor
 
-        actor = get_or_create_actor(settings, default_root=root, resume_step=steps_done)
+        folder = resume_folder(self.config, steps_done)
+        actor = get_or_create_actor(
+            settings,
+            default_root=root,
+            resume_step=steps_done,
+            resume_from=os.path.join(folder, COEVOLUTION_SUBDIR) if folder else None,
+        )
         head = ray.get(actor.head.remote())  # fail here, not in the first rollout
         logger.info("reskill: co-evolution actor up, library HEAD %s", head)
         self.reskill_hook = CoEvolutionStepHook(actor, ray.get)
 
+    def fit(self, agent_loop_manager: Any) -> Any:
+        """veRL's ``fit``; the co-evolution actor is closed however it ends.
+
+        veRL 0.9.1's ``fit`` returns from inside its loop after the last step, so its
+        ``on_train_end`` hook never runs on a normal finish.
+        """
+        try:
+            return super().fit(agent_loop_manager)
+        finally:
+            if self.reskill_hook is not None:
+                self.reskill_hook.close()
+
     def on_step_begin(self) -> None:
         super().on_step_begin()
         self._reskill_step_t0 = time.perf_counter()
+
+    def on_sample_end(self) -> None:
+        """The step's rollouts are all in: stop before training on too many failed sessions."""
+        super().on_sample_end()
+        self._check_failed_sessions(validation=False)
+
+    def on_validate_end(self) -> None:
+        super().on_validate_end()
+        self._check_failed_sessions(validation=True)
+
+    def _check_failed_sessions(self, validation: bool) -> None:
+        hook = self.reskill_hook
+        if hook is None:
+            return
+        step = int(getattr(self, "global_steps", 0) or 0)
+        where = f"the validation at step {step}" if validation else f"step {step}"
+        check_failed_sessions(
+            hook.failures(validation), self.reskill_settings.max_failed_session_share, where
+        )
 
     def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
         """veRL's GRPO, then the invalid-action penalty / batch whitening when configured."""
@@ -251,17 +397,40 @@ class ReskillTrainer(PPOTrainerSync):
         self._reskill_adv_metrics = m
         return batch
 
+    def _save_checkpoint(self) -> None:
+        """Co-evolution's checkpoint beside veRL's, as of the same step.
+
+        ``fit`` saves before ``on_step_end``, so the step is closed on the actor here first;
+        the snapshot goes into ``global_step_<k>/reskill/`` before veRL writes its actor
+        weights and ``latest_checkpointed_iteration.txt``: whichever checkpoint veRL resumes
+        from, the library, tester and reservoir resume from that same step.
+        """
+        hook = self.reskill_hook
+        if hook is not None:
+            step = int(self.global_steps)
+            hook.close_step(step)
+            hook.save(
+                os.path.join(
+                    os.path.abspath(str(self.config.trainer.default_local_dir)),
+                    f"global_step_{step}",
+                    COEVOLUTION_SUBDIR,
+                )
+            )
+        super()._save_checkpoint()
+
     def on_step_end(self) -> None:
         super().on_step_end()  # PPOTrainerSync: weight sync to the rollout replicas
         hook = self.reskill_hook
         if hook is None:
             return
         step = int(self.global_steps)
-        if hook.last_step is not None and step <= hook.last_step:
+        with marked_timer("reskill_end_step", self.timing_raw):
+            hook.close_step(step)
+        taken = hook.take()
+        if taken is None:
             logger.warning("reskill: on_step_end fired twice for step %d; ignored", step)
             return
-        with marked_timer("reskill_end_step", self.timing_raw):
-            metrics = hook.end_step(step)
+        metrics, events = taken
         pending = getattr(self, "_pending_sync_metrics", None) or {}
         pending.update(metrics)
         self._pending_sync_metrics = pending
@@ -271,7 +440,7 @@ class ReskillTrainer(PPOTrainerSync):
             self.run_log.append(
                 step,
                 row,
-                hook.events,
+                events,
                 step_seconds=time.perf_counter() - t0 if t0 is not None else None,
             )
             self._reskill_adv_metrics = {}

@@ -193,7 +193,9 @@ def test_verl_search_concat_legacy_worker_v1_fields_validation_and_failures(
         evaluated.extra_fields["arm"] == "eval"
         and evaluated.extra_fields["library_version"] == svc.head()
     )
-    assert len(svc._stats.episodes) == 2, "eval rows are not reported"
+    assert len(svc._stats.episodes) == 2, "eval rows never reach the tester or reservoir"
+    assert svc.take_eval_failures() == {"sessions": 1, "failed": 0, "errors": []}, "only counted"
+    assert "[node " in dropped[0].error, "a failure names its node"
     assert good.extra_fields["arm"] in {"incumbent", "candidate"}
     fields = []
     for o, sid in zip((good, evaluated), (1, 0)):
@@ -209,7 +211,10 @@ def test_verl_search_concat_legacy_worker_v1_fields_validation_and_failures(
     extra = list(td["extra_fields"])
     tags = np.array([e["min_global_steps"] for e in extra], dtype=int)  # what _compute_metrics does
     assert tags.tolist() == [1, 1], "from the server"
-    assert all(e["reward_extra_info"].keys() == {"won", "env_return", "turns"} for e in extra)
+    # "acc" opts into veRL's validation accounting of failed sessions (counted as acc 0)
+    assert all(
+        e["reward_extra_info"].keys() == {"acc", "won", "env_return", "turns"} for e in extra
+    )
 
     # the legacy trainer keeps the zero-mask row for a failed env (one output per trajectory)
     legacy = compose(
@@ -408,11 +413,11 @@ def test_verl_per_turn_prompt_shrinks_history_and_legacy_guard(smollm_dir, tmp_p
             session.act("<action>walk forward</action>")
 
         async def encode(keep: int) -> list[int]:
-            return await loop._encode(session.prompt(history_turns=keep).messages())
+            return loop._encode(session.prompt(history_turns=keep).messages())
 
-        async def fit(limit: int) -> Any:
+        async def fit(limit: int) -> Any:  # what run() does: off the event loop
             loop.prompt_length = limit
-            return await loop._fit_prompt(session)
+            return await loop._off_loop(loop._fit_prompt, session)
 
         sizes = [len(await encode(k)) for k in range(7)]
         assert sizes == sorted(sizes) and sizes[0] < sizes[6]
@@ -503,3 +508,96 @@ def test_verl_scienceworld_concat_episodes(tmp_path, smollm_dir, server_factory,
     check_concat_batch(out, worker.tokenizer, 2)
     nt = out.non_tensor_batch
     check_coevolution(list(nt["arm"]), list(nt["library_version"]), svc, head, candidate)
+
+
+# ----- Qwen3: veRL's Qwen token builder on the concat stream ---------------------------------
+class ScriptedQwenServer:
+    """veRL's ``generate`` contract with fixed replies, each ending in ``<|im_end|>`` as a
+    Qwen3 model's do (no Qwen3 weights can run here; the tokenizer is the point)."""
+
+    def __init__(self, tokenizer: Any, replies: list[str]) -> None:
+        self.tok, self.replies = tokenizer, list(replies)
+
+    async def generate(
+        self, request_id: str, *, prompt_ids: list[int], sampling_params: Any, **kw: Any
+    ) -> Any:
+        from verl.workers.rollout.replica import TokenOutput
+
+        ids = self.tok.encode(self.replies.pop(0), add_special_tokens=False)
+        ids.append(self.tok.convert_tokens_to_ids("<|im_end|>"))
+        return TokenOutput(
+            token_ids=ids,
+            log_probs=[-0.5] * len(ids),
+            stop_reason="completed",
+            extra_fields={"global_steps": 1, "min_global_steps": 1, "max_global_steps": 1},
+        )
+
+
+def test_verl_concat_qwen3_token_merge(tmp_path):
+    """A Qwen3 model (config.json model_type qwen3, a generated Qwen tokenizer, no weights
+    used) gets veRL's QwenContinuousTokenBuilder; a concat episode's stream is then token for
+    token what Qwen's chat template renders for the conversation: the ``\\n`` a reply stopped
+    before (after ``<|im_end|>``) is inserted with mask 0, replies (``<|im_end|>`` included)
+    carry mask 1 and their log-probs, observations mask 0."""
+    from reskill_verl.agent_loop import ReskillEnvAgentLoop, _Stream
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+    from verl_fit_harness import build_tiny_model
+
+    from reskill_gym.envs.registration import make_skill_env
+
+    model = build_tiny_model(tmp_path / "qwen3")
+    cache = tmp_path / "search-cache"
+    cfg = compose(
+        "search",
+        [
+            f"actor_rollout_ref.model.path={model}",
+            "reskill.rollout.layout=concat",
+            f"+reskill.env_kwargs.cache_dir={cache}",
+        ],
+    )
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model)
+    replies = ["<search>who founded the city</search>", "<answer>nobody</answer>"]
+    env = make_skill_env("search", skills=None, cache_dir=str(cache))
+    task_id = env.unwrapped.task_ids("train")[0]
+
+    async def play() -> tuple[Any, Any, RolloutSession]:
+        loop = ReskillEnvAgentLoop(
+            trainer_config=DictConfigWrap(config=cfg),
+            server_manager=ScriptedQwenServer(tok, replies),
+            tokenizer=tok,
+            processor=None,
+            dataset_cls=RLHFDataset,
+            data_config=DictConfigWrap(cfg.data),
+            hf_model_type="qwen3",
+        )
+        session = RolloutSession(env, loop.settings.rollout, episode_id="q", max_turns=2)
+        session.reset(task_id=task_id, seed=0)
+        st = _Stream(logprobs=[])
+        await loop._play_concat(session, {"logprobs": True}, "rid", st, {})
+        return loop, st, session
+
+    loop, st, session = asyncio.run(play())
+    env.close()
+    assert type(loop.continuous_token_builder).__name__ == "QwenContinuousTokenBuilder"
+    assert len(session.episode().turns) == 2
+    conversation = [*st.messages, {"role": "assistant", "content": replies[1]}]
+    rendered = tok.encode(tok.apply_chat_template(conversation, tokenize=False))
+    newline = tok.encode("\n", add_special_tokens=False)
+    assert rendered[-1:] == newline and st.ids == rendered[:-1], "the template's stream"
+    response = st.ids[len(st.ids) - len(st.mask) :]
+    reply_ids = [
+        tok.encode(r, add_special_tokens=False) + [tok.convert_tokens_to_ids("<|im_end|>")]
+        for r in replies
+    ]
+    assert response[: len(reply_ids[0])] == reply_ids[0]
+    assert response[len(reply_ids[0])] == newline[0], "Qwen's newline after <|im_end|>"
+    assert st.mask[: len(reply_ids[0])] == [1] * len(reply_ids[0])
+    assert st.mask[len(reply_ids[0])] == 0
+    assert response[-len(reply_ids[1]) :] == reply_ids[1] and st.mask[-len(reply_ids[1]) :] == [
+        1
+    ] * len(reply_ids[1])
+    assert sum(st.mask) == sum(map(len, reply_ids)), "only reply tokens are trained"
+    assert st.logprobs == [-0.5 if m else 0.0 for m in st.mask]

@@ -215,14 +215,21 @@ def test_verl_config_rejects_unknown_keys():
 
 
 def test_verl_plugin_registers_on_import_verl():
-    """The route every Ray worker takes: ``import verl`` imports our plugin (env var)."""
+    """The route every Ray worker takes: ``import verl`` imports our plugin (env var). It
+    imports nothing of ours there (vLLM's engine workers import veRL too); the agent loop's
+    registry entry appears with veRL's agent-loop module, the trainer with veRL's trainer
+    package, in either import order."""
     code = (
-        "import verl\n"
+        "import sys, verl\n"
+        "ours = ('reskill_verl.agent_loop', 'reskill_verl.trainer', 'reskill_gym.rollout')\n"
+        "assert not [m for m in ours if m in sys.modules], sys.modules.keys()\n"
         "from verl.experimental.agent_loop.agent_loop import _agent_loop_registry\n"
-        "from verl.trainer.ppo.v1 import get_trainer_cls\n"
         "assert _agent_loop_registry['reskill_env']['_target_'] == "
         "'reskill_verl.agent_loop.ReskillEnvAgentLoop'\n"
-        "assert get_trainer_cls('reskill_sync').__name__ == 'ReskillTrainer'\n"
+        "assert 'reskill_verl.agent_loop' not in sys.modules, 'Hydra imports it when needed'\n"
+        "from reskill_verl.trainer import ReskillTrainer  # before veRL's trainer package\n"
+        "from verl.trainer.ppo.v1 import get_trainer_cls\n"
+        "assert get_trainer_cls('reskill_sync') is ReskillTrainer\n"
     )
     env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "reskill_verl.plugin"}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env, timeout=300)
@@ -260,7 +267,8 @@ def test_verl_plugin_reaches_ray_workers_through_runtime_env():
 
 def test_verl_frozen_policy_config_skips_update_and_reference(smollm_dir):
     """reskill.update_policy=false (published skip_policy_update): no actor update, no
-    reference model, no old log-prob pass; the config still validates."""
+    reference model, no actor forward for old log-probs; the config still validates. (With
+    rollout log-probs the trainer hands them to veRL as old log-probs: test_verl_fit.py.)"""
     pytest.importorskip("verl")
     from hydra import compose, initialize_config_dir
     from reskill_verl.config import ReskillVerlConfig
@@ -279,8 +287,10 @@ def test_verl_frozen_policy_config_skips_update_and_reference(smollm_dir):
     validate_config(cfg, use_reference_policy=False, use_critic=need_critic(cfg))
     trainer = object.__new__(ReskillTrainer)  # the method only reads the settings
     trainer.reskill = ReskillVerlConfig.from_trainer_config(cfg)
+    trainer.config = cfg
+    cfg.actor_rollout_ref.rollout.calculate_log_probs = False
     batch = object()
-    assert trainer._compute_old_log_prob(batch, {}) is batch
+    assert trainer._compute_old_log_prob(batch, {}) is batch, "nothing to hand over"
 
 
 # --------------------------------------------------------------------------------------------
