@@ -13,6 +13,13 @@ skills (see ``reskill_gym.evaluation.expert``). The combined report (``<out>/rep
 ``<out>/efficacy_table.md`` is the README table: ``p_opt`` per condition and the paired
 differences library - none / - placebo / - shuffled with 95 % CIs that resample tasks.
 Interrupt and rerun to resume.
+
+Two libraries on the same states (an evolved library against the one it started from):
+``--reference DIR`` names an earlier output of this script. Its states are reused (only the
+splits of ``--splits``, e.g. ``unseen``), its ``none`` scores are copied (the no-skill prompt
+does not depend on the library), and its ``library`` scores join the report as the condition
+``--reference-name`` (default ``reference``), so ``library - <name>`` is paired state by state.
+``--skills`` names the library under test (``PATH`` or ``PATH@VERSION``).
 """
 
 from __future__ import annotations
@@ -84,8 +91,41 @@ def load_config(path: Path, overrides: dict[str, Any]) -> tuple[list[EvalConfig]
     return configs, out
 
 
-def combine(out: Path, configs: list[EvalConfig], wall_s: float | None = None) -> Any:
-    """Pool the per-difficulty runs into ``out``: report.md, summary.json, plots, table."""
+def seed_from_reference(sub: Path, ref: Path, splits: list[str]) -> None:
+    """Start ``sub`` with ``ref``'s states of ``splits`` and their ``none`` scores."""
+    from reskill_gym.atomic import atomic_write_text
+    from reskill_gym.evaluation.episode_log import EpisodeLog
+    from reskill_gym.evaluation.expert import SCORES_FILE, STATES_FILE, ExpertScore, _read_states
+
+    if (sub / STATES_FILE).exists():
+        return
+    if not (ref / STATES_FILE).exists():
+        raise SystemExit(f"--reference: {ref} has no {STATES_FILE}")
+    states = [s for s in _read_states(ref / STATES_FILE) if s.split in splits]
+    keys = {s.key for s in states}
+    none = [
+        r
+        for r in EpisodeLog(ref / SCORES_FILE, record_type=ExpertScore).records()
+        if r.condition == "none" and r.state_key in keys
+    ]
+    sub.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(sub / SCORES_FILE, "".join(r.model_dump_json() + "\n" for r in none))
+    atomic_write_text(sub / STATES_FILE, "".join(s.model_dump_json() + "\n" for s in states))
+    log.info("efficacy: %s: %d states, %d none scores from %s", sub, len(states), len(none), ref)
+
+
+def combine(
+    out: Path,
+    configs: list[EvalConfig],
+    wall_s: float | None = None,
+    *,
+    reference: Path | None = None,
+    reference_name: str = "reference",
+) -> Any:
+    """Pool the per-difficulty runs into ``out``: report.md, summary.json, plots, table.
+
+    ``reference``: an earlier output on the same states; its ``library`` scores join as the
+    condition ``reference_name``."""
     from reskill_gym.evaluation.episode_log import EpisodeLog
     from reskill_gym.evaluation.expert import SCORES_FILE, STATES_FILE, ExpertScore, _read_states
     from reskill_gym.evaluation.expert_report import summarize_expert, write_expert_report
@@ -96,8 +136,18 @@ def combine(out: Path, configs: list[EvalConfig], wall_s: float | None = None) -
         sub = out / str(cfg.difficulty)
         if not (sub / STATES_FILE).exists():
             raise SystemExit(f"{sub}: no {STATES_FILE} (run without --report-only first)")
-        states += _read_states(sub / STATES_FILE)
+        sub_states = _read_states(sub / STATES_FILE)
+        states += sub_states
         scores += EpisodeLog(sub / SCORES_FILE, record_type=ExpertScore).records()
+        if reference is not None:
+            keys = {s.key for s in sub_states}
+            scores += [
+                r.model_copy(update={"condition": reference_name})
+                for r in EpisodeLog(
+                    reference / str(cfg.difficulty) / SCORES_FILE, record_type=ExpertScore
+                ).records()
+                if r.condition == "library" and r.state_key in keys
+            ]
         if (sub / "summary.json").exists():
             sub_meta = json.loads((sub / "summary.json").read_text(encoding="utf-8"))["meta"]
             collect_s += float(sub_meta.get("collect_s") or 0.0)
@@ -105,6 +155,9 @@ def combine(out: Path, configs: list[EvalConfig], wall_s: float | None = None) -
     meta = c0.model_dump(mode="json") | {
         "difficulty": ", ".join(str(c.difficulty) for c in configs),
         "library": {"source": c0.skills[0], "version": ""},
+        "reference": None
+        if reference is None
+        else {"name": reference_name, "from": str(reference)},
         "placebo_skills": c0.expert.placebo_skills,
         "score_norm": c0.rollout.score_norm,
         "collect_s": round(collect_s, 1),
@@ -113,15 +166,20 @@ def combine(out: Path, configs: list[EvalConfig], wall_s: float | None = None) -
         meta["wall_s"] = round(wall_s, 1)
         a, b, c = os.getloadavg()
         meta["load"] = f"load average {a:.2f} / {b:.2f} / {c:.2f} on {os.cpu_count()} CPUs"
-    summary = summarize_expert(states, scores, meta=meta)
+    from reskill_gym.evaluation.expert_report import PAIRS
+
+    pairs = list(PAIRS)
+    if reference is not None:
+        pairs += [("library", reference_name), (reference_name, "none")]
+    summary = summarize_expert(states, scores, meta=meta, pairs=pairs)
     write_expert_report(summary, out)
-    table = readme_table(summary)
+    table = readme_table(summary, reference_name if reference is not None else None)
     (out / "efficacy_table.md").write_text(table, encoding="utf-8")
     return summary, table
 
 
-def readme_table(summary: Any) -> str:
-    """The README's efficacy table (Markdown)."""
+def readme_table(summary: Any, reference: str | None = None) -> str:
+    """The README's efficacy table (Markdown); with ``reference``, also library - it."""
     from reskill_gym.evaluation.expert_report import PAIRS
 
     def f(r: Any) -> str:
@@ -131,7 +189,8 @@ def readme_table(summary: Any) -> str:
         return f"{r.mean:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]" if r.n else "-"
 
     conds = summary.conditions
-    pairs = [(c, b) for c, b in PAIRS[:3] if c in conds and b in conds]
+    wanted = list(PAIRS[:3]) + ([("library", reference)] if reference else [])
+    pairs = [(c, b) for c, b in wanted if c in conds and b in conds]
     head = ["tasks", "states", *conds, *(f"{c} - {b}" for c, b in pairs)]
     lines = [
         "| group | " + " | ".join(head) + " |",
@@ -165,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", type=int)
     ap.add_argument("--states-per-task", type=int)
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--skills", help="the library under test (PATH or PATH@VERSION)")
+    ap.add_argument("--splits", nargs="+", help="only these splits (e.g. unseen)")
+    ap.add_argument(
+        "--reference", type=Path, help="an earlier output on the same states (see the docstring)"
+    )
+    ap.add_argument("--reference-name", default="reference")
     args = ap.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -176,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             "out": args.out,
             "tasks": args.tasks,
             "states_per_task": args.states_per_task,
+            "skills": [args.skills] if args.skills else None,
+            "splits": args.splits,
         },
     )
     from rich.console import Console
@@ -185,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         for cfg in configs:
             log.info("efficacy: difficulty %s -> %s", cfg.difficulty, out / str(cfg.difficulty))
+            if args.reference is not None:
+                seed_from_reference(
+                    out / str(cfg.difficulty), args.reference / str(cfg.difficulty), cfg.splits
+                )
             try:
                 run_and_report(cfg, out / str(cfg.difficulty), console=console)
             except EvalAbortedError as e:
@@ -192,7 +263,13 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
     from reskill_gym.evaluation.expert_report import render_expert_table
 
-    summary, table = combine(out, configs, None if args.report_only else time.monotonic() - t0)
+    summary, table = combine(
+        out,
+        configs,
+        None if args.report_only else time.monotonic() - t0,
+        reference=args.reference,
+        reference_name=args.reference_name,
+    )
     console.print(render_expert_table(summary))
     print(table)
     print(f"-> {out}/report.md, {out}/efficacy_table.md")
