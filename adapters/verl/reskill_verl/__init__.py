@@ -10,10 +10,12 @@ Modules (import them directly; this package's ``__init__`` imports neither verl 
 - ``advantage``: ``per_turn_grpo_advantages``, the pure advantage function the trainer uses;
 - ``runlog``: ``config.yaml``/``metrics.jsonl``/``events.jsonl`` for ``reskill report``;
 - ``plugin``: what veRL imports (``verl.plugins`` entry point or ``VERL_USE_EXTERNAL_MODULES``)
-  to register both in every process;
+  to register both in the processes that use them;
 - ``prepare``: dataset rows (parquet) for veRL's ``RLHFDataset``;
 - ``config``: the ``reskill:`` config section (``reskill.rollout`` is the turn contract);
-- ``cli``: ``reskill verl prepare|train``.
+- ``preflight``: the memory plan per GPU and the checks on every node (``reskill verl
+  preflight``);
+- ``cli``: ``reskill verl prepare|preflight|train``.
 
 Exports ``TESTED_VERL`` (the veRL versions this adapter was written and tested against).
 """

@@ -39,10 +39,12 @@ asks ``server_manager.generate`` for the reply and packs veRL samples:
    trainer's invalid-action penalty), the library version, the arm, ... (``EXTRA_FIELD_KEYS``);
 5. the episode is reported to co-evolution (training rows only).
 
-An environment that raises ends the episode: it is recorded with ``session.fail`` (the tester
-never sees it), the env is discarded instead of pooled, and the trajectory yields no sample on
-the V1 trainer (``[]``: the group's statistics use the other episodes) or, on the legacy
-trainer (concat only), a sample with its response mask zeroed and reward 0. A failing
+An environment that raises ends the episode: it is recorded with ``session.fail`` (the error
+names the node), the env is discarded instead of pooled, and the trajectory yields no sample
+on the V1 trainer (``[]``: the group's statistics use the other episodes) or, on the legacy
+trainer (concat only), a sample with its response mask zeroed and reward 0. Every session,
+failed or not, is reported to co-evolution (evaluation ones only counted): the trainer stops
+when too many fail (``reskill.max_failed_session_share``). A failing
 ``generate`` call is not an env error: it propagates to veRL (which marks the group failed).
 """
 
@@ -51,7 +53,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import threading
 import time
 import uuid
@@ -73,6 +74,7 @@ from reskill_gym.rollout import EnvLease, EnvPool, RolloutSession
 from reskill_gym.skills.bundle import BundleTemplate
 from reskill_verl.coevolution_actor import get_client
 from reskill_verl.config import AGENT_LOOP_NAME, ReskillVerlConfig, check_trainer_config
+from reskill_verl.preflight import node_label
 
 __all__ = [
     "ReskillEnvAgentLoop",
@@ -169,9 +171,6 @@ def default_root(config: Any) -> str:
     trainer = config.get("trainer", {}) if hasattr(config, "get") else {}
     base = trainer.get("default_local_dir", None) or "checkpoints/reskill"
     return os.path.abspath(os.path.join(str(base), "reskill"))
-
-
-_NODE = socket.gethostname()
 
 
 def _failed_episode(episode_id: str, env: str, task_id: str, split: str, error: str) -> Episode:
@@ -368,7 +367,7 @@ class ReskillEnvAgentLoop(AgentLoopBase):
                 )
                 t_env += t_env2
         except EnvError as exc:  # an env failure ends this episode, never the training step
-            error = f"{exc} [node {_NODE}]"  # which node lacks its data / Java / retriever
+            error = f"{exc} [node {node_label()}]"  # which node lacks data / Java / retriever
             if lease is not None and not isinstance(exc, _PromptTooLong):
                 lease.discard()
             if session is not None:

@@ -1,7 +1,9 @@
-"""``reskill verl ...``: prepare datasets and launch veRL training with our configs.
+"""``reskill verl ...``: prepare datasets, check a run before booking GPUs (``preflight``,
+:mod:`reskill_verl.preflight`) and launch veRL training with our configs.
 
-Exports ``verl_app``, ``config_dir``, ``train_command``, ``env_var_overrides``,
-``parse_env_args`` and ``FORWARDED_ENV_VARS``.
+Exports ``verl_app``, ``config_dir``, ``compose_config``, ``train_command``,
+``env_var_overrides``, ``job_runtime_env``, ``parse_env_args``, ``FORWARDED_ENV_VARS``,
+``CREDENTIAL_ENV_VARS`` and ``RAY_JOB_CONFIG_ENV``.
 
 Nothing here imports verl, ray or torch at module level (``reskill --help`` stays fast);
 ``train`` runs veRL's own entry point (``python -m verl.trainer.main_ppo``) in a child process
@@ -48,6 +50,7 @@ import typer
 __all__ = [
     "verl_app",
     "config_dir",
+    "compose_config",
     "train_command",
     "env_var_overrides",
     "job_runtime_env",
@@ -164,11 +167,13 @@ def train_command(
     config_path: str | os.PathLike[str] | None = None,
     python: str = sys.executable,
     forward: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment that ``reskill verl train`` runs: veRL's main_ppo
     with our config folder, the set :data:`FORWARDED_ENV_VARS` as runtime_env overrides,
     then ``overrides``; credentials (:data:`CREDENTIAL_ENV_VARS` + ``forward``) in Ray's
-    job-level runtime_env, outside the config."""
+    job-level runtime_env, outside the config. ``environ``: the environment to start from
+    (default ``os.environ``)."""
     path = Path(config_path) if config_path is not None else config_dir()
     cmd = [
         python,
@@ -178,10 +183,10 @@ def train_command(
         str(path),
         "--config-name",
         config_name,
-        *env_var_overrides(),
+        *env_var_overrides(environ),
         *overrides,
     ]
-    env = dict(os.environ)
+    env = dict(os.environ if environ is None else environ)
     modules = [m for m in env.get("VERL_USE_EXTERNAL_MODULES", "").split(",") if m]
     if PLUGIN_MODULE not in modules:
         modules.append(PLUGIN_MODULE)

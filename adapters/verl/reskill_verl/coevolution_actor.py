@@ -7,7 +7,8 @@ Exports ``CoEvolutionService``, ``Assignment``, ``StepStats``, ``CoEvolutionClie
 
 veRL builds a new agent-loop object per trajectory, in many worker processes on many nodes,
 so the library, version tester, reservoir and creator cannot live in the loop. They live in
-one ``CoEvolutionService`` wrapped as a named Ray actor (``reskill_coevolution`` in namespace
+one ``CoEvolutionService`` wrapped as a Ray actor named after the run
+(``reskill_coevolution_<hash of the run folder>``, :meth:`reskill_verl.config.CoEvolutionSettings.resolved_actor_name`, in namespace
 ``reskill``); the trainer hook creates it, agent loops look it up by name.
 
 Per rollout an agent loop calls ``assign(uid, task_id, n, index)``. The plan of a GRPO group

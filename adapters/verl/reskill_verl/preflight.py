@@ -1,7 +1,8 @@
 """``reskill verl preflight``: will this config run, before a cluster is booked?
 
 Exports ``ModelShape``, ``MemoryPlan``, ``Check``, ``find_model_config``, ``plan_memory``,
-``fitting_overrides``, ``with_overrides``, ``node_checks``, ``run_node_checks`` and ``render_report``.
+``fitting_overrides``, ``with_overrides``, ``node_checks``, ``run_node_checks``, ``render_report``
+and ``node_label``.
 
 Two parts, both from the composed config (the same arguments as ``reskill verl train``):
 
@@ -70,6 +71,7 @@ __all__ = [
     "node_checks",
     "run_node_checks",
     "render_report",
+    "node_label",
 ]
 
 logger = logging.getLogger(__name__)
@@ -376,6 +378,19 @@ def fitting_overrides(config: Any, shape: ModelShape, gpu_gib: float) -> dict[st
 # Checks on a node
 
 
+def node_label() -> str:
+    """This process's node: the host name, plus the first 8 hex digits of the Ray node id
+    inside Ray (several raylets can share a host)."""
+    import socket
+    import sys
+
+    host = socket.gethostname()
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return f"{host} {ray.get_runtime_context().get_node_id()[:8]}"
+    return host
+
+
 @dataclass
 class Check:
     """One readiness check on one node."""
@@ -508,14 +523,12 @@ def _credential_checks(config: Any, settings: Any) -> list[Check]:
 
 def node_checks(config_container: Mapping[str, Any]) -> list[Check]:
     """The checks of one node (a plain-dict config: this runs inside a Ray task)."""
-    import socket
-
     from omegaconf import OmegaConf
 
     from reskill_verl.config import ReskillVerlConfig
 
     config = OmegaConf.create(dict(config_container))
-    node = socket.gethostname()
+    node = node_label()
     settings = ReskillVerlConfig.from_trainer_config(config)
     checks: list[Check] = []
     train_check, train_rows = _data_check(_sel(config, "data.train_files"), "train data")

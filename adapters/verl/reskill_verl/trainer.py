@@ -1,8 +1,9 @@
 """The per-step hook: veRL's synchronous V1 trainer plus co-evolution, the invalid-action
 penalty, double normalisation and the run log.
 
-Exports ``ReskillTrainer`` (registered as trainer mode ``reskill_sync``), ``TRAINER_MODE``
-and ``CoEvolutionStepHook``.
+Exports ``ReskillTrainer`` (registered as trainer mode ``reskill_sync``), ``TRAINER_MODE``,
+``CoEvolutionStepHook``, ``COEVOLUTION_SUBDIR``, ``check_failed_sessions``,
+``freeze_policy_config``, ``resume_folder`` and ``rollout_log_probs_as_old``.
 
 We extend veRL through its own hooks instead of copying ``fit()`` (the published system
 copies it and is pinned to veRL 0.6.1 because of that). veRL 0.9.1's V1 trainer calls
@@ -26,6 +27,17 @@ argument-less hooks from ``fit()``; per step the order is::
   ``events.jsonl``; ``config.yaml`` is written at start), the run folder ``reskill report``
   reads (:mod:`reskill_verl.runlog`). In sync mode every training rollout of step k has
   finished before ``on_step_end`` of step k, and validation rollouts come after it.
+
+- ``_save_checkpoint`` (which ``fit`` calls before ``on_step_end``) closes the step on the
+  actor first and writes the co-evolution checkpoint into ``global_step_<k>/reskill/``
+  before veRL's own, so a resume pairs the policy and the library of the same step.
+- ``on_sample_end`` / ``on_validate_end`` stop training when more than
+  ``reskill.max_failed_session_share`` of the step's (validation pass's) sessions failed.
+- ``fit`` closes the actor however it ends (veRL's ``fit`` returns from inside its loop
+  after the last step: its ``on_train_end`` never runs on a normal finish).
+- a frozen policy (``reskill.update_policy: false``) hands veRL the rollout's log-probs as
+  ``old_log_probs`` (:func:`rollout_log_probs_as_old`): veRL's rollout-correction step reads
+  them every step.
 
 Two traps handled here (verified against veRL 0.9.1):
 

@@ -243,13 +243,13 @@ class WeightSync:
         self.synced: list[int] = []
 
     def update_weights(self, global_steps: int | None = None) -> None:
+        from reskill_gym.atomic import atomic_path, atomic_write_text
+
         step = int(global_steps or 0)
         self.weights_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.weights_dir / f".weights-{step}.pt"
-        torch.save(self.actor.model.state_dict(), tmp)
-        os.replace(tmp, self.weights_dir / f"weights-{step}.pt")
-        (self.weights_dir / ".step").write_text(str(step))
-        os.replace(self.weights_dir / ".step", self.weights_dir / "step")
+        with atomic_path(self.weights_dir / f"weights-{step}.pt", suffix=".pt") as tmp:
+            torch.save(self.actor.model.state_dict(), tmp)
+        atomic_write_text(self.weights_dir / "step", str(step))  # the rollout reloads on change
         self.synced.append(step)
 
     def sleep_replicas(self) -> None:
