@@ -319,6 +319,8 @@ class CoEvolution:
         self.config = config
         self.last_step: int | None = None
         self._candidate_steps: dict[str, int] = {}
+        self.retained: set[str] = set()
+        """Versions a checkpoint kept elsewhere refers to (:meth:`retain`): never pruned."""
 
     @classmethod
     def create(
@@ -394,7 +396,7 @@ class CoEvolution:
             if self.config.async_creator and self._should_submit():
                 events.append(self._submit(step))
         referenced = set(self.tester.versions) if self.tester.active else set()
-        self.library.prune(keep=self.config.keep_versions, referenced=referenced)
+        self.library.prune(keep=self.config.keep_versions, referenced=referenced | self.retained)
         self.last_step = step
         if self.config.checkpoint_dir is not None:
             self.save(self.config.checkpoint_dir)
@@ -533,6 +535,7 @@ class CoEvolution:
             "tester": self.tester.state_dict(),
             "reservoir": self.reservoir.state_dict(),
             "creator": self.creator.state_dict() if self.creator is not None else None,
+            "retained": sorted(self.retained),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -542,6 +545,7 @@ class CoEvolution:
         if self.creator is not None and state.get("creator") is not None:
             self.creator.load_state_dict(state["creator"])
         self.last_step = state.get("last_step")
+        self.retained = set(state.get("retained") or [])
         if self.library.head != state["head"]:
             logger.warning(
                 "library HEAD %s differs from the checkpoint's %s; restoring the checkpoint's",
@@ -549,6 +553,12 @@ class CoEvolution:
                 state["head"],
             )
             self.library.checkout(state["head"], reason="resume from checkpoint")
+
+    def retain(self) -> None:
+        """Keep the live versions (HEAD and a running test's arms) from ever being pruned:
+        a checkpoint saved now elsewhere (veRL's ``global_step_<k>``) may be resumed from
+        after later steps replaced them."""
+        self.retained |= {v for v in (self.head, *self.tester.versions) if v}
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``coevolution.json`` atomically."""

@@ -249,7 +249,11 @@ class CoEvolutionService:
         return out
 
     def save_checkpoint(self, directory: str) -> str | None:
-        """Write the co-evolution checkpoint into ``directory`` (veRL's step folder)."""
+        """Write the co-evolution checkpoint into ``directory`` (veRL's step folder); the
+        versions it names are never pruned, so training can resume from it later."""
+        retain = getattr(self.coevo, "retain", None)  # NoCoEvolution keeps no library
+        if retain is not None:
+            retain()
         path = self.coevo.save(directory)
         return str(path) if path is not None else None
 

@@ -239,3 +239,31 @@ def test_verl_named_actor_round_trip(tmp_path, ray_session):
     assert (tmp_path / "run" / "coevolution.json").is_file()
     hook.close()
     ray.kill(actor)
+
+
+def test_verl_snapshot_versions_survive_pruning_and_resume(tmp_path, make_lib):
+    """A co-evolution checkpoint saved with veRL's step k keeps its versions: later steps
+    replace HEAD and prune to one version, and resuming from step k still finds them."""
+    from reskill_gym.skills import Skill, Trigger
+
+    svc, head, candidate = _service(tmp_path, make_lib, testing=False)
+    svc.coevo.config = svc.coevo.config.model_copy(update={"keep_versions": 1})
+    svc.end_step(1)
+    snapshot = tmp_path / "global_step_1" / "reskill"
+    svc.save_checkpoint(str(snapshot))
+    lib = svc.coevo.library
+    for i in range(3):  # later steps move HEAD on: the step-1 HEAD is neither HEAD nor newest
+        extra = Skill(
+            name=f"later-{i}",
+            description="d",
+            content=f"Later advice {i}.",
+            trigger=Trigger(type="general"),
+        )
+        lib.commit([extra], reason="later", step=2 + i)
+        svc.end_step(2 + i)
+    assert lib.head != head and head in lib.versions(), "kept for the saved checkpoint"
+    assert candidate not in lib.versions(), "nothing else is kept past keep_versions"
+    resumed = CoEvolution.create(lib, svc.coevo.config)
+    resumed.load(snapshot)
+    assert resumed.head == head and resumed.last_step == 1
+    assert resumed.view().version == head
