@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.verl, pytest.mark.slow]
 verl = pytest.importorskip("verl")
 
 import verl_fit_harness as fh  # noqa: E402  (conftest puts this folder on sys.path)
-from verl_harness import AGENT_LOOPS_YAML, compose  # noqa: E402
+from verl_harness import AGENT_LOOPS_YAML, compose, prepare_search  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -28,19 +28,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def search_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from reskill_verl.prepare import prepare_dataset
-
     root = tmp_path_factory.mktemp("search-data")
-    cache = root / "cache"
-    prepare_dataset(
-        "search",
-        root / "data",
-        val_splits=["seen"],
-        env_kwargs={"cache_dir": str(cache)},
-        limit_train=2,
-        limit_val=2,
-    )
-    return root / "data", cache
+    return prepare_search(root / "data", root / "cache", train=2, val=2), root / "cache"
 
 
 @pytest.fixture(scope="module")

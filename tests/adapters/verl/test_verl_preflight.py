@@ -122,17 +122,10 @@ def test_verl_preflight_model_config_lookup(tmp_path, monkeypatch):
 def test_verl_preflight_checks_data_env_retriever_and_credentials(tmp_path, monkeypatch):
     """The node checks, here without a Ray cluster: data files, the env reset on the first
     train and val task, a retrieval server that does not answer, the creator's key."""
-    from reskill_verl.prepare import prepare_dataset
+    from verl_harness import prepare_search
 
     cache = tmp_path / "cache"
-    prepare_dataset(
-        "search",
-        tmp_path / "data",
-        val_splits=["seen"],
-        env_kwargs={"cache_dir": str(cache)},
-        limit_train=1,
-        limit_val=1,
-    )
+    prepare_search(tmp_path / "data", cache, train=1, val=1)
     common = [
         "--config-name", "search", "--local", "--model-config", str(QWEN3_4B),
         f"data.train_files={tmp_path / 'data' / 'train.parquet'}",

@@ -122,6 +122,22 @@ def batch_of(
     )
 
 
+def prepare_search(out: Path, cache: Path, *, train: int, val: int) -> Path:
+    """``reskill verl prepare``'s files in ``out`` for ``train`` synthetic search questions
+    and ``val`` seen ones (validation), the corpus cached in ``cache``; returns ``out``."""
+    from reskill_verl.prepare import prepare_dataset
+
+    prepare_dataset(
+        "search",
+        out,
+        val_splits=["seen"],
+        env_kwargs={"cache_dir": str(cache)},
+        limit_train=train,
+        limit_val=val,
+    )
+    return out
+
+
 def rows_for(env: str, task_ids: list[str], split: str = "train") -> list[dict[str, Any]]:
     from reskill_verl.prepare import task_rows
 
