@@ -35,6 +35,7 @@ SCRIPTS = [
     "llm_server_turn.py",  # needs the llamacpp extra; reports "failed" without it
     "step_episodes.py",
     "view_scale.py",  # needs the view extra, playwright and Debian's chromium
+    "expert_throughput.py",  # needs the local extra and the model wheels
 ]
 
 
