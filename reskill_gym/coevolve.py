@@ -86,6 +86,13 @@ class CoEvolutionConfig(BaseModel):
         description="Run creator passes in a background thread (off the trainer's critical "
         "path). False runs each pass inside end_step: slower, but fully deterministic.",
     )
+    test_outcome: Literal["reward", "won"] = Field(
+        "reward",
+        description="What the version tester counts as a success: 'reward' (the episode return "
+        "above tester.success_threshold) or 'won' (the env's own success: ALFWorld's won, "
+        "Search's exact match, ScienceWorld's completion; the published tester reads this, "
+        "env_manager.py success_rate).",
+    )
     reservoir_size: int = Field(200, ge=1, description="Episodes kept in the experience reservoir.")
     reservoir_dedup_by: DedupBy = Field(
         "episode",
@@ -373,7 +380,8 @@ class CoEvolution:
             arms = set(self.tester.versions)
             for e in eps:
                 if e.library_version in arms:
-                    self.tester.record(e.library_version, e.reward)
+                    won = self.config.test_outcome == "won"
+                    self.tester.record(e.library_version, e.won if won else e.reward)
 
     def end_step(self, step: int) -> list[CoEvolutionEvent]:
         """Flush and maybe decide the test, collect/submit creator passes, checkpoint."""

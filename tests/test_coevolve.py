@@ -185,3 +185,32 @@ def test_no_coevolution_pins_one_version(tmp_path: Path) -> None:
     assert not any(k.startswith("creator/") for k in m)
     assert m["skills/library_size"] == len(lib.view())
     assert co.save(tmp_path / "ckpt") is None and not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.parametrize(("outcome", "successes"), [("reward", [1, 0]), ("won", [0, 1])])
+def test_test_outcome_picks_what_the_tester_counts(
+    tmp_path: Path, outcome: str, successes: list[int]
+) -> None:
+    """'won' counts the env's success (the published tester: env_manager.py success_rate),
+    'reward' the return above the threshold: they differ for ScienceWorld's published reward
+    (10 above a score of 70) and completion (score 100)."""
+    from reskill_gym.episode import Episode
+    from reskill_gym.skills import Operation
+
+    lib = _library(tmp_path)
+    head = lib.head
+    cand = lib.commit([Operation.delete(lib.view().names[0])], reason="t", set_head=False)
+    co = CoEvolution.create(lib, CoEvolutionConfig(creator_enabled=False, test_outcome=outcome))
+    assert co.tester.start(head, cand, step=0) is None
+    eps = [
+        Episode(
+            episode_id="a", env_id="x", task_id="t", library_version=head, reward=10.0, won=False
+        ),
+        Episode(
+            episode_id="b", env_id="x", task_id="t", library_version=cand, reward=0.0, won=True
+        ),
+    ]
+    co.record(eps)
+    active = co.tester._active
+    assert active is not None and active.pending_n == [1, 1]
+    assert [int(s) for s in active.pending_s] == successes

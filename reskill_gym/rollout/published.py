@@ -115,6 +115,7 @@ _SEARCH_ACT = (
 )
 _NO_SKILLS = "\n## Available Skills\n\n(no skills available)\n"
 _TASK_MARK = "Your task is to: "
+_SW_TASK_HEADING = "Task Description:\n"
 
 
 def published_skills_section(bundle_text: str) -> str:
@@ -250,8 +251,10 @@ def build_published_prompt(
     ``observation`` is the bare current observation, ``past`` every earlier turn (their
     ``observation`` is the bare observation each action was taken on, ``action`` what ran).
     ALFWorld's task is read from the first observation as published ("Your task is to: ...",
-    full stop included), ``task`` when it has none; ScienceWorld's first observation is the
-    room without the task the env appends to it (published: the engine's reset text).
+    full stop included), ``task`` when it has none; ScienceWorld's task gets the engine's
+    "Task Description:" heading (published: the wheel's ``taskDesc``) and its first
+    observation is the room without the task the env appends to it (published: the wheel's
+    reset text).
     """
     if env_name not in PUBLISHED_ENVS:
         raise ValueError(
@@ -271,6 +274,8 @@ def build_published_prompt(
             PastTurn(_without_task(p.observation, task), p.action, p.user_text, p.reply)
             for p in past
         ]
+        # published: the wheel's info["taskDesc"] (freeActionTaskDesc) carries this heading
+        task = task if task.startswith(_SW_TASK_HEADING) else _SW_TASK_HEADING + task
     else:
         actions = ""
     skills = published_skills_section(bundle_text) if config.include_skills else None

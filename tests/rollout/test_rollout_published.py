@@ -240,6 +240,7 @@ def ref_prompt(
         first = {"current_observation": cur, "admissible_actions": adm}
     elif env == "scienceworld":
         adm = hint
+        task = "Task Description:\n" + task  # the wheel's info["taskDesc"]
         first = {"task_description": task, "current_observation": cur, "admissible_actions": adm}
     else:
         first = {"task_description": task}

@@ -292,6 +292,15 @@ class ScienceWorldEngine:
         """All valid action-object combinations (the slow part of the wheel's step)."""
         return [str(a) for a in self._call("getValidActionObjectCombinations")]
 
+    def possible_actions(self) -> list[str]:
+        """The action templates (``open OBJ``, ``look around``, ...); cheap, unlike
+        ``valid_actions``."""
+        return [str(a) for a in self._call("getPossibleActions")]
+
+    def possible_objects(self) -> list[str]:
+        """The objects observable now (what ``OBJ`` may be)."""
+        return [str(o) for o in self._call("getPossibleObjects")]
+
     def gold_actions(self) -> list[str]:
         """The gold plan of a task loaded with ``gold=True``."""
         return [str(a) for a in self._call("getGoldActionSequence")]

@@ -1,6 +1,7 @@
 """``ReSkill-ScienceWorld-v0``: the real ScienceWorld simulator as a Gymnasium text env.
 
-Exports ``ScienceWorldEnv``.
+Exports ``ScienceWorldEnv``, ``PUBLISHED_WIN_REWARD``, ``PUBLISHED_SCORE_THRESHOLD`` and
+``PUBLISHED_STEP_LIMITS``.
 
 Episode = one task variation (task id ``"<task_name>:<variation>"``, splits in
 :mod:`reskill_gym.envs.scienceworld.tasks`). The first observation is the room
@@ -8,12 +9,22 @@ description followed by the task text; each step sends the action to the engine
 verbatim (including its disambiguation protocol: an ambiguous command is answered with a
 numbered list and the next action ``"0"``, ``"1"``, ... picks one).
 
-Reward: the change of the engine score normalised to [0, 1] (``score / 100``, a negative
-score — the engine's "failed" — clamps to 0). Summed over an episode the reward is the
-final normalised score, so a win returns exactly 1. ``info["score"]`` is the current
-normalised score, ``info["raw_score"]`` the engine's integer score in [-100, 100].
-``won`` = the engine marked the task completed; the episode terminates on completion
-or failure and truncates at ``max_turns``.
+Reward (``reward=``): ``score`` (default) is the change of the engine score normalised to
+[0, 1] (``score / 100``, a negative score — the engine's "failed" — clamps to 0); summed over
+an episode it is the final normalised score, so a win returns exactly 1. ``published`` is the
+published ReSkill signal (``scienceworld/envs.py`` ``compute_reward``): 0 on every step and,
+on the step that ends the episode, 10 if the engine score is above 70. As published, the
+episode also ends once the engine's clock passes the task's step limit
+(``PUBLISHED_STEP_LIMITS``, in ticks: most commands take one, ``wait`` more); running out of
+``max_turns`` before that earns nothing. ``info["score"]`` is the current normalised score, ``info["raw_score"]``
+the engine's integer score in [-100, 100]. ``won`` = the engine marked the task completed
+(score 100: the published success metric, ``env_manager.py`` ``_process_batch``, is score
+>= 100 too); the episode terminates on completion or failure and truncates at ``max_turns``.
+
+``action_hint=True`` puts the published per-turn action list in ``info["action_hint"]`` on
+every reset and step: the engine's action templates and the objects observable now
+(``envs.py`` ``_build_actions_hint``), which ``rollout.format: published`` shows as the
+prompt's "Current available actions".
 
 Determinism: the seed picks the task; the engine seeds its world by the variation
 index, so an action sequence replays exactly in most tasks. Measured exceptions, engine
@@ -36,7 +47,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from reskill_gym.envs.base import EngineCrashedError, EngineStep, TextEnv
 from reskill_gym.envs.scienceworld.engine import (
@@ -53,7 +64,37 @@ from reskill_gym.envs.scienceworld.tasks import (
     split_task_ids,
 )
 
-__all__ = ["ScienceWorldEnv"]
+__all__ = [
+    "ScienceWorldEnv",
+    "PUBLISHED_WIN_REWARD",
+    "PUBLISHED_SCORE_THRESHOLD",
+    "PUBLISHED_STEP_LIMITS",
+]
+
+PUBLISHED_WIN_REWARD = 10.0
+"""``reward="published"``: what an episode ending above the threshold earns (``envs.py``)."""
+PUBLISHED_SCORE_THRESHOLD = 70
+"""``reward="published"``: the engine score an episode must end above (agent-lightning's)."""
+PUBLISHED_STEP_LIMITS: dict[str, int] = {
+    **dict.fromkeys(
+        ("boil", "change-the-state-of-matter-of", "freeze", "melt",
+         "measure-melting-point-known-substance", "measure-melting-point-unknown-substance",
+         "grow-fruit", "chemistry-mix"),
+        50,
+    ),
+    "use-thermometer": 30, "power-component": 30,
+    "power-component-renewable-vs-nonrenewable-energy": 30, "test-conductivity": 30,
+    "test-conductivity-of-unknown-substances": 30, "find-animal": 30, "find-living-thing": 30,
+    "find-non-living-thing": 30, "find-plant": 30, "grow-plant": 30,
+    "chemistry-mix-paint-secondary-color": 30, "chemistry-mix-paint-tertiary-color": 30,
+    "lifespan-longest-lived": 30, "lifespan-longest-lived-then-shortest-lived": 30,
+    "lifespan-shortest-lived": 30, "identify-life-stages-1": 30, "identify-life-stages-2": 30,
+    "inclined-plane-determine-angle": 30, "inclined-plane-friction-named-surfaces": 30,
+    "inclined-plane-friction-unnamed-surfaces": 30, "mendelian-genetics-known-plant": 30,
+    "mendelian-genetics-unknown-plant": 30,
+}  # fmt: skip
+"""``reward="published"``: the engine's per-task step limit (``envs.py`` ``MAX_STEPS_PER_TASK``,
+default 50): past it (in engine ticks, ``info["moves"]``) the published env is done."""
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +115,8 @@ class ScienceWorldEnv(TextEnv):
         split: ``train``, ``seen`` or ``unseen`` (see ``tasks.py`` for the definition).
         max_turns: truncation horizon (the engine's own default step limit is 100).
         admissible_actions: put the engine's valid actions in every ``info`` (slow).
+        action_hint: put the published action templates + object list in every ``info``.
+        reward: ``score`` (normalised score changes) or ``published`` (10 above 70 at the end).
         simplifications: engine simplifications, comma-separated (e.g. ``"easy"``).
         held_out_tasks: the task families of ``unseen`` (the rest are trained on).
         eval_variations: engine variation set of ``seen``/``unseen``: ``test`` or ``dev``.
@@ -91,6 +134,8 @@ class ScienceWorldEnv(TextEnv):
         max_turns: int = 100,
         max_action_chars: int = 512,
         admissible_actions: bool = False,
+        action_hint: bool = False,
+        reward: Literal["score", "published"] = "score",
         simplifications: str = "",
         held_out_tasks: Sequence[str] = HELD_OUT_TASKS,
         eval_variations: VariationSet = "test",
@@ -113,6 +158,10 @@ class ScienceWorldEnv(TextEnv):
                 )
         self.simplifications = simplifications
         self.with_admissible = bool(admissible_actions)
+        self.with_hint = bool(action_hint)
+        if reward not in ("score", "published"):
+            raise ValueError(f"reward must be 'score' or 'published', got {reward!r}")
+        self.reward_mode = reward
         self.held_out_tasks = tuple(held_out_tasks)
         self.eval_variations = eval_variations
         self.tasks = None if tasks is None else tuple(tasks)
@@ -124,6 +173,7 @@ class ScienceWorldEnv(TextEnv):
         self._split_cache: dict[str, list[str]] = {}
         self._gold_cache: dict[tuple[str, int, str], list[str]] = {}
         self._score = 0  # clamped engine score (0..100) after the last step
+        self._step_limit = 50  # reward="published": the task's engine step limit
         self.last_reset_seconds: float | None = None
 
     # ----- TextEnv hooks -----------------------------------------------------------------
@@ -161,6 +211,7 @@ class ScienceWorldEnv(TextEnv):
             self._gold_cache[key] = self.engine.gold_actions()
         # The engine's score is stale until the first step: an episode starts at 0.
         self._score = 0
+        self._step_limit = PUBLISHED_STEP_LIMITS.get(name, 50)
         goal = self.engine.task_description()
         observation = f"{self.engine.look().rstrip()}\n\n{goal}"
         family = self._table[name]
@@ -177,6 +228,8 @@ class ScienceWorldEnv(TextEnv):
             info["expert_plan"] = list(self._gold_cache[key])
         if self.with_admissible:
             info["admissible_actions"] = self.engine.valid_actions()
+        if self.with_hint:
+            info["action_hint"] = self._action_hint()
         self.last_reset_seconds = time.perf_counter() - began
         return observation, info
 
@@ -186,6 +239,9 @@ class ScienceWorldEnv(TextEnv):
         except EngineActionError as exc:
             # The JVM lived through it: report the engine's complaint as an invalid action.
             logger.warning("scienceworld: engine rejected %r: %s", action, exc)
+            extra: dict[str, Any] = {"score": self._score / 100.0, "raw_score": self._score}
+            if self.with_hint:
+                extra["action_hint"] = self._action_hint()
             return EngineStep(
                 observation=f"ERROR: the engine could not process that input ({exc}).",
                 reward=0.0,
@@ -193,7 +249,7 @@ class ScienceWorldEnv(TextEnv):
                 won=False,
                 invalid_action=True,
                 admissible_actions=self.engine.valid_actions() if self.with_admissible else None,
-                extra={"score": self._score / 100.0, "raw_score": self._score},
+                extra=extra,
             )
         raw_score = int(round(100 * self.engine.score()))
         completed = self.engine.completed()
@@ -201,9 +257,23 @@ class ScienceWorldEnv(TextEnv):
         clamped = max(raw_score, 0)
         reward, self._score = (clamped - self._score) / 100.0, clamped
         done = completed or failed
+        moves = self.engine.moves()
+        if self.reward_mode == "published":  # envs.py: done includes the engine's step limit
+            done = done or moves > self._step_limit
+            win = done and raw_score > PUBLISHED_SCORE_THRESHOLD
+            reward = PUBLISHED_WIN_REWARD if win else 0.0
         admissible = None
         if self.with_admissible:
             admissible = [] if done else self.engine.valid_actions()
+        extra = {
+            "score": clamped / 100.0,
+            "raw_score": raw_score,
+            "failed": failed,
+            "ambiguous": observation.startswith(AMBIGUOUS_PREFIX),
+            "moves": moves,
+        }
+        if self.with_hint:
+            extra["action_hint"] = self._action_hint()
         return EngineStep(
             observation=observation,
             reward=reward,
@@ -211,13 +281,15 @@ class ScienceWorldEnv(TextEnv):
             won=completed and not failed,
             invalid_action=observation.startswith(INVALID_PREFIXES),
             admissible_actions=admissible,
-            extra={
-                "score": clamped / 100.0,
-                "raw_score": raw_score,
-                "failed": failed,
-                "ambiguous": observation.startswith(AMBIGUOUS_PREFIX),
-                "moves": self.engine.moves(),
-            },
+            extra=extra,
+        )
+
+    def _action_hint(self) -> str:
+        """The published actions hint (``envs.py`` ``_build_actions_hint``, verbatim layout)."""
+        actions, objects = self.engine.possible_actions(), self.engine.possible_objects()
+        return (
+            f"Valid_actions: {actions}, OBJ needs to be replaced with one of the following "
+            f"objects: {objects}\n example: focus on door"
         )
 
     # ----- extras ------------------------------------------------------------------------
