@@ -2,7 +2,10 @@
 
 Exports: ``skills_app`` (a Typer app attached to ``reskill`` as ``skills``).
 
-Every listing command prints a rich table, or JSON with ``--json`` (for scripts).
+Every listing command prints a rich table, or JSON with ``--json`` (for scripts). Text
+from a library (descriptions, patterns, reasons, file names) is untrusted: it is clipped
+and printed without markup parsing and without control characters, so ``[/x]`` prints as
+itself and an ANSI escape cannot hide or rewrite what a reviewer sees.
 ``--library/-L`` is the library folder (default: the current folder); commands that
 read a plain folder of skills without a ``.reskill`` store show it read-only.
 
@@ -35,14 +38,27 @@ _LIB = typer.Option(Path("."), "--library", "-L", help="Library folder.")
 _JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
+#: Longest text shown in one table cell (the JSON output has it all).
+_CELL_CHARS = 2000
+
+
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(soft_wrap=True)
+    return Console(soft_wrap=True, markup=False, highlight=False, emoji=False)
+
+
+def _cell(value: object, limit: int = _CELL_CHARS) -> str:
+    """Untrusted text for a table cell or a line: clipped, no control characters."""
+    from reskill_gym.safe_text import clip_text, terminal_text
+
+    return terminal_text(clip_text(str(value), limit))
 
 
 def _fail(msg: str) -> typer.Exit:
-    typer.echo(f"error: {msg}", err=True)
+    from reskill_gym.safe_text import terminal_text
+
+    typer.echo(f"error: {terminal_text(_cell(msg, 4000), one_line=True)}", err=True)
     return typer.Exit(code=2)
 
 
@@ -110,7 +126,7 @@ def ls_cmd(
         return
     from rich.table import Table
 
-    t = Table(title=f"{library} @ {view.version} ({len(rows)} skills)")
+    t = Table(title=_cell(f"{library} @ {view.version} ({len(rows)} skills)"))
     for col in ("name", "v", "trigger", "pattern", "chars", "description"):
         t.add_column(col, overflow="fold")
     for r in rows:
@@ -118,9 +134,9 @@ def ls_cmd(
             r["name"],
             str(r["version"]),
             r["trigger"],
-            r["pattern"] or "",
+            _cell(r["pattern"] or ""),
             str(r["content_chars"]),
-            r["description"],
+            _cell(r["description"]),
         )
     _console().print(t)
 
@@ -140,7 +156,9 @@ def show_cmd(
     if as_json:
         _emit_json({"library_version": view.version, **skill.model_dump(mode="json")})
     else:
-        typer.echo(text, nl=False)
+        from reskill_gym.safe_text import terminal_text
+
+        typer.echo(terminal_text(text), nl=False)
 
 
 @skills_app.command("log")
@@ -159,7 +177,7 @@ def log_cmd(
         return
     from rich.table import Table
 
-    t = Table(title=f"{library} history (HEAD {head})")
+    t = Table(title=_cell(f"{library} history (HEAD {head})"))
     for col in ("time", "kind", "version", "parent", "step", "by", "operations", "reason"):
         t.add_column(col, overflow="fold", no_wrap=col in ("version", "parent", "kind"))
     for e in entries:
@@ -168,16 +186,17 @@ def log_cmd(
             ops += f", ... (+{len(e.operations) - 6})"
         if e.kind == "event":
             ops = json.dumps(e.extra, default=str)[:80]
+        ops = _cell(ops, 400)
         mark = "*" if e.version == head and e.head_moved else ""
         t.add_row(
             e.time[:16].replace("T", " "),
             e.kind,
             (e.version or "") + mark,
-            e.parent or "",
+            _cell(e.parent or "", 40),
             "" if e.step is None else str(e.step),
-            e.proposed_by or "",
+            _cell(e.proposed_by or "", 80),
             ops,
-            e.reason,
+            _cell(e.reason, 500),
         )
     _console().print(t)
 
@@ -196,10 +215,12 @@ def diff_cmd(
     if as_json:
         _emit_json(d.model_dump(mode="json"))
         return
+    from reskill_gym.safe_text import terminal_text
+
     con = _console()
     con.print(f"{d.old} -> {d.new}: +{len(d.added)} -{len(d.removed)} ~{len(d.modified)}")
     for name in d.added + d.removed + d.modified:
-        typer.echo(d.patches[name], nl=False)
+        typer.echo(terminal_text(d.patches[name]), nl=False)
 
 
 def _skill_folders(path: Path) -> list[Path]:
@@ -240,7 +261,8 @@ def validate_cmd(
         t.add_column("path", overflow="fold")
         t.add_column("result", overflow="fold")
         for r in results:
-            t.add_row(r["path"], "ok" if not r["errors"] else "\n".join(r["errors"]))
+            errors = "\n".join(_cell(e) for e in r["errors"])
+            t.add_row(_cell(r["path"]), "ok" if not r["errors"] else errors)
         _console().print(t)
     if bad:
         raise typer.Exit(code=1)
@@ -377,7 +399,8 @@ def status_cmd(library: Path = _LIB, as_json: bool = _JSON) -> None:
         return
     typer.echo(f"HEAD {head}")
     for kind in ("added", "modified", "deleted", "untracked"):
-        typer.echo(f"{kind}: {len(st[kind])}" + (f" ({', '.join(st[kind])})" if st[kind] else ""))
+        shown = _cell(", ".join(st[kind]), 4000)
+        typer.echo(f"{kind}: {len(st[kind])}" + (f" ({shown})" if st[kind] else ""))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reskill_gym import safe_files
 from reskill_gym.redaction import redact_obj
+from reskill_gym.safe_text import clip_text
 from reskill_gym.skills.errors import StoreError
 from reskill_gym.skills.model import Skill, validate_name
 
@@ -58,6 +59,8 @@ HISTORY_FILE = "history.jsonl"
 MAX_HISTORY_BYTES = 256 << 20
 #: A longer line is skipped when read (reasons and events are clipped far below it).
 MAX_HISTORY_LINE_BYTES = 1 << 20
+#: Longest reason kept in a history line (a commit message, not a document).
+MAX_REASON_CHARS = 8000
 
 
 def _now() -> str:
@@ -136,8 +139,22 @@ class LibraryDiff(BaseModel):
 
 
 def history_line(entry: HistoryEntry) -> str:
-    """One history record as JSON, credentials redacted (history is shared and kept)."""
-    return json.dumps(redact_obj(entry.model_dump(mode="json")), ensure_ascii=False)
+    """One history record as JSON, credentials redacted (history is shared and kept).
+
+    Bounded: the reason is clipped to ``MAX_REASON_CHARS`` (with a marker), and an ``extra``
+    that would push the line past ``MAX_HISTORY_LINE_BYTES`` is replaced by its clipped
+    JSON, so every line written is one ``read_history`` reads back.
+    """
+    data = redact_obj(entry.model_dump(mode="json"))
+    data["reason"] = clip_text(data["reason"], MAX_REASON_CHARS)
+    if data.get("proposed_by"):
+        data["proposed_by"] = clip_text(data["proposed_by"], 200)
+    line = json.dumps(data, ensure_ascii=False)
+    if len(line.encode("utf-8")) > MAX_HISTORY_LINE_BYTES // 2:
+        extra = json.dumps(data["extra"], ensure_ascii=False, default=str)
+        data["extra"] = {"clipped": clip_text(extra, MAX_HISTORY_LINE_BYTES // 16)}
+        line = json.dumps(data, ensure_ascii=False)
+    return line
 
 
 def append_history(store: Path, entry: HistoryEntry) -> None:

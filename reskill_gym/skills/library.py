@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reskill_gym.atomic import atomic_write_bytes
+from reskill_gym.safe_text import clip_text
 from reskill_gym.skills import journal, store
 from reskill_gym.skills.errors import LibraryError, SkillError, StoreError
 from reskill_gym.skills.history import (
@@ -419,7 +420,8 @@ class SkillLibrary:
             changes["created_at_step"] = created
         filled = {
             "proposed_by": prov.proposed_by or proposed_by,
-            "rationale": prov.rationale or (reason.replace("---", "-").strip() or None),
+            "rationale": prov.rationale
+            or (clip_text(reason.replace("---", "-").strip(), 1000) or None),
             "parent_version": prov.parent_version or base_id,
         }
         if filled != prov.model_dump():
