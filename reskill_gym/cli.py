@@ -49,14 +49,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def _one_line(exc: BaseException) -> str:
     """The error as one terminal-safe line: redacted, clipped, no control characters."""
-    from reskill_gym.redaction import redact
-    from reskill_gym.safe_text import clip_text, terminal_text
+    from reskill_gym.safe_text import error_line
 
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror}"
-    else:
-        text = str(exc) or type(exc).__name__
-    return redact(terminal_text(clip_text(text, 4000), one_line=True))
+    return error_line(exc)
 
 
 class _ReskillGroup(TyperGroup):

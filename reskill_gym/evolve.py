@@ -94,6 +94,7 @@ from reskill_gym.runfolder import (
     truncate_logs,
     write_checkpoint,
 )
+from reskill_gym.safe_text import error_line
 
 __all__ = [
     "EvolveConfig",
@@ -675,14 +676,14 @@ def evolve_command(
         else:
             run = EvolveRun.create(load_evolve_config(config, overrides or []))
     except ConfigError as exc:
-        typer.echo(f"config error: {exc}", err=True)
+        typer.echo(f"config error: {error_line(exc)}", err=True)
         raise typer.Exit(2) from exc
     set_console_log_level(run.config.run.log_level)
     typer.echo(f"run folder: {run.run_dir}")
     try:
         summary = run.run(progress=False if no_progress else None)
     except (EvolveAbortedError, ConfigError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {error_line(exc)}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(
         f"done: {summary.steps_done} steps, {summary.tests_started} version test(s) started and "

@@ -25,7 +25,6 @@ matplotlib is imported inside :func:`write_run_report` with the Agg backend (no 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -35,7 +34,9 @@ from typing import Any
 
 import typer
 
-from reskill_gym.atomic import atomic_write_text
+from reskill_gym.atomic import atomic_path, atomic_write_text
+from reskill_gym.jsonl_files import read_jsonl_objects
+from reskill_gym.safe_text import clip_text
 
 __all__ = [
     "write_run_report",
@@ -53,22 +54,8 @@ _COLORS = {"head": "tab:blue", "incumbent": "tab:blue", "candidate": "tab:orange
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    if not path.is_file():
-        return rows
-    for n, raw in enumerate(path.read_bytes().splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:  # a stray byte or a torn write spoils one line, not the report
-            row = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            logger.warning("%s:%d: unreadable line skipped (torn write or not UTF-8?)", path, n)
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-        else:
-            logger.warning("%s:%d: not a JSON object; skipped", path, n)
-    return rows
+    """The JSON objects of a run file; bad lines are skipped with a warning naming them."""
+    return [row for _n, row in read_jsonl_objects(path)]
 
 
 @dataclass
@@ -118,21 +105,21 @@ def version_lives(events: list[dict[str, Any]]) -> list[VersionLife]:
         kind = e.get("kind")
         step = _int(e.get("step"))
         if kind == "candidate_committed" and isinstance(data.get("candidate"), str):
-            life = lives.setdefault(data["candidate"], VersionLife(data["candidate"]))
-            life.base, life.created = str(data.get("base")), step
-            life.operations = str(data.get("operations", ""))
+            life = lives.setdefault(_id(data["candidate"]), VersionLife(_id(data["candidate"])))
+            life.base, life.created = _id(str(data.get("base"))), step
+            life.operations = clip_text(str(data.get("operations", "")), 400)
         elif kind == "test_started" and isinstance(data.get("candidate"), str):
-            life = lives.setdefault(data["candidate"], VersionLife(data["candidate"]))
+            life = lives.setdefault(_id(data["candidate"]), VersionLife(_id(data["candidate"])))
             life.test_started = step
         elif kind == "test_decided":
             cands = data.get("candidates")
             for cand in cands if isinstance(cands, list) else []:
                 if not isinstance(cand, str):
                     continue
-                life = lives.setdefault(cand, VersionLife(cand))
+                life = lives.setdefault(_id(cand), VersionLife(_id(cand)))
                 life.decided = step
                 life.outcome = "accepted" if data.get("accepted") == cand else "rejected"
-                life.reason = str(data.get("reason", ""))
+                life.reason = clip_text(str(data.get("reason", "")), 400)
                 counts = data.get("counts")
                 life.counts = {
                     str(k): v
@@ -176,19 +163,38 @@ def _mapping(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
+#: Steps and counts beyond this are not ones a run wrote (and overflow a float or a plot).
+_MAX_INT = 10**12
+
+
 def _int(v: Any) -> int | None:
-    """``v`` if it is an integer (not a bool), else None: run files are read defensively."""
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+    """``v`` if it is a plausible integer (not a bool, at most ``_MAX_INT`` in size), else
+    None: run files are read defensively."""
+    ok = isinstance(v, int) and not isinstance(v, bool) and abs(v) <= _MAX_INT
+    return v if ok else None
+
+
+def _number(v: Any) -> float | None:
+    """``v`` as a finite float if it is a plausible number, else None."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    if isinstance(v, int):
+        return float(v) if abs(v) <= _MAX_INT else None
+    return v if math.isfinite(v) else None
+
+
+def _id(v: str) -> str:
+    """A version id from a run file, clipped: an id is 12 hex digits, not a megabyte."""
+    return clip_text(v, 40)
 
 
 def _series(metrics: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     """Every step with ``key`` or NaN, so an arm's line breaks where the arm was absent."""
     xs, ys = [], []
     for row in metrics:
-        v = row.get(key, math.nan)
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        v = _number(row.get(key))
         xs.append(int(row["step"]))
-        ys.append(float(v) if ok else math.nan)
+        ys.append(math.nan if v is None else v)
     if all(math.isnan(y) for y in ys):
         return [], []
     return xs, ys
@@ -257,9 +263,8 @@ def _plot_lifecycle(rec: RunRecord, path: Path) -> None:
 
 
 def _fmt(v: Any, spec: str = ".2f") -> str:
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-        return format(v, spec)
-    return "-"
+    n = _number(v)
+    return "-" if n is None else format(n, spec)
 
 
 def _markdown(rec: RunRecord) -> str:
@@ -322,10 +327,12 @@ def _markdown(rec: RunRecord) -> str:
     if notes:
         lines += ["", "## Creator and rollout notes", ""]
         for e in notes[-20:]:
-            msg = str(e.get("message", ""))[:200]
-            lines.append(f"- step {e.get('step')}: {e.get('kind')}: {msg}")
+            msg = clip_text(str(e.get("message", "")), 200)
+            lines.append(f"- step {_int(e.get('step'))}: {e.get('kind')}: {msg}")
     lines += ["", "## Final skills", ""]
-    lines += [f"- **{name}**: {desc}" for name, desc in rec.skills] or ["(empty library)"]
+    lines += [f"- **{name}**: {clip_text(desc, 400)}" for name, desc in rec.skills] or [
+        "(empty library)"
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -338,9 +345,15 @@ def write_run_report(run_dir: str | os.PathLike[str]) -> Path:
     if not rec.metrics:
         raise FileNotFoundError(f"{rec.run_dir}: no metrics.jsonl rows (did any step finish?)")
     plots = rec.run_dir / "plots"
+    if plots.is_symlink() or (plots.exists() and not plots.is_dir()):
+        raise FileExistsError(f"{plots}: is a link or a file; the report writes its plots there")
     plots.mkdir(exist_ok=True)
-    _plot_rewards(rec, plots / "reward_per_arm.png")
-    _plot_lifecycle(rec, plots / "skill_lifecycle.png")
+    for name, draw in (
+        ("reward_per_arm.png", _plot_rewards),
+        ("skill_lifecycle.png", _plot_lifecycle),
+    ):
+        with atomic_path(plots / name, suffix=".png") as tmp:  # a link there is replaced
+            draw(rec, tmp)
     from reskill_gym.redaction import redact
 
     return atomic_write_text(rec.run_dir / "report.md", redact(_markdown(rec)))

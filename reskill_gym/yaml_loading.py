@@ -15,6 +15,7 @@ rejected, with an error naming the file, when it is
 * bigger than ``max_bytes``,
 * nested deeper than ``max_depth``,
 * uses more than ``max_aliases`` aliases, or
+* gives one key twice in a mapping (loaders keep the last silently), or
 * would expand (every alias counted as a full copy of its anchor) to more than
   ``max_nodes`` nodes or more than ``max_expanded_bytes`` bytes of scalar text (a
   900 KB string repeated through 900 aliases is few nodes but most of a gigabyte).
@@ -122,8 +123,24 @@ def check_yaml(
     aliases = 0
     sizes: dict[str, tuple[int, int]] = {}
     open_nodes: list[tuple[str | None, int, int]] = []
+    # per open collection: the keys seen and the children counted, for mappings (None:
+    # a sequence). A key given twice is an error: loaders keep the last silently, while
+    # the Agent Skills reference validator refuses the file.
+    maps: list[list[Any] | None] = []
     try:
         for ev in yaml.parse(text, Loader=_loader(loader, fast=True)):
+            if maps and maps[-1] is not None and isinstance(ev, yaml.NodeEvent):
+                keys, count = maps[-1]
+                maps[-1][1] = count + 1
+                if count % 2 == 0 and isinstance(ev, yaml.ScalarEvent):
+                    if ev.value in keys:
+                        line = ev.start_mark.line + 1 if ev.start_mark else None
+                        raise YAMLLoadError(
+                            f"key {ev.value[:80]!r} appears twice in one mapping (line {line})",
+                            path=where,
+                            line=line,
+                        )
+                    keys.add(ev.value)
             if isinstance(ev, yaml.DocumentStartEvent):
                 sizes.clear()
             elif isinstance(ev, yaml.ScalarEvent):
@@ -149,6 +166,7 @@ def check_yaml(
             elif isinstance(ev, yaml.CollectionStartEvent):
                 expanded += 1
                 open_nodes.append((ev.anchor, expanded - 1, text_bytes))
+                maps.append([set(), 0] if isinstance(ev, yaml.MappingStartEvent) else None)
                 if len(open_nodes) > limits.max_depth:
                     raise YAMLLimitError(
                         f"YAML document is nested deeper than {limits.max_depth} levels",
@@ -156,6 +174,7 @@ def check_yaml(
                     )
             elif isinstance(ev, yaml.CollectionEndEvent):
                 anchor, start, start_bytes = open_nodes.pop()
+                maps.pop()
                 if anchor:
                     sizes[anchor] = (expanded - start, text_bytes - start_bytes)
             if expanded > limits.max_nodes:

@@ -38,3 +38,23 @@ def test_terminal_text_removes_what_a_terminal_acts_on(raw: str, shown: str) -> 
 
 def test_one_line() -> None:
     assert terminal_text("a\n\tb\x1b[1m c", one_line=True) == "a b c"
+
+
+def test_error_line_is_one_redacted_line() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    from reskill_gym.safe_text import error_line, valid_unicode
+
+    class Cfg(BaseModel):
+        seeds: list[int]
+        name: str
+
+    with pytest.raises(ValidationError) as err:
+        Cfg.model_validate({"seeds": ["x"], "name": 3})
+    line = error_line(err.value)
+    assert "\n" not in line and "seeds.0" in line and "name" in line and "http" not in line
+    key = "sk-" + "a" * 30
+    assert key not in error_line(RuntimeError(f"echo: {key}\n\x1b[2K"))
+    assert error_line(OSError(2, "gone", "/x/y")) == "/x/y: gone"
+    assert valid_unicode("a\ud800b\udfff") == "a\ufffdb\ufffd"
+    valid_unicode("a\ud800").encode("utf-8")

@@ -309,14 +309,18 @@ def eval_command(
             }
         )
     except ValueError as e:
-        typer.echo(f"error: {e}", err=True)
+        from reskill_gym.safe_text import error_line
+
+        typer.echo(f"error: {error_line(e)}", err=True)
         raise typer.Exit(code=2) from None
     console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
     t0 = time.monotonic()
     try:
         run = run_and_report(config, out, console=console)
     except EvalAbortedError as e:
-        typer.echo(f"error: {e}", err=True)
+        from reskill_gym.safe_text import error_line
+
+        typer.echo(f"error: {error_line(e)}", err=True)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
         typer.echo(

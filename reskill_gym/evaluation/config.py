@@ -200,6 +200,9 @@ class EvalConfig(BaseModel):
             raise ValueError("seeds: give at least one seed")
         if len(set(v)) != len(v):
             raise ValueError(f"seeds: duplicates in {v}")
+        bad = [s for s in v if not 0 <= s < 2**32]  # what numpy's and the engines' RNGs take
+        if bad:
+            raise ValueError(f"seeds: {bad[:5]} not in 0..{2**32 - 1}")
         return v
 
     @field_validator("splits")

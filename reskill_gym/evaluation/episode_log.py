@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reskill_gym.episode import Episode
 from reskill_gym.evaluation.agents import ActionMode, parse_agent_spec
 from reskill_gym.evaluation.config import EvalAbortedError, EvalConfig
+from reskill_gym.jsonl_files import append_line, read_jsonl_objects, repair_torn_tail
 
 __all__ = [
     "EvalEpisode",
@@ -149,38 +150,12 @@ class EpisodeLog:
         self._repair_tail()
 
     def _repair_tail(self) -> None:
-        if not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        if not data or data.endswith(b"\n"):
-            return
-        cut = data.rfind(b"\n") + 1
-        log.warning(
-            "eval: %s ends with a torn line (%d bytes, a crash mid-write); dropping it",
-            self.path,
-            len(data) - cut,
-        )
-        with open(self.path, "r+b") as f:
-            f.truncate(cut)
-            f.flush()
-            os.fsync(f.fileno())
+        repair_torn_tail(self.path)  # a link or FIFO in its place is refused, not followed
 
     def raw_records(self) -> list[dict[str, Any]]:
-        """Every parseable line (a bad line is skipped with a warning naming it)."""
-        if not self.path.exists():
-            return []
-        out = []
-        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as e:
-                log.warning("eval: %s:%d is not JSON (%s); skipped", self.path, n, e)
-                continue
-            if isinstance(obj, dict):
-                out.append(obj)
-        return out
+        """Every usable line (a bad one, too deep, too long or not an object, is skipped
+        with a warning naming it)."""
+        return [obj for _n, obj in read_jsonl_objects(self.path)]
 
     def records(self) -> list[Any]:
         """Records (``record_type``, default ``EvalEpisode``), the last one per key winning
@@ -206,16 +181,9 @@ class EpisodeLog:
         """One ``write`` of one full line, then ``fsync``: a line is in the log or not at all."""
         from reskill_gym.redaction import redact
 
-        data = (redact(record.model_dump_json()) + "\n").encode("utf-8")
+        line = redact(record.model_dump_json())
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_line(self.path, line)
 
 
 def agent_identity(spec: str) -> str:

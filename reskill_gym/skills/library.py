@@ -73,7 +73,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_REF_RE = re.compile(r"^HEAD(?:~(?P<n>\d*))?$")
+_REF_RE = re.compile(r"^HEAD(?:~(?P<n>\d*))?\Z")
 _VIEWS_KEPT = 16
 
 

@@ -88,8 +88,8 @@ __all__ = [
 STORE = ".reskill"
 VERSION_ID_CHARS = 12
 MAX_VERSION_FILE_BYTES = 16 << 20
-_VERSION_ID_RE = re.compile(r"^[0-9a-f]{12}$")
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_VERSION_ID_RE = re.compile(r"^[0-9a-f]{12}\Z")  # \Z: "$" lets a trailing newline in
+_SHA_RE = re.compile(r"^[0-9a-f]{64}\Z")
 _STORE_FILES = ("HEAD", "WORKTREE", "PENDING.json", "history.jsonl", "lock")
 _STORE_DIRS = ("versions", "objects")
 

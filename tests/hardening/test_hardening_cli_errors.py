@@ -108,6 +108,9 @@ def test_eval_argument_validation(kit, tmp_path: Path) -> None:
     base = ("eval", "--env", "alfworld", "--agent", "python:os:getcwd")
     kit.user_error(kit.cli(*base, "--difficulty", "huge", "--out", tmp_path / "o"), "huge", "tiny")
     kit.user_error(kit.cli(*base, "--out", afile), "--out", "is a file")
+    # a negative seed used to reach numpy's seeding and print a traceback
+    kit.user_error(kit.cli(*base, "--seeds", "-5", "--out", tmp_path / "o"), "seeds", "[-5]")
+    kit.user_error(kit.cli(*base, "--seeds", str(2**40), "--out", tmp_path / "o"), "seeds")
     assert not (tmp_path / "o").exists() and afile.read_text() == "x"
 
 

@@ -90,7 +90,7 @@ SIMPLIFICATIONS: tuple[str, ...] = (
 
 VariationSet = Literal["train", "dev", "test"]
 _VARIATION_SETS: tuple[str, ...] = ("train", "dev", "test")
-_TASK_ID_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*):(?P<variation>\d+)$")
+_TASK_ID_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*):(?P<variation>\d+)\Z")
 
 
 @dataclass(frozen=True)
