@@ -10,7 +10,7 @@ A config holds the fields of ``reskill_gym.evaluation.EvalConfig`` plus ``diffic
 look-ahead and scores every state under ``none``, ``library``, ``placebo`` and ``shuffled``
 skills (see ``reskill_gym.evaluation.expert``). The combined report (``<out>/report.md``,
 ``summary.json``, plots) pools the runs with per-difficulty and per-split groups, and
-``<out>/efficacy_table.md`` is the README table: ``p_opt`` per condition and the paired
+``<out>/efficacy_table.md`` is the table of docs/evaluation.md: ``p_opt`` per condition and the paired
 differences library - none / - placebo / - shuffled with 95 % CIs that resample tasks.
 Interrupt and rerun to resume.
 
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]  # relative paths in a config may nam
 
 log = logging.getLogger("efficacy")
 
-#: Groups of the README table, in order (present ones only).
+#: Groups of the efficacy table (docs/evaluation.md), in order (present ones only).
 TABLE_GROUPS = (
     "tiny/seen",
     "tiny/unseen",
@@ -179,7 +179,7 @@ def combine(
 
 
 def readme_table(summary: Any, reference: str | None = None) -> str:
-    """The README's efficacy table (Markdown); with ``reference``, also library - it."""
+    """The efficacy table of docs/evaluation.md (Markdown); with ``reference``, also library - it."""
     from reskill_gym.evaluation.expert_report import PAIRS
 
     def f(r: Any) -> str:

@@ -8,7 +8,7 @@ the other (so they do not compete for cores), passes ``--quick`` to those that a
 prints one combined status table, and writes ``RESULTS.md``: machine information, the
 status table, then every script's output. A script that is not there yet is reported as
 missing; a failing or timed-out one is reported with the tail of its stderr, and the others
-still run. The README's benchmark table is this file.
+still run. docs/benchmarks.md lists the benchmarks; this file holds their numbers.
 """
 
 from __future__ import annotations

