@@ -8,7 +8,9 @@ folder, the veRL adapter into ``<trainer.default_local_dir>/reskill``): ``metric
 (one row per step in the shared namespace: ``episode/...``, ``arms/<arm>/...``,
 ``versions/...``, see ``reskill_gym.rollout.episode_metrics`` and
 ``reskill_gym.coevolve.coevolution_metrics``), ``events.jsonl`` (co-evolution events),
-``config.yaml`` and the skill library with its history in ``skills/``. Outputs::
+``config.yaml``, the skill library with its history in ``skills/`` and, when the trainer
+validates (the veRL adapter), ``validation.jsonl`` (one row per validation pass: success per
+split, task type and topic, see ``reskill_gym.rollout.validation_metrics``). Outputs::
 
     report.md
     plots/reward_per_arm.png      reward and success per step, one line per arm
@@ -85,6 +87,8 @@ class RunRecord:
     head: str | None
     skills: list[tuple[str, str]]
     history_len: int
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    """Validation passes, one per step (a pass repeated on resume: the last one)."""
 
     @property
     def decided(self) -> list[VersionLife]:
@@ -155,7 +159,13 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
         head = lib.head
         skills = [(s.name, s.description) for s in lib.view().skills]
         history_len = len(lib.history())
-    return RunRecord(run, metrics, events, config, lives, head, skills, history_len)
+    passes: dict[int, dict[str, Any]] = {}
+    for r in _read_jsonl(run / "validation.jsonl"):
+        step = _int(r.get("step"))
+        if step is not None:
+            passes[step] = r
+    validation = [passes[k] for k in sorted(passes)]
+    return RunRecord(run, metrics, events, config, lives, head, skills, history_len, validation)
 
 
 def _mapping(v: Any) -> dict[str, Any]:
@@ -302,6 +312,7 @@ def _markdown(rec: RunRecord) -> str:
             f"{_fmt(r.get('versions/p_candidate'))} | {_fmt(r.get('episode/dropped'), '.0f')} | "
             f"{_fmt(r.get('time/step_s', r.get('timing_s/step')), '.0f')} |"
         )
+    lines += _validation_markdown(rec.validation)
     lines += ["", "## Library versions", ""]
     if not rec.lives:
         lines.append("No candidate version was proposed.")
@@ -334,6 +345,67 @@ def _markdown(rec: RunRecord) -> str:
         "(empty library)"
     ]
     return "\n".join(lines) + "\n"
+
+
+def _validation_markdown(passes: list[dict[str, Any]]) -> list[str]:
+    """The validation section: success per split at every pass, then the last pass per task
+    type and topic (rows) and split (columns).
+
+    >>> rows = [{"step": 0, "val/all/success_rate": 0.5, "val/seen/success_rate": 0.5,
+    ...          "val/all/task_type/heat/success_rate": 1.0,
+    ...          "val/seen/task_type/heat/success_rate": 1.0}]
+    >>> print("\\n".join(_validation_markdown(rows)[5:]))
+    | step | all | seen |
+    |---:|---:|---:|
+    | 0 | 0.50 | 0.50 |
+    <BLANKLINE>
+    Last pass (step 0), success per group:
+    <BLANKLINE>
+    | group | all | seen |
+    |---|---:|---:|
+    | task_type `heat` | 1.00 | 1.00 |
+    """
+    if not passes:
+        return []
+    splits: list[str] = []
+    for r in passes:
+        for key in r:
+            parts = key.split("/")
+            if len(parts) == 3 and parts[0] == "val" and parts[2] == "success_rate":
+                if parts[1] not in splits:
+                    splits.append(parts[1])
+    splits.sort(key=lambda s: (s != "all", s))
+    lines = [
+        "",
+        "## Validation",
+        "",
+        "Success of the validation episodes (dropped ones count as failures).",
+        "",
+        "| step | " + " | ".join(splits) + " |",
+        "|---:|" + "---:|" * len(splits),
+    ]
+    for r in passes:
+        cells = [_fmt(r.get(f"val/{s}/success_rate")) for s in splits]
+        lines.append(f"| {_int(r.get('step'))} | " + " | ".join(cells) + " |")
+    last = passes[-1]
+    groups: list[tuple[str, str]] = []
+    for key in last:
+        parts = key.split("/")
+        if len(parts) == 5 and parts[0] == "val" and parts[2] in ("task_type", "topic"):
+            if (parts[2], parts[3]) not in groups:
+                groups.append((parts[2], parts[3]))
+    if groups:
+        lines += [
+            "",
+            f"Last pass (step {_int(last.get('step'))}), success per group:",
+            "",
+            "| group | " + " | ".join(splits) + " |",
+            "|---|" + "---:|" * len(splits),
+        ]
+        for kind, name in sorted(groups):
+            cells = [_fmt(last.get(f"val/{s}/{kind}/{name}/success_rate")) for s in splits]
+            lines.append(f"| {kind} `{clip_text(name, 80)}` | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_run_report(run_dir: str | os.PathLike[str]) -> Path:

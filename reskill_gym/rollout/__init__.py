@@ -4,7 +4,7 @@ Exports ``TurnConfig``, ``TurnPrompt``, ``PromptSegment``, ``PastTurn``, ``build
 ``default_system_prompt``, ``parse_action``, ``ParseOutcome``, ``ScoreChoice``,
 ``choose_action``, ``candidate_scores``, ``choice_probabilities``, ``EpisodeRecorder``,
 ``turn_training_rewards``, ``RolloutSession``, ``EnvPool``, ``EnvLease``, ``episode_metrics``,
-``ScriptedAgent``, ``record_episode`` and ``record_episodes``.
+``validation_metrics``, ``ScriptedAgent``, ``record_episode`` and ``record_episodes``.
 
 Used by every trainer (``reskill_local``, ``reskill_verl``), ``reskill eval`` and
 ``reskill creator record``: if two places built a prompt or parsed a reply, a policy would be
@@ -25,7 +25,7 @@ from reskill_gym.rollout.choice import (
     choose_action,
 )
 from reskill_gym.rollout.config import TurnConfig
-from reskill_gym.rollout.metrics import episode_metrics
+from reskill_gym.rollout.metrics import episode_metrics, validation_metrics
 from reskill_gym.rollout.parse import ParseOutcome, parse_action
 from reskill_gym.rollout.pool import EnvLease, EnvPool
 from reskill_gym.rollout.prompt import (
@@ -58,6 +58,7 @@ __all__ = [
     "EnvPool",
     "EnvLease",
     "episode_metrics",
+    "validation_metrics",
     "ScriptedAgent",
     "record_episode",
     "record_episodes",

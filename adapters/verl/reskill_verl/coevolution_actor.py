@@ -59,7 +59,7 @@ from reskill_gym.coevolve import (
     coevolution_metrics,
 )
 from reskill_gym.episode import Episode
-from reskill_gym.rollout import episode_metrics
+from reskill_gym.rollout import episode_metrics, validation_metrics
 from reskill_gym.skills import LibraryView, SkillLibrary
 from reskill_gym.skills.source import is_library, open_view, seed_library
 
@@ -243,10 +243,12 @@ class CoEvolutionService:
         """This step's training sessions so far: ``{"sessions", "failed", "errors"}``."""
         return self._stats.failures()
 
-    def take_eval_failures(self) -> dict[str, Any]:
-        """Evaluation sessions since the last call (then reset), as :meth:`step_failures`."""
-        out, self._eval = self._eval.failures(), StepStats()
-        return out
+    def take_eval(self) -> dict[str, Any]:
+        """Evaluation sessions since the last call (then reset): :meth:`step_failures`' keys
+        plus ``metrics``, their success per split, task type and topic
+        (:func:`reskill_gym.rollout.validation_metrics`)."""
+        stats, self._eval = self._eval, StepStats()
+        return {**stats.failures(), "metrics": validation_metrics(stats.episodes)}
 
     def save_checkpoint(self, directory: str) -> str | None:
         """Write the co-evolution checkpoint into ``directory`` (veRL's step folder); the

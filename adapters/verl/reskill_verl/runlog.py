@@ -11,6 +11,8 @@ folder; the veRL adapter writes the same three files into ``<trainer.default_loc
 (``episode/*``, ``arms/*``, ``versions/*``, ``creator/*``, ``skills/*``; see
 ``reskill_gym.rollout.episode_metrics`` and ``reskill_gym.coevolve.coevolution_metrics``)
 plus ``step`` (veRL's ``global_steps``, from 1), ``time`` and ``time/step_s``.
+``validation.jsonl`` has one row per validation pass (``step`` 0: before training) with its
+success per split, task type and topic (``reskill_gym.rollout.validation_metrics``).
 
 On resume, rows and events of steps after the checkpoint veRL resumed from are dropped (they
 are replayed), as the local trainer does.
@@ -117,6 +119,7 @@ class RunLog:
         self.root.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.root / "metrics.jsonl"
         self.events_path = self.root / "events.jsonl"
+        self.validation_path = self.root / "validation.jsonl"
         self.config_path = self.root / "config.yaml"
 
     def write_config(self, data: Mapping[str, Any]) -> Path:
@@ -132,7 +135,7 @@ class RunLog:
         from reskill_gym.runfolder import truncate_jsonl
         from reskill_gym.step_episodes import truncate_step_episodes
 
-        for path in (self.metrics_path, self.events_path):
+        for path in (self.metrics_path, self.events_path, self.validation_path):
             truncate_jsonl(path, steps_done + 1)  # veRL's steps count from 1: keep <= done
         truncate_step_episodes(self.root, steps_done + 1)
 
@@ -161,6 +164,14 @@ class RunLog:
             e.setdefault("step", int(step))
             kept.append(e)
         append_jsonl(self.events_path, kept)
+        return row
+
+    def append_validation(self, step: int, metrics: Mapping[str, float]) -> dict[str, Any]:
+        """Append a validation pass's row (``step``: the training steps done before it)."""
+        row: dict[str, Any] = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+        row["step"] = int(step)
+        row["time"] = time.time()
+        append_jsonl(self.validation_path, [row])
         return row
 
     def rows(self) -> list[dict[str, Any]]:

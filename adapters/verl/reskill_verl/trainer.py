@@ -31,8 +31,11 @@ argument-less hooks from ``fit()``; per step the order is::
 - ``_save_checkpoint`` (which ``fit`` calls before ``on_step_end``) closes the step on the
   actor first and writes the co-evolution checkpoint into ``global_step_<k>/reskill/``
   before veRL's own, so a resume pairs the policy and the library of the same step.
-- ``on_sample_end`` / ``on_validate_end`` stop training when more than
-  ``reskill.max_failed_session_share`` of the step's (validation pass's) sessions failed.
+- ``on_sample_end`` / ``_validate`` stop training when more than
+  ``reskill.max_failed_session_share`` of the step's (validation pass's) sessions failed;
+  ``_validate`` adds the pass's success per split, task type and (ScienceWorld) topic to
+  veRL's validation metrics (``reskill/val/...``) and to the run folder's
+  ``validation.jsonl``.
 - ``fit`` closes the actor however it ends (veRL's ``fit`` returns from inside its loop
   after the last step: its ``on_train_end`` never runs on a normal finish).
 - a frozen policy (``reskill.update_policy: false``) hands veRL the rollout's log-probs as
@@ -134,12 +137,14 @@ class CoEvolutionStepHook:
         """Write the co-evolution checkpoint into ``directory`` (beside veRL's)."""
         self._get(self.actor.save_checkpoint.remote(str(directory)))
 
-    def failures(self, validation: bool) -> dict[str, Any]:
-        """Sessions and failed sessions of this step's rollouts (``validation``: of the
-        validation pass since the last call, which resets them)."""
-        if validation:
-            return dict(self._get(self.actor.take_eval_failures.remote()))
+    def failures(self) -> dict[str, Any]:
+        """Sessions and failed sessions of this step's training rollouts."""
         return dict(self._get(self.actor.step_failures.remote()))
+
+    def take_eval(self) -> dict[str, Any]:
+        """The validation pass since the last call (then reset): sessions, failed sessions,
+        errors and ``metrics`` (success per split, task type and topic)."""
+        return dict(self._get(self.actor.take_eval.remote()))
 
     def close(self) -> None:
         """Stop the creator; idempotent (``fit`` ends through here on every exit)."""
@@ -342,20 +347,33 @@ class ReskillTrainer(PPOTrainerSync):
     def on_sample_end(self) -> None:
         """The step's rollouts are all in: stop before training on too many failed sessions."""
         super().on_sample_end()
-        self._check_failed_sessions(validation=False)
+        self._check_failed_sessions()
 
-    def on_validate_end(self) -> None:
-        super().on_validate_end()
-        self._check_failed_sessions(validation=True)
+    def _validate(self) -> dict[str, float]:
+        """veRL's validation, then the pass's failure check and its success per split, task
+        type and topic: into veRL's metrics (``reskill/val/...``) and the run folder's
+        ``validation.jsonl`` (``reskill report``'s validation section)."""
+        metrics = super()._validate()
+        hook = self.reskill_hook
+        if hook is None:
+            return metrics
+        step = int(getattr(self, "global_steps", 0) or 0)
+        stats = hook.take_eval()
+        check_failed_sessions(
+            stats, self.reskill_settings.max_failed_session_share, f"the validation at step {step}"
+        )
+        val = {k: float(v) for k, v in (stats.get("metrics") or {}).items()}
+        if val and self.run_log is not None:
+            self.run_log.append_validation(step, val)
+        return {**metrics, **{f"reskill/{k}": v for k, v in val.items()}}
 
-    def _check_failed_sessions(self, validation: bool) -> None:
+    def _check_failed_sessions(self) -> None:
         hook = self.reskill_hook
         if hook is None:
             return
         step = int(getattr(self, "global_steps", 0) or 0)
-        where = f"the validation at step {step}" if validation else f"step {step}"
         check_failed_sessions(
-            hook.failures(validation), self.reskill_settings.max_failed_session_share, where
+            hook.failures(), self.reskill_settings.max_failed_session_share, f"step {step}"
         )
 
     def _compute_advantage(self, batch: Any, metrics: dict) -> Any:

@@ -194,7 +194,17 @@ def test_verl_search_concat_legacy_worker_v1_fields_validation_and_failures(
         and evaluated.extra_fields["library_version"] == svc.head()
     )
     assert len(svc._stats.episodes) == 2, "eval rows never reach the tester or reservoir"
-    assert svc.take_eval_failures() == {"sessions": 1, "failed": 0, "errors": []}, "only counted"
+    taken = svc.take_eval()
+    assert {k: taken[k] for k in ("sessions", "failed", "errors")} == {
+        "sessions": 1,
+        "failed": 0,
+        "errors": [],
+    }, "only counted"
+    won = float(evaluated.extra_fields["won"])
+    assert taken["metrics"]["val/seen/episodes"] == 1.0
+    assert taken["metrics"]["val/seen/success_rate"] == won
+    assert [k for k in taken["metrics"] if "/task_type/" in k and k.startswith("val/seen/")]
+    assert svc.take_eval()["sessions"] == 0, "taken once"
     assert "[node " in dropped[0].error, "a failure names its node"
     assert good.extra_fields["arm"] in {"incumbent", "candidate"}
     fields = []

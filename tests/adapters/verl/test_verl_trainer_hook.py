@@ -70,10 +70,10 @@ def test_verl_trainer_registered_and_stays_sync(smollm_dir, tmp_path):
         trainer._check_algorithm()
 
 
-def test_verl_trainer_hook_end_step_metrics(smollm_dir, tmp_path, ray_session):
+def test_verl_trainer_hook_end_step_metrics(smollm_dir, tmp_path, ray_session, monkeypatch):
     from reskill_verl.coevolution_actor import get_client
     from typer.testing import CliRunner
-    from verl.trainer.ppo.v1 import get_trainer_cls
+    from verl.trainer.ppo.v1 import PPOTrainerSync, get_trainer_cls
     from verl.utils.tracking import Tracking
 
     from reskill_gym.cli import app
@@ -149,6 +149,38 @@ def test_verl_trainer_hook_end_step_metrics(smollm_dir, tmp_path, ray_session):
     trainer.on_step_end()
     assert trainer._consume_sync_metrics() == {}
     assert len((root / "metrics.jsonl").read_text().splitlines()) == 1
+
+    # a validation pass: veRL's metrics plus the pass's success per split / task type / topic
+    async def validation_rollouts() -> None:
+        for i, (split, family, won) in enumerate(
+            [("dev", "boil", True), ("dev", "melt", False), ("test", "power-component", False)]
+        ):
+            await client.record_eval(
+                [
+                    Episode(
+                        episode_id=f"val/{i}",
+                        env_id="ReSkill-ScienceWorld-v0",
+                        task_id=f"{family}:{i}",
+                        task_type=family,
+                        split=split,
+                        arm="eval",
+                        won=won,
+                    )
+                ]
+            )
+
+    asyncio.run(validation_rollouts())
+    monkeypatch.setattr(PPOTrainerSync, "_validate", lambda self: {"val-core/acc": 1 / 3})
+    val = trainer._validate()
+    assert val["val-core/acc"] == 1 / 3, "veRL's own validation metrics kept"
+    assert val["reskill/val/all/success_rate"] == 1 / 3 and val["reskill/val/dev/episodes"] == 2
+    assert val["reskill/val/dev/task_type/boil/success_rate"] == 1.0
+    assert val["reskill/val/all/topic/Matter/success_rate"] == 0.5
+    assert val["reskill/val/test/topic/Electricity/success_rate"] == 0.0
+    passes = [json.loads(line) for line in (root / "validation.jsonl").read_text().splitlines()]
+    assert len(passes) == 1 and passes[0]["step"] == 1
+    assert passes[0]["val/all/topic/Matter/success_rate"] == 0.5
+    assert trainer._validate()["val-core/acc"] == 1 / 3, "an empty pass adds nothing"
     # `reskill report` reads the run folder the hook wrote (config, metrics, events, library)
     result = CliRunner().invoke(app, ["report", str(root)])
     assert result.exit_code == 0, result.output
@@ -157,6 +189,9 @@ def test_verl_trainer_hook_end_step_metrics(smollm_dir, tmp_path, ray_session):
     assert "env: `search`" in report and "skills mode `coevolve`" in report
     assert (root / "plots" / "reward_per_arm.png").stat().st_size > 0
     assert "library HEAD: `None`" not in report, "the report found the working library"
+    assert "## Validation" in report and "| step | all | dev | test |" in report
+    assert "| topic `Matter` | 0.50 | 0.50 | - |" in report
+    assert "| task_type `power-component` | 0.00 | - | 0.00 |" in report
     trainer.on_train_end()
     ray_session.kill(trainer.reskill_hook.actor)
 
@@ -305,5 +340,8 @@ def test_verl_per_turn_step_advantage_run_folder_and_report(
     assert "| 1 |" in report and "env: `search`" in report and "skills mode `coevolve`" in report
     assert (root / "plots" / "reward_per_arm.png").stat().st_size > 0
     assert "library HEAD: `None`" not in report, "the report found the working library"
+    assert "## Validation" in report and "| step | all | dev | test |" in report
+    assert "| topic `Matter` | 0.50 | 0.50 | - |" in report
+    assert "| task_type `power-component` | 0.00 | - | 0.00 |" in report
     trainer.on_train_end()
     ray_session.kill(trainer.reskill_hook.actor)
