@@ -29,11 +29,15 @@ def user_errors() -> tuple[type[BaseException], ...]:
     A function (not a constant) so that ``reskill --help`` does not import the skills
     package.
     """
+    from reskill_gym.llm.errors import LLMConfigError
+    from reskill_gym.runfolder import ConfigError
     from reskill_gym.safe_files import UnsafeFileError
     from reskill_gym.skills.errors import LibraryError, SkillError
     from reskill_gym.yaml_loading import YAMLLoadError
 
     return (
+        ConfigError,
+        LLMConfigError,
         UnsafeFileError,
         SkillError,
         LibraryError,

@@ -78,7 +78,7 @@ _CREATOR_FAILURES = frozenset({"llm_error", "output_invalid", "error"})
 class CoEvolutionConfig(BaseModel):
     """Settings of the co-evolution loop (tester and creator have their own sections)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     creator_enabled: bool = Field(True, description="Run the skill creator at all.")
     async_creator: bool = Field(

@@ -120,7 +120,7 @@ class EvolveAbortedError(RuntimeError):
 class AgentConfig(BaseModel):
     """The frozen policy and how it is sampled (the ``trainer`` section of a training run)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     spec: str = Field(
         description="The agent, as `reskill eval --agent`: anthropic:<model>, bedrock:<model>, "
@@ -159,6 +159,9 @@ class AgentConfig(BaseModel):
     def _spec(self) -> AgentConfig:
         from reskill_gym.evaluation.agents import parse_agent_spec
         from reskill_gym.llm import LLMConfigError
+        from reskill_gym.llm.config import check_llm_options
+
+        check_llm_options(self.llm, "agent.llm")
 
         try:
             parse_agent_spec(self.spec)
@@ -178,7 +181,7 @@ class EvolveConfig(BaseModel):
     on envs with admissible actions, else ``generate``.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     run: RunConfig = Field(default_factory=RunConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reskill_gym.atomic import atomic_write_text, fsync_dir
 from reskill_gym.skills.bundle import DEFAULT_BUDGET_CHARS, DEFAULT_MAX_ACTIVE_SKILLS
@@ -110,7 +110,7 @@ class ConfigError(ValueError):
 class RunConfig(BaseModel):
     """Where the run lives and how long it lasts."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str | None = Field(
         None, description="Run folder name; default '<env>__<exp_name>__<seed>__<unix time>'."
@@ -149,7 +149,7 @@ class RunConfig(BaseModel):
 class EnvConfig(BaseModel):
     """Which environment, which tasks, and how skills are shown."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Literal["alfworld", "scienceworld", "search"] = Field(
         "alfworld", description="Environment (ReSkill-<Name>-v0)."
@@ -201,6 +201,13 @@ class EnvConfig(BaseModel):
         resolve_template(v, where="env.template")  # an unknown name fails at load
         return v
 
+    @model_validator(mode="after")
+    def _kwargs(self) -> EnvConfig:
+        from reskill_gym.envs.registration import check_env_kwargs
+
+        check_env_kwargs(self.name, self.kwargs, "env.kwargs")
+        return self
+
     def wrapper_kwargs(self) -> dict[str, Any]:
         """Options of the ``SkillWrapper`` (bundle cap, budget and template)."""
         from reskill_gym.skills.bundle import resolve_template
@@ -212,7 +219,16 @@ class EnvConfig(BaseModel):
         }
 
     def select_tasks(self, all_ids: Sequence[str]) -> list[str]:
-        """``tasks`` if given, else the split's ids; the first ``max_tasks``; never empty."""
+        """``tasks`` if given (each must be one of the split's ids), else the split's ids; the
+        first ``max_tasks``; never empty."""
+        if self.tasks:
+            known = set(all_ids)
+            unknown = [t for t in self.tasks if t not in known]
+            if unknown:
+                raise ConfigError(
+                    f"env.tasks: {len(unknown)} task id(s) not in split {self.split!r} of "
+                    f"{self.name}, e.g. {unknown[0][:80]!r}"
+                )
         tasks = list(self.tasks) if self.tasks else list(all_ids)
         if self.max_tasks is not None:
             tasks = tasks[: self.max_tasks]
@@ -265,10 +281,16 @@ def check_keys(data: Any, schema: Any, prefix: str, source: str) -> None:
 
 def format_validation(exc: ValidationError, source: str) -> str:
     """One line per pydantic error: ``<source>: <key path>: <message> (got <value>)``."""
+    from reskill_gym.safe_text import clip_text
+
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        lines.append(f"{source}: {loc}: {err['msg']} (got {err.get('input')!r})")
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        # a model-level check names what is wrong; its input is the whole section
+        shown = "" if isinstance(got, dict) else f" (got {clip_text(repr(got), 120)})"
+        lines.append(f"{source}: {loc}: {msg}{shown}")
     return "\n".join(lines)
 
 

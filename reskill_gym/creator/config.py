@@ -42,7 +42,7 @@ class StageSampling(BaseModel):
     """How one creator stage samples its LLM answers (None: the backend's defaults,
     ``LLMConfig.temperature`` 0 and ``max_tokens`` 1024)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     temperature: float | None = Field(None, ge=0.0, description="Sampling temperature.")
     max_tokens: int | None = Field(None, ge=1, description="Most tokens in one answer.")
@@ -51,7 +51,7 @@ class StageSampling(BaseModel):
 class CreatorSampling(BaseModel):
     """Per-stage sampling of the LLM creator (both pipelines have the four stages)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     analysis: StageSampling = Field(
         default_factory=StageSampling,
@@ -85,7 +85,7 @@ class CreatorSampling(BaseModel):
 class CreatorConfig(BaseModel):
     """Everything one skill-creator pass needs to know (see ``SkillCreator``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     backend: str = Field(
         "rules",
@@ -250,6 +250,9 @@ class CreatorConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> CreatorConfig:
+        from reskill_gym.llm.config import check_llm_options
+
+        check_llm_options(self.llm_options, "llm_options")
         if self.max_analyzed_episodes < 2:
             raise ValueError("max_analyzed_episodes must be >= 2 (a success and a failure)")
         if self.prompts_dir is not None and not Path(self.prompts_dir).is_dir():

@@ -1,7 +1,7 @@
 """Gymnasium registration of the ReSkill environment ids.
 
 Exports ``ENV_IDS`` (short name -> Gymnasium id), ``ENV_CLASSES``, ``register_envs``,
-``make_skill_env`` and ``seed_library_path``.
+``make_skill_env``, ``check_env_kwargs`` and ``seed_library_path``.
 
 Each id's entry point is :func:`make_skill_env` bound to an env name: it builds the raw
 engine env and wraps it in :class:`~reskill_gym.wrapper.SkillWrapper` with the seed library
@@ -11,9 +11,14 @@ of that env (``skills/<env>/``). Engines are imported only inside ``gym.make``, 
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
+import inspect
+import math
 import os
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +28,14 @@ if TYPE_CHECKING:
     from reskill_gym.envs.base import TextEnv
     from reskill_gym.wrapper import SkillWrapper
 
-__all__ = ["ENV_IDS", "ENV_CLASSES", "register_envs", "make_skill_env", "seed_library_path"]
+__all__ = [
+    "ENV_IDS",
+    "ENV_CLASSES",
+    "register_envs",
+    "make_skill_env",
+    "check_env_kwargs",
+    "seed_library_path",
+]
 
 ENV_IDS: dict[str, str] = {
     "alfworld": "ReSkill-ALFWorld-v0",
@@ -67,6 +79,66 @@ def env_class(env_name: str) -> type[TextEnv]:
     except KeyError:
         raise ValueError(f"unknown env {env_name!r}; known: {', '.join(ENV_CLASSES)}") from None
     return getattr(importlib.import_module(module), attr)
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_non_finite(v) for v in value)
+    return False
+
+
+def check_env_kwargs(env_name: str, kwargs: Mapping[str, Any], where: str = "env.kwargs") -> None:
+    """Refuse options the env's constructor does not take, and non-finite numbers.
+
+    Run and eval configs pass ``kwargs`` straight to the env class; checked when the config
+    loads, a typo (``difficulti``) is a one-line error naming the key and the closest
+    option instead of a ``TypeError`` from deep inside the first rollout, and
+    ``max_turns: nan`` is an error instead of an episode with no horizon. ``ValueError``.
+    """
+    init = env_class(env_name).__init__
+    params = inspect.signature(init).parameters
+    try:
+        hints = typing.get_type_hints(init)
+    except Exception:  # an annotation that cannot be resolved: names are still checked
+        hints = {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        names: list[str] | None = None
+    else:
+        names = [n for n, p in params.items() if n != "self" and p.kind is not p.VAR_POSITIONAL]
+    for key, value in kwargs.items():
+        if names is not None and key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; known: {', '.join(names)}"
+            raise ValueError(f"{where}: {env_name} has no option {str(key)!r}{hint}")
+        if _non_finite(value):
+            raise ValueError(f"{where}.{key}: must be a finite number (got {value!r})")
+        problem = _type_problem(hints.get(str(key)), value)
+        if problem:
+            raise ValueError(f"{where}.{key}: {problem} (got {value!r:.80})")
+
+
+def _type_problem(hint: Any, value: Any) -> str | None:
+    """Why ``value`` does not fit the constructor's annotation ``hint`` (None if it does, or
+    if pydantic cannot check that annotation)."""
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+    if hint is None:
+        return None
+    try:
+        adapter: TypeAdapter[Any] = TypeAdapter(
+            hint, config=ConfigDict(allow_inf_nan=False, arbitrary_types_allowed=True)
+        )
+    except Exception:  # an annotation pydantic has no schema for: the constructor decides
+        return None
+    try:
+        adapter.validate_python(value)
+    except ValidationError as exc:
+        return str(exc.errors()[0]["msg"])
+    return None
 
 
 def make_skill_env(env_name: str, skills: Any = SEED, **kwargs: Any) -> SkillWrapper:

@@ -250,8 +250,8 @@ class ScoreAgent:
 class CallableAgent:
     """A user's ``function(messages, info) -> str``; the reply is parsed like an LLM's.
 
-    Returning anything but a ``str`` (``None`` included) is an error of the policy: the
-    episode is recorded with ``error`` set.
+    Returning anything but a ``str`` (``None`` included), or raising (``SystemExit``
+    included), is an error of the policy: the episode is recorded with ``error`` set.
     """
 
     mode: ActionMode = "generate"
@@ -268,7 +268,12 @@ class CallableAgent:
         info: Mapping[str, Any],
         rng: np.random.Generator | None,
     ) -> AgentReply:
-        reply = self.fn(messages, info)
+        try:
+            reply = self.fn(messages, info)
+        except SystemExit as e:  # ``sys.exit()`` in a policy would end the run with exit 0
+            raise RuntimeError(
+                f"{self.name} raised SystemExit({e.code!r}); a policy cannot end the run"
+            ) from None
         if not isinstance(reply, str):
             raise TypeError(f"{self.name} returned {type(reply).__name__}, expected str")
         return AgentReply(text=reply)

@@ -108,7 +108,7 @@ class EvalConfig(BaseModel):
     'passthrough'
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     env: str = Field(description="Env short name: alfworld, scienceworld or search.")
     splits: list[str] = Field(default_factory=lambda: ["unseen"], description="Splits to run.")
@@ -145,6 +145,23 @@ class EvalConfig(BaseModel):
     llm: dict[str, Any] = Field(
         default_factory=dict, description="LLMConfig overrides (max_retries, timeout_s, ...)."
     )
+
+    @model_validator(mode="after")
+    def _env_kwargs(self) -> EvalConfig:
+        from reskill_gym.envs.registration import ENV_CLASSES, check_env_kwargs
+
+        if self.env in ENV_CLASSES:  # an unknown env name is reported where it is used
+            check_env_kwargs(self.env, self.env_kwargs, "env_kwargs")
+        return self
+
+    @field_validator("llm")
+    @classmethod
+    def _llm(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from reskill_gym.llm.config import check_llm_options
+
+        check_llm_options(v, "llm")  # --timeout inf fails here, not mid-run
+        return v
+
     metric: Literal["success", "expert"] = Field(
         "success",
         description="success: play episodes, report success rates. expert: score "

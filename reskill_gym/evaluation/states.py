@@ -69,7 +69,7 @@ TrajectoryKind = Literal["expert", "perturbed"]
 class StateConfig(BaseModel):
     """How states are drawn (the ``expert:`` block of an eval config holds these fields)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     perturbed: int = Field(
         1, ge=0, description="Perturbed trajectories per task (besides the planner's own)."

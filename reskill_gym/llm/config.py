@@ -17,12 +17,20 @@ fails at start with the field name instead of being silently ignored.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["LLMConfig", "ModelPrice", "DEFAULT_PRICES", "DEFAULT_MODELS", "BackendKind"]
+__all__ = [
+    "LLMConfig",
+    "ModelPrice",
+    "DEFAULT_PRICES",
+    "DEFAULT_MODELS",
+    "BackendKind",
+    "check_llm_options",
+]
 
 log = logging.getLogger(__name__)
 
@@ -224,3 +232,31 @@ class LLMConfig(BaseModel):
         if hits:
             return self.prices[max(hits, key=len)]
         return ModelPrice()
+
+
+def check_llm_options(options: Mapping[str, Any], where: str) -> None:
+    """Check the ``LLMConfig`` fields of a free-form options mapping when a config loads.
+
+    Run, eval and creator configs carry LLM overrides as a plain mapping (it also holds
+    constructor arguments such as ``api_key``), so pydantic does not see inside it; without
+    this check ``timeout_s: inf`` or ``temperature: nan`` would be accepted and fail (or
+    never end) only when the backend is built mid-run. Raises ``ValueError`` naming
+    ``where`` and the field. Keys that are not ``LLMConfig`` fields pass through.
+
+    >>> check_llm_options({"timeout_s": 30, "api_key": "x"}, "agent.llm")
+    >>> check_llm_options({"timeout_s": float("inf")}, "agent.llm")
+    Traceback (most recent call last):
+    ...
+    ValueError: agent.llm.timeout_s: Input should be a finite number (got inf)
+    """
+    fields = {k: v for k, v in options.items() if k in LLMConfig.model_fields}
+    fields.pop("backend", None)
+    fields.pop("model", None)
+    fields.pop("base_url", None)
+    try:
+        LLMConfig.model_validate({"backend": "local", **fields})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        got = f" (got {err['input']!r})" if loc else ""
+        raise ValueError(f"{where}{'.' + loc if loc else ''}: {err['msg']}{got}") from None

@@ -42,7 +42,7 @@ _SELF_PARSING_ENVS = frozenset({"search"})
 class TurnConfig(BaseModel):
     """The turn contract's settings (see the module docstring)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     format: TurnFormat = Field(
         "project",

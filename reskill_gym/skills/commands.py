@@ -223,13 +223,25 @@ def diff_cmd(
         typer.echo(terminal_text(d.patches[name]), nl=False)
 
 
-def _skill_folders(path: Path) -> list[Path]:
-    from reskill_gym.skills.skillmd import is_skill_dir
+def _skill_folders(path: Path, *, refuse_links: bool = True) -> list[Path]:
+    """``path`` itself if it is a skill folder, else its sub-folders (hidden ones skipped).
+
+    ``path`` was typed by the user, so a link there is theirs to choose; a sub-folder that
+    is a link is refused (``SkillError`` naming it): following it would read whatever the
+    link points at as if it were part of the folder given. ``refuse_links=False`` (for
+    ``validate``, which reports each folder's problems) returns it instead.
+    """
+    from reskill_gym.skills.errors import SkillError
+    from reskill_gym.skills.skillmd import _link_message, is_skill_dir
 
     if is_skill_dir(path):
         return [path]
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        children = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        for p in children:
+            if refuse_links and p.is_symlink() and p.is_dir():
+                raise SkillError(_link_message(p), path=p)
+        return [p for p in children if p.is_dir()]
     return [path]
 
 
@@ -246,7 +258,7 @@ def validate_cmd(
         if not p.exists() and not p.is_symlink():
             results.append({"path": str(p), "errors": [f"{p}: does not exist"]})
             continue
-        folders = _skill_folders(p)
+        folders = _skill_folders(p, refuse_links=False)
         if not folders:
             results.append({"path": str(p), "errors": ["no skill folders here"]})
         for f in folders:

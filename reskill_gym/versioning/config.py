@@ -32,7 +32,7 @@ DiscountConvention = Literal["evidence", "posterior"]
 class TesterConfig(BaseModel):
     """How candidates are tested against the live library version."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     __test__ = False  # the name starts with "Test": keep pytest from collecting it
 
     mode: Mode = Field(

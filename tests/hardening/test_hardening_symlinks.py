@@ -133,3 +133,18 @@ def test_store_entries_that_are_links_are_refused(
         lib.commit([kit.skill("c")], reason="would append through the link")
     kit.user_error(kit.cli("skills", "prune", "-L", library.root, "--keep", "0"), "symbolic link")
     assert kit.snapshot_tree(outside) == before  # not truncated, appended to, or pruned
+
+
+def test_import_of_a_parent_folder_refuses_a_linked_skill_folder(
+    kit, tmp_path: Path, outside: Path
+) -> None:
+    """``skills import PARENT`` used to read a skill folder that is a link like its own."""
+    write_skill(kit.skill("plan"), outside)
+    src = tmp_path / "src"
+    write_skill(kit.skill("a"), src)
+    (src / "plan").symlink_to(outside / "plan", target_is_directory=True)
+    lib = tmp_path / "lib"
+    kit.user_error(kit.cli("skills", "import", src, "-L", lib), "src/plan", "symbolic link")
+    assert not lib.exists()
+    res = kit.cli("skills", "validate", src)  # validate reports it with the other folders
+    assert res.exit_code == 1 and "symbolic link" in res.output

@@ -107,7 +107,7 @@ _SECTIONS = ("run", "env", "trainer", "rollout", "coevolution")
 class TrainConfig(BaseModel):
     """The whole run config (what ``config.yaml`` holds)."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
 
     run: RunConfig = Field(default_factory=RunConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)

@@ -56,7 +56,7 @@ _ENVS = ("alfworld", "scienceworld", "search")
 class CoEvolutionSettings(BaseModel):
     """Where the co-evolution state lives and how it is configured."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = Field(
         True,
@@ -133,7 +133,7 @@ class CoEvolutionSettings(BaseModel):
 class ReskillVerlConfig(BaseModel):
     """What the ReSkill agent loop and trainer hook read from ``config.reskill``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     env: Literal["alfworld", "scienceworld", "search"] = Field(
         "alfworld", description="Environment of rows whose extra_info names none."
