@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.reskill-installed
 
-.PHONY: setup browser demo test wheel-test lint bench clean
+.PHONY: setup browser demo test wheel-test docs lint bench clean
 
 setup: $(STAMP) browser
 
@@ -40,8 +40,13 @@ test: setup
 wheel-test: setup
 	$(PY) -m pytest -m slow -q tests/test_wheel.py
 
+# The documentation site (mkdocs.yml): --strict fails on a broken link, a page missing from the
+# nav or an API reference that does not resolve. Output in site/.
+docs: setup
+	$(VENV)/bin/mkdocs build --strict
+
 bench: setup
 	$(PY) benchmarks/run_perf.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache site

@@ -91,7 +91,10 @@ class RolloutSession:
         env: a ReSkill text env, usually inside ``SkillWrapper`` (its ``info`` then carries
             the skill bundle of each turn).
         config: the turn contract's settings; resolved for the env's name here.
-        episode_id, group_id, arm, step: copied into the ``Episode`` record.
+        episode_id: the ``Episode`` record's id.
+        group_id: the GRPO group the rollout belongs to (copied into the record).
+        arm: the version-test arm, when a test is live (copied into the record).
+        step: the training step (copied into the record).
         max_turns: turn cap (invalid turns count); default: the env's ``max_turns``.
     """
 

@@ -96,15 +96,16 @@ def _scan_for_init(root: Path, max_content_chars: int | None) -> dict[str, dict[
 class SkillLibrary:
     """On-disk versioned skill store (see the module docstring for the layout).
 
-    >>> import tempfile, pathlib
-    >>> from reskill_gym.skills.model import Trigger
-    >>> lib = SkillLibrary.open(pathlib.Path(tempfile.mkdtemp()), create=True)
-    >>> v1 = lib.commit([Skill(name="plan", description="Plan.", content="Plan first.",
-    ...                        trigger=Trigger(type="beginning"))], reason="seed", step=0)
-    >>> lib.head == v1, lib.view().names
-    (True, ('plan',))
-    >>> [e.kind for e in lib.history()]
-    ['init', 'commit']
+    Examples:
+        >>> import tempfile, pathlib
+        >>> from reskill_gym.skills.model import Trigger
+        >>> lib = SkillLibrary.open(pathlib.Path(tempfile.mkdtemp()), create=True)
+        >>> v1 = lib.commit([Skill(name="plan", description="Plan.", content="Plan first.",
+        ...                        trigger=Trigger(type="beginning"))], reason="seed", step=0)
+        >>> lib.head == v1, lib.view().names
+        (True, ('plan',))
+        >>> [e.kind for e in lib.history()]
+        ['init', 'commit']
     """
 
     def __init__(

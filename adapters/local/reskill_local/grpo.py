@@ -321,9 +321,10 @@ def whiten_token_advantages(
     with token-weighted mean and unbiased variance (veRL's ``masked_whiten``, the published
     runs' second normalisation). Fewer than two tokens: unchanged.
 
-    >>> s = [(TurnSample([1], [2, 3], [0.0, 0.0]), 1.0), (TurnSample([1], [2], [0.0]), -2.0)]
-    >>> [round(a, 4) for _, a in whiten_token_advantages(s)]
-    [0.5774, -1.1547]
+    Examples:
+        >>> s = [(TurnSample([1], [2, 3], [0.0, 0.0]), 1.0), (TurnSample([1], [2], [0.0]), -2.0)]
+        >>> [round(a, 4) for _, a in whiten_token_advantages(s)]
+        [0.5774, -1.1547]
     """
     n = sum(len(s.action_ids) for s, _ in samples)
     if n < 2:
