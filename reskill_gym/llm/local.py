@@ -79,6 +79,8 @@ DEFAULT_LOCAL_NAME = "SmolLM2-135M-Instruct"
 _CACHE_FORMAT = 2  # 2: tokenizer checked after the round trip (1 kept Gemma's broken one)
 _TEMPLATE_OPTIONS = ("plain",)
 _PROBE_REPLY = "reskill stop probe"
+_ADAPTER_CONFIG = "adapter_config.json"  # a PEFT (LoRA) adapter folder
+_POLICY_MANIFEST = "reskill-policy.json"  # reskill_gym.policy_folder.MANIFEST
 _PROBE_TEXTS = (
     "go to countertop 1",
     "You are in the middle of a room. Looking quickly around you, you see a cabinet 10, "
@@ -131,7 +133,13 @@ def resolve_local_model(spec: str) -> tuple[Path, str | None]:
             raise LLMConfigError(f"local model file {path} is not a .gguf file")
         return path.parent, path.name
     if path.is_dir():
-        if (path / "config.json").exists():
+        from reskill_gym.policy_folder import PolicyFolderError, resolve_policy_path
+
+        try:  # a run folder names its policy/ (reskill_gym.policy_folder)
+            path = resolve_policy_path(path)
+        except PolicyFolderError as e:
+            raise LLMConfigError(str(e)) from None
+        if (path / "config.json").exists() or (path / _ADAPTER_CONFIG).exists():
             return path, None
         ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) == 1:
@@ -398,40 +406,29 @@ class LocalBackend(BaseBackend):
             directory, gguf_file = resolve_local_model(self.model)
             try:
                 import torch
-                from transformers import AutoModelForCausalLM, AutoTokenizer
+                import transformers  # noqa: F401  (a clear error before any loading)
             except ImportError as e:
                 raise LLMConfigError(
                     "backend 'local' needs torch and transformers: pip install 'reskill-gym[local]'"
                 ) from e
-            from reskill_gym.llm.gguf_vocab import gguf_tokenizer
 
             t0 = time.monotonic()
-            dtype = None if self.config.dtype == "auto" else getattr(torch, self.config.dtype)
-            converted = None
-            if gguf_file and self.config.gguf_cache:
-                root = self.config.gguf_cache_dir or default_gguf_cache_dir()
-                converted = _converted_dir(root, directory / gguf_file, self.config.dtype)
-            if converted is not None and (converted / "config.json").exists():
-                log.info("llm local: loading converted %s", converted)
-                tok = _load_cached_tokenizer(converted)
-                lm = AutoModelForCausalLM.from_pretrained(converted, dtype=dtype)
-            elif gguf_file:
-                log.info("llm local: loading %s (%s)", directory, gguf_file)
-                tok = gguf_tokenizer(directory / gguf_file)
-                lm = AutoModelForCausalLM.from_pretrained(
-                    directory, gguf_file=gguf_file, dtype=dtype
-                )
-                if converted is not None:
-                    _save_converted(converted, tok, lm, source=directory / gguf_file)
+            if (directory / _ADAPTER_CONFIG).is_file():
+                lm, tok = self._load_lora(directory)
             else:
-                log.info("llm local: loading %s", directory)
-                tok = AutoTokenizer.from_pretrained(directory)
-                lm = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+                lm, tok = self._load_weights(directory, gguf_file)
             device = self.config.device
             if device == "auto":
                 device = "cuda" if torch.cuda.is_available() else "cpu"
-            lm.to(device)  # type: ignore[arg-type]  # PreTrainedModel.to (functools.wraps) is typed unbound
+            lm.to(device)
             lm.eval()
+            is_policy = any((directory / f).is_file() for f in (_ADAPTER_CONFIG, _POLICY_MANIFEST))
+            if is_policy and self.chat_template is None and not getattr(tok, "chat_template", None):
+                raise LLMConfigError(
+                    f"policy {directory}: its tokenizer has no chat template (no "
+                    "chat_template.jinja, none in tokenizer_config.json); copy the base "
+                    "model's chat_template.jinja into the folder"
+                )
             self._tok = tok
             path = str(directory / gguf_file) if gguf_file else str(directory)
             model = split_local_spec(self.model)[0]
@@ -441,6 +438,56 @@ class LocalBackend(BaseBackend):
             log.info(
                 "llm local: loaded %s in %.1fs on %s", self.model_name, self.load_seconds, device
             )
+
+    def _load_weights(self, directory: Path, gguf_file: str | None) -> tuple[Any, Any]:
+        """``(lm, tokenizer)`` of a model folder or a GGUF file (converted once, cached)."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from reskill_gym.llm.gguf_vocab import gguf_tokenizer
+
+        dtype = None if self.config.dtype == "auto" else getattr(torch, self.config.dtype)
+        converted = None
+        if gguf_file and self.config.gguf_cache:
+            root = self.config.gguf_cache_dir or default_gguf_cache_dir()
+            converted = _converted_dir(root, directory / gguf_file, self.config.dtype)
+        if converted is not None and (converted / "config.json").exists():
+            log.info("llm local: loading converted %s", converted)
+            tok = _load_cached_tokenizer(converted)
+            lm = AutoModelForCausalLM.from_pretrained(converted, dtype=dtype)
+        elif gguf_file:
+            log.info("llm local: loading %s (%s)", directory, gguf_file)
+            tok = gguf_tokenizer(directory / gguf_file)
+            lm = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, dtype=dtype)
+            if converted is not None:
+                _save_converted(converted, tok, lm, source=directory / gguf_file)
+        else:
+            log.info("llm local: loading %s", directory)
+            tok = AutoTokenizer.from_pretrained(directory)
+            lm = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+        return lm, tok
+
+    def _load_lora(self, directory: Path) -> tuple[Any, Any]:
+        """A LoRA policy folder: its base model (named by the folder) with the adapter merged,
+        and the tokenizer saved beside the adapter (it carries the trained chat template)."""
+        from transformers import AutoTokenizer
+
+        from reskill_gym.policy_folder import PolicyFolderError, lora_base
+
+        try:
+            base = lora_base(directory)
+            from peft import PeftModel
+        except PolicyFolderError as e:
+            raise LLMConfigError(str(e)) from None
+        except ImportError as e:
+            raise LLMConfigError(
+                f"LoRA adapter {directory}: loading it needs peft: pip install 'reskill-gym[local]'"
+            ) from e
+        log.info("llm local: loading LoRA adapter %s over %s", directory, base)
+        lm, _ = self._load_weights(*resolve_local_model(base))
+        lm = PeftModel.from_pretrained(lm, directory).merge_and_unload()
+        tok = AutoTokenizer.from_pretrained(directory)
+        return lm, tok
 
     def _configure_tokenizer(self, source: str | None = None) -> None:
         tok = self._tok

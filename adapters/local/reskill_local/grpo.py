@@ -79,6 +79,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Checkpoint files beside the policy folder (see :meth:`GRPOTrainer.save_checkpoint`).
+TRAINER_STATE = "trainer.pt"
+OPTIMIZER_STATE = "optimizer.pt"
+
 
 # =========================================================================================
 # 1. Config
@@ -730,3 +734,79 @@ class GRPOTrainer:
 
     def load(self, path: str | os.PathLike[str]) -> None:
         self.load_state_dict(torch.load(Path(path), map_location="cpu", weights_only=False))
+
+    # A run's checkpoint folder: the weights as a Hugging Face policy folder that other tools
+    # read (reskill_gym.policy_folder), the optimizer in its own file so that older
+    # checkpoints can drop it, and the rest (step, RNGs, task queue) in a small trainer.pt.
+    def save_checkpoint(self, folder: str | os.PathLike[str], *, optimizer: bool = True) -> None:
+        """Write ``policy/`` (unless the policy is frozen), ``trainer.pt`` and, if
+        ``optimizer``, ``optimizer.pt`` into ``folder``."""
+        from reskill_gym.policy_folder import POLICY_DIR, write_policy_folder
+
+        folder = Path(folder)
+        state = self.state_dict()
+        state["weights"] = {}
+        opt = state.pop("optimizer")
+        if self.config.update_policy:
+            write_policy_folder(
+                folder / POLICY_DIR,
+                self.policy.model,
+                self.policy.tokenizer,
+                base=self.config.model,
+                stop_token=str(self.policy.tokenizer.convert_ids_to_tokens(self.policy.stop_id)),
+                steps_done=self.step_count,
+            )
+        with atomic_path(folder / TRAINER_STATE) as tmp:
+            torch.save(state, tmp)
+        if optimizer and opt is not None:
+            with atomic_path(folder / OPTIMIZER_STATE) as tmp:
+                torch.save(opt, tmp)
+
+    def load_checkpoint(self, folder: str | os.PathLike[str]) -> None:
+        """Restore what :meth:`save_checkpoint` wrote (or an older ``trainer.pt`` that holds
+        the weights itself)."""
+        from reskill_gym.policy_folder import POLICY_DIR
+
+        folder = Path(folder)
+        state = torch.load(folder / TRAINER_STATE, map_location="cpu", weights_only=False)
+        if state.get("weights") or not self.config.update_policy:
+            self.load_state_dict(state)  # a frozen policy, or a checkpoint of the old layout
+            return
+        self._load_policy_weights(folder / POLICY_DIR)
+        opt_path = folder / OPTIMIZER_STATE
+        if self.optimizer is not None and opt_path.is_file():
+            state["optimizer"] = torch.load(opt_path, map_location="cpu", weights_only=False)
+        elif self.optimizer is not None:
+            logger.warning("%s has no %s: the optimizer starts fresh", folder, OPTIMIZER_STATE)
+        self.load_state_dict(state)
+
+    def _load_policy_weights(self, folder: Path) -> None:
+        """Copy a policy folder's weights into the in-memory model (every trainable one)."""
+        from safetensors.torch import load_file
+
+        model = self.policy.model
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        if self._lora:
+            from peft import set_peft_model_state_dict
+
+            files = [folder / "adapter_model.safetensors"]
+        else:
+            files = sorted(folder.glob("model*.safetensors"))
+        if not files or not all(f.is_file() for f in files):
+            raise FileNotFoundError(f"{folder}: no weights (model*.safetensors) to resume from")
+        weights: dict[str, torch.Tensor] = {}
+        for f in files:
+            weights.update(load_file(f))
+        result: Any  # torch's _IncompatibleKeys (missing_keys, unexpected_keys)
+        if self._lora:
+            result = set_peft_model_state_dict(model, weights)
+            loaded = trainable - set(result.missing_keys)
+        else:
+            result = model.load_state_dict(weights, strict=False)
+            loaded = trainable - set(result.missing_keys)
+        if result.unexpected_keys or loaded != trainable:
+            missing = sorted(trainable - loaded)[:3]
+            raise KeyError(
+                f"{folder}: weights do not fit this model (missing {missing}, unexpected "
+                f"{list(result.unexpected_keys)[:3]})"
+            )

@@ -17,17 +17,26 @@ The run folder (``runs/<env>__<exp>__<seed>__<unix time>`` unless ``run.name`` i
 
     config.yaml          the full resolved config, written at start
     skills/              the skill library (copied from the seed library), with history
-    checkpoints/step_000004/{trainer.pt, coevolution.json, run.json}
+    checkpoints/step_000004/{policy/, trainer.pt, optimizer.pt, coevolution.json, run.json}
     checkpoints/LATEST   name of the newest complete checkpoint
+    policy/              the trained policy, Hugging Face format, written when the run ends
     metrics.jsonl        one line per step (trainer metrics, per-arm reward, test state)
     events.jsonl         co-evolution events (creator, tests, dropped episodes)
     report.md, plots/    written at the end (``reskill report`` regenerates them)
 
+A checkpoint's ``policy/`` is a Hugging Face-format folder (``reskill_gym.policy_folder``:
+``save_pretrained`` safetensors + tokenizer + chat template, or a PEFT adapter folder for
+LoRA runs); ``trainer.pt`` holds the step, task queue and RNGs; ``optimizer.pt`` is kept in
+the newest checkpoint only (resume needs it, older checkpoints are weights only). A frozen
+policy (``trainer.update_policy=false``) writes no weights. ``<run>/policy/`` is the newest
+checkpoint's policy, hard-linked when the run ends.
+
 Checkpoints are written after every step into a temporary folder that is renamed into
 place, then ``LATEST`` is replaced (atomic rename): a ``kill -9`` at any moment leaves the
 previous complete checkpoint. On resume the library HEAD, tester, reservoir, creator
-assertions, trainer weights/optimizer and every RNG come from that checkpoint, and lines of
-``metrics.jsonl`` / ``events.jsonl`` from steps after it are dropped (they are replayed).
+assertions, trainer weights (from ``policy/``), optimizer and every RNG come from that
+checkpoint, and lines of ``metrics.jsonl`` / ``events.jsonl`` from steps after it are dropped
+(they are replayed).
 Versions committed after the checkpoint stay in the store as unreferenced objects; being
 content-addressed, a replayed proposal gets the same id (never a duplicate).
 
@@ -55,6 +64,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reskill_gym.coevolve import CoEvolution, CoEvolutionConfig, CoEvolutionLike, NoCoEvolution
+from reskill_gym.policy_folder import POLICY_DIR, publish_policy
 from reskill_gym.rollout import TurnConfig
 from reskill_gym.runfolder import (
     CHECKPOINTS,
@@ -82,7 +92,7 @@ from reskill_gym.runfolder import (
 )
 from reskill_gym.runfolder import append_jsonl as _append_jsonl
 from reskill_gym.runfolder import cpu_seconds as _cpu_seconds
-from reskill_local.grpo import GRPOConfig
+from reskill_local.grpo import OPTIMIZER_STATE, GRPOConfig
 
 __all__ = [
     "TrainConfig",
@@ -283,7 +293,7 @@ class TrainingRun:
     # ----- checkpoints --------------------------------------------------------------------
     def _save_checkpoint(self, steps_done: int) -> Path:
         def fill(folder: Path) -> None:
-            self.trainer.save(folder / "trainer.pt")
+            self.trainer.save_checkpoint(folder, optimizer=True)
             if self.coevo is not None:
                 self.coevo.save(folder)  # NoCoEvolution has nothing to save
 
@@ -294,9 +304,24 @@ class TrainingRun:
             "cpu_s": self._cpu_before + (_cpu_seconds() - self._cpu_at_start),
             "time": time.time(),
         }
-        return write_checkpoint(
+        final = write_checkpoint(
             self.run_dir, steps_done, fill, meta, keep=self.config.run.keep_checkpoints
         )
+        # resume needs the optimizer state of the newest checkpoint only: older kept ones
+        # hold the weights (their policy/) and the small trainer state
+        for older in final.parent.glob("step_*"):
+            if older != final:
+                (older / OPTIMIZER_STATE).unlink(missing_ok=True)
+        return final
+
+    def _publish_policy(self) -> Path | None:
+        """``<run>/policy/``: the newest checkpoint's policy folder (hard links, no copy)."""
+        if not self.config.trainer.update_policy:
+            return None  # the weights never changed: the policy is trainer.model
+        ckpt = latest_checkpoint(self.run_dir)
+        if ckpt is None or not (ckpt / POLICY_DIR).is_dir():
+            return None
+        return publish_policy(ckpt / POLICY_DIR, self.run_dir / POLICY_DIR)
 
     def restore(self) -> int:
         """Load the newest checkpoint; returns the number of steps it covers (0 if none).
@@ -313,7 +338,7 @@ class TrainingRun:
             truncate_logs(self.run_dir, 0)
             return 0
         meta = restore_coevolution(ckpt, self.coevo, self.library)
-        self.trainer.load(ckpt / "trainer.pt")
+        self.trainer.load_checkpoint(ckpt)
         steps = int(meta["steps_done"])
         if self.trainer.step_count != steps:
             raise RuntimeError(
@@ -369,6 +394,7 @@ class TrainingRun:
                     self._save_checkpoint(step + 1)
                     log_wandb(self._wandb, row, step)
                     bar.end_step(step, row, events)
+            self._publish_policy()
         finally:
             self.close()
         report = None

@@ -108,7 +108,6 @@ def test_frozen_training_run_on_alfworld(base_policy, tmp_path) -> None:
             "trainer.group_size=2",
             "trainer.groups_per_step=2",
             "coevolution.async_creator=false",
-            "coevolution.min_reservoir_size=4",
             "coevolution.creator.min_reservoir_size=4",
             "coevolution.creator.rules_min_support=1",
             "coevolution.creator.rules_loop_length=2",

@@ -53,7 +53,6 @@ def _tiny(out_dir: Path, name: str, steps: int, *extra: str) -> list[str]:
         "trainer.kl_coef=0",
         "trainer.max_samples_per_step=2",
         "coevolution.async_creator=false",
-        "coevolution.min_reservoir_size=4",
         "coevolution.creator.min_reservoir_size=4",
         "coevolution.creator.rules_min_support=1",
         "coevolution.creator.rules_loop_length=2",
@@ -128,6 +127,13 @@ def test_kill9_mid_step_then_resume_is_exact(base_policy, tmp_path: Path) -> Non
     assert set(committed) <= set(versions), "a committed candidate was lost"
     final = json.loads((latest_checkpoint(run_dir) / "run.json").read_text())
     assert final["steps_done"] == steps and final["head"] == run.library.head
+    # the checkpoint files: a policy folder in each kept one, the optimizer in the newest only
+    kept = sorted((run_dir / "checkpoints").glob("step_*"))
+    assert [c.name for c in kept] == [f"step_{s:06d}" for s in range(1, steps + 1)]
+    assert all((c / "policy" / "model.safetensors").is_file() for c in kept)
+    assert [c.name for c in kept if (c / "optimizer.pt").exists()] == [kept[-1].name]
+    assert not list((run_dir / "checkpoints").glob(".step_*")), "a temp folder was left"
+    assert (run_dir / "policy" / "reskill-policy.json").is_file()
 
 
 # ----- a creator backend that always fails -------------------------------------------------
