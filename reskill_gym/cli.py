@@ -118,11 +118,13 @@ from reskill_gym.creator.commands import creator_app  # noqa: E402
 from reskill_gym.evaluation.commands import eval_command  # noqa: E402
 from reskill_gym.evolve import evolve_command  # noqa: E402
 from reskill_gym.report import report_command  # noqa: E402
+from reskill_gym.run_export import export_command  # noqa: E402
 from reskill_gym.skills.commands import skills_app  # noqa: E402
 
 app.add_typer(creator_app, name="creator")
 app.command("eval")(eval_command)
 app.command("evolve")(evolve_command)
+app.command("export")(export_command)
 app.command("report")(report_command)
 app.add_typer(skills_app, name="skills")
 

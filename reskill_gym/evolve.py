@@ -124,7 +124,8 @@ class AgentConfig(BaseModel):
 
     spec: str = Field(
         description="The agent, as `reskill eval --agent`: anthropic:<model>, bedrock:<model>, "
-        "openai:<base_url>#<model>, local:<path|default>, python:<module>:<function>."
+        "openai:<base_url>#<model>, local:<path|default>, run:<run folder> (a trained policy), "
+        "python:<module>:<function>."
     )
     temperature: float = Field(
         1.0,
@@ -157,13 +158,14 @@ class AgentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _spec(self) -> AgentConfig:
-        from reskill_gym.evaluation.agents import parse_agent_spec
+        from reskill_gym.evaluation.agents import normalize_agent_spec, parse_agent_spec
         from reskill_gym.llm import LLMConfigError
         from reskill_gym.llm.config import check_llm_options
 
         check_llm_options(self.llm, "agent.llm")
 
         try:
+            self.spec = normalize_agent_spec(self.spec)  # run:<run> -> local:<run>
             parse_agent_spec(self.spec)
         except LLMConfigError as exc:
             raise ValueError(str(exc)) from None

@@ -138,12 +138,22 @@ def write_policy_folder(
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         atomic_write_text(tmp / MANIFEST, manifest.model_dump_json(indent=1) + "\n")
+        _readable(tmp)
         fsync_dir(tmp)
         _replace_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def _readable(folder: Path) -> None:
+    """0755 / 0644 like any other written file (mkdtemp and some writers make 0700 / 0600):
+    a policy is shared, uploaded, served by another user's process."""
+    folder.chmod(0o755)
+    for item in folder.iterdir():
+        if item.is_file() and not item.is_symlink():
+            item.chmod(0o644)
 
 
 def _replace_dir(new: Path, dest: Path) -> None:
@@ -174,6 +184,7 @@ def publish_policy(src: str | os.PathLike[str], dest: str | os.PathLike[str]) ->
                 os.link(item, tmp / item.name)
             except OSError:
                 shutil.copy2(item, tmp / item.name)
+        tmp.chmod(0o755)
         fsync_dir(tmp)
         _replace_dir(tmp, dest)
     except BaseException:

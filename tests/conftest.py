@@ -61,3 +61,44 @@ def tiny_backend():
 
     lm, tok = build_tiny_chat_model()
     return LocalBackend(LLMConfig(backend="local"), lm=lm, tokenizer=tok)
+
+
+@pytest.fixture(scope="session")
+def demo_trained_run(tmp_path_factory, tiny_chat_model):
+    """A run folder of ``reskill train --config configs/demo.yaml`` (LoRA), one real ALFWorld
+    step with the tiny model in place of SmolLM2: a policy, a library, metrics, checkpoints."""
+    pytest.importorskip("alfworld")
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from reskill_gym.cli import app
+
+    repo = Path(__file__).resolve().parents[1]
+    lm, tok = tiny_chat_model()
+    root = tmp_path_factory.mktemp("train-eval")
+    model = root / "tiny-model"
+    lm.save_pretrained(model)
+    tok.save_pretrained(model)
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(repo / "configs" / "demo.yaml"),
+            f"run.out_dir={root}",
+            "run.name=demo",
+            "run.steps=1",
+            "run.report=false",
+            f"trainer.model={model}",
+            "trainer.device=cpu",
+            "trainer.group_size=2",
+            "trainer.groups_per_step=1",
+            "env.kwargs.max_turns=2",
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    run = root / "demo"
+    assert (run / "policy" / "adapter_config.json").is_file()  # the demo trains LoRA
+    return run

@@ -2,7 +2,7 @@
 
 Exports ``AgentSpec``, ``AgentKind``, ``ActionMode``, ``AgentReply``, ``AgentChoice``,
 ``Agent``, ``LLMAgent``, ``ScoreAgent``, ``CallableAgent``, ``AgentRefusalError``,
-``parse_agent_spec``, ``make_agent`` and ``AGENT_KINDS``.
+``parse_agent_spec``, ``normalize_agent_spec``, ``make_agent`` and ``AGENT_KINDS``.
 
 Specs (the same strings as ``reskill_gym.llm`` backends, plus user callables):
 
@@ -11,6 +11,8 @@ Specs (the same strings as ``reskill_gym.llm`` backends, plus user callables):
 - ``local:<alias|dir|file.gguf>[#plain]`` a transformers model here (``default``: SmolLM2-135M;
   ``gemma3-270m``, ``qwen2.5-coder-1.5b``; ``#plain`` for a model without a chat template)
 - ``python:<module>:<function>``      ``function(messages, info) -> str``, your own policy
+- ``run:<run folder>``                the policy a ``reskill train`` run wrote (its
+  ``policy/``, full or LoRA): shorthand for ``local:<run folder>``
 
 An agent only *answers*; it never reads or maps a reply. The turn contract
 (:class:`reskill_gym.rollout.RolloutSession`) builds the messages it sees and turns its
@@ -58,6 +60,7 @@ __all__ = [
     "CallableAgent",
     "AgentRefusalError",
     "parse_agent_spec",
+    "normalize_agent_spec",
     "make_agent",
     "AGENT_KINDS",
 ]
@@ -113,6 +116,39 @@ def parse_agent_spec(spec: str) -> AgentSpec:
             f"{e.message} (or python:<module>:<function> for a callable)"
         ) from None
     return AgentSpec(spec=spec, kind=cfg.backend, target=rest.strip())
+
+
+def normalize_agent_spec(spec: str) -> str:
+    """``run:<run>`` spelled as the ``local:`` spec it is; a ``local:`` run folder is checked
+    here, so a run without a policy fails when the config is read, not after env start-up.
+
+    >>> normalize_agent_spec("run:/nonexistent/run")
+    Traceback (most recent call last):
+    ...
+    reskill_gym.llm.errors.LLMConfigError: run:/nonexistent/run: /nonexistent/run is not a run folder (no config.yaml and skills/ in it)
+    """
+    from pathlib import Path
+
+    from reskill_gym.policy_folder import PolicyFolderError, is_run_folder, resolve_policy_path
+
+    spec = (spec or "").strip()
+    kind, sep, rest = spec.partition(":")
+    if sep and kind.lower() == "run":
+        run = rest.strip()
+        if not is_run_folder(Path(run).expanduser()):
+            raise LLMConfigError(
+                f"{spec}: {run} is not a run folder (no config.yaml and skills/ in it)"
+            )
+        spec = f"local:{run}"
+        kind, rest = "local", run
+    if kind.lower() == "local":
+        path = Path(rest.strip().rpartition("#")[0] or rest.strip()).expanduser()
+        if is_run_folder(path):
+            try:
+                resolve_policy_path(path)
+            except PolicyFolderError as e:
+                raise LLMConfigError(str(e)) from None
+    return spec
 
 
 # ----- what an agent answers ---------------------------------------------------------------

@@ -126,7 +126,7 @@ def eval_command(
     agent: str = typer.Option(
         ...,
         "--agent",
-        help="anthropic:<model> | openai:<base_url>#<model> | local:<path|default> | python:<module>:<function>.",
+        help="anthropic:<model> | openai:<base_url>#<model> | local:<path|default> | run:<run folder> (its trained policy) | python:<module>:<function>.",
     ),
     baseline: bool = typer.Option(
         True,

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
-from reskill_gym.evaluation.agents import ActionMode, parse_agent_spec
+from reskill_gym.evaluation.agents import ActionMode, normalize_agent_spec, parse_agent_spec
 from reskill_gym.evaluation.states import StateConfig
 from reskill_gym.rollout import TurnConfig
 
@@ -201,6 +201,11 @@ class EvalConfig(BaseModel):
             rollout[name] = value
         data["rollout"] = rollout
         return data
+
+    @field_validator("agent")
+    @classmethod
+    def _agent(cls, v: str) -> str:
+        return normalize_agent_spec(v)  # run:<run> -> local:<run>, a run without a policy fails
 
     @field_validator("template")
     @classmethod

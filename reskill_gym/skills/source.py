@@ -15,7 +15,10 @@ A reference says where skills come from; every command reads it the same way:
   (``reskill_gym.envs.registration.seed_library_path``): callers pass it as ``seed``, a
   function called only when the reference is ``seed``, so an env without a seed library fails
   only when one is asked for;
-- ``none`` or ``None``: no skills.
+- ``none`` or ``None``: no skills;
+- a run folder (``reskill train`` / ``reskill evolve`` wrote it: ``config.yaml`` beside a
+  ``skills/`` library), or ``run:<run folder>``: the library the run evolved, ``<run>/skills``
+  (``runs/<run>@HEAD~1`` pins a version of it as for any library).
 
 The wrapper (:class:`~reskill_gym.wrapper.SkillWrapper`), ``reskill eval`` (frozen views),
 the run folder of ``reskill train`` / ``reskill evolve`` (:func:`seed_library`) and the veRL
@@ -61,6 +64,8 @@ SeedFolder = Callable[[], Path]
 
 _SEED = "seed"
 _NONE = "none"
+_RUN = "run:"
+_RUN_SKILLS = "skills"
 
 
 def parse_skill_ref(ref: str) -> tuple[str, str | None]:
@@ -88,7 +93,7 @@ def resolve_ref(
     (PosixPath('skills/search'), 'HEAD')
     """
     text = os.fspath(ref)
-    name, pinned = parse_skill_ref(text)
+    name, pinned = parse_skill_ref(text.removeprefix(_RUN))
     if pinned is not None and version is not None and pinned != version:
         raise LibraryError(f"{text}: pins version {pinned!r} but version {version!r} was given")
     version = version if version is not None else pinned
@@ -100,7 +105,15 @@ def resolve_ref(
         if seed is None:
             raise LibraryError("'seed' names the env's seed library, but no env was given")
         return seed(), version
-    return Path(name).expanduser(), version
+    path = Path(name).expanduser()
+    if text.startswith(_RUN) and not _is_run_folder(path):
+        raise LibraryError(f"{text}: {path} is not a run folder (no config.yaml and skills/)")
+    return (path / _RUN_SKILLS if _is_run_folder(path) else path), version
+
+
+def _is_run_folder(path: Path) -> bool:
+    """A run folder: its library is ``skills/`` beside ``config.yaml``."""
+    return (path / "config.yaml").is_file() and is_library(path / _RUN_SKILLS)
 
 
 def open_source(
