@@ -14,7 +14,8 @@ asks ``server_manager.generate`` for the reply and packs veRL samples:
 1. the task comes from the row's ``extra_info`` (``env``, ``task_id``, ``split``; written by
    ``reskill verl prepare``); co-evolution says which library version this rollout uses
    (training rows: by the GRPO group ``uid`` and the rollout's ``session_id``; validation
-   rows, ``split != train``: HEAD), see :mod:`reskill_verl.coevolution_actor`;
+   rows, ``split != train``: HEAD, or with ``reskill.validation: published`` an arm of the
+   live test drawn per rollout), see :mod:`reskill_verl.coevolution_actor`;
 2. an env is leased from the worker's :class:`reskill_gym.rollout.EnvPool` with that version
    pinned; every env call (lease, reset, ``session.act``, release) runs in a thread pool,
    never on the event loop;
@@ -329,6 +330,10 @@ class ReskillEnvAgentLoop(AgentLoopBase):
             arm = a.arm
             view = await client.view(a.version) if a.version else None
             session_id = a.index
+        elif s.validation == "published":  # a live test's arms split validation too
+            a = await client.assign_eval(uid, task_id, session_id)
+            arm = a.arm
+            view = await client.view(a.version) if a.version else None
         else:
             arm = "eval"
             view = await client.view(None)

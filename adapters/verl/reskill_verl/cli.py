@@ -228,14 +228,21 @@ def prepare(
     shuffle_seed: int | None = typer.Option(
         None,
         "--shuffle-seed",
-        help="Shuffle the training tasks (and each data source's validation tasks) with this "
-        "seed before the limits cut them (published search: 42).",
+        help="Shuffle the training tasks (and the validation tasks of each data source / split "
+        "for --val-per-source / --val-per-split) with this seed before the limits cut them "
+        "(published: 42).",
     ),
     val_per_source: int | None = typer.Option(
         None,
         "--val-per-source",
         help="At most this many validation tasks per data source, e.g. per search benchmark "
         "(published: 300).",
+    ),
+    val_per_split: int | None = typer.Option(
+        None,
+        "--val-per-split",
+        help="At most this many validation tasks per val split, drawn by the seeded shuffle "
+        "(published ALFWorld: 32 seen + 32 unseen games).",
     ),
 ) -> None:
     """Write veRL dataset files: one row per task, env + task id + split in extra_info.
@@ -255,6 +262,7 @@ def prepare(
         limit_val=limit_val,
         shuffle_seed=shuffle_seed,
         val_per_source=val_per_source,
+        val_per_split=val_per_split,
     )
     for name, path in result.files.items():
         typer.echo(f"{name}: {result.counts[name]} rows -> {path}")

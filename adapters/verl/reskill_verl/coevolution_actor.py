@@ -11,7 +11,8 @@ one ``CoEvolutionService`` wrapped as a Ray actor named after the run
 (``reskill_coevolution_<hash of the run folder>``, :meth:`reskill_verl.config.CoEvolutionSettings.resolved_actor_name`, in namespace
 ``reskill``); the trainer hook creates it, agent loops look it up by name.
 
-Per rollout an agent loop calls ``assign(uid, task_id, n, index)``. The plan of a GRPO group
+Per rollout an agent loop calls ``assign(uid, task_id, n, index)`` (validation rollouts of
+the published protocol: ``assign_eval``). The plan of a GRPO group
 is computed once, when its first rollout asks (``CoEvolution.plan_step`` on that one group,
 keyed by the group's ``uid``), so the n rollouts of a group always get the tester's
 within-group split, whichever worker or order they arrive in; asking again for the same
@@ -217,6 +218,24 @@ class CoEvolutionService:
         )
         plan.handed[index] = out
         return out
+
+    def assign_eval(self, uid: str, task_id: str, index: int | None = None) -> Assignment:
+        """Version of one validation rollout under the published protocol
+        (``reskill.validation: published``): while a version test runs, one draw from the
+        tester's current assignment probabilities (the published validation envs
+        Thompson-sample every slot between the old and the new library; the draw uses the
+        tester's seeded generator), arm ``incumbent`` / ``candidate``; otherwise HEAD, arm
+        ``eval``. The episode goes to :meth:`record_eval`, never to the tester.
+        """
+        plan = self.coevo.plan_step([(f"eval:{uid}:{index}", str(task_id), 1)])
+        return Assignment(
+            plan.versions[0][0],
+            plan.arms[0][0] if plan.testing else "eval",
+            int(index or 0),
+            self.current_step,
+            plan.testing,
+            plan.p_candidate,
+        )
 
     def record(self, episodes: Sequence[Episode | dict[str, Any]]) -> int:
         """Feed finished episodes to the reservoir/tester; returns how many were accepted.
@@ -449,6 +468,9 @@ class CoEvolutionClient:
     async def assign(self, uid: str, task_id: str, n: int, index: int | None) -> Assignment:
         raise NotImplementedError
 
+    async def assign_eval(self, uid: str, task_id: str, index: int | None) -> Assignment:
+        raise NotImplementedError
+
     async def view(self, version: str | None) -> LibraryView | None:
         raise NotImplementedError
 
@@ -490,6 +512,10 @@ class LocalCoEvolutionClient(CoEvolutionClient):
     async def assign(self, uid: str, task_id: str, n: int, index: int | None) -> Assignment:
         with self._lock:
             return self.service.assign(uid, task_id, n, index)
+
+    async def assign_eval(self, uid: str, task_id: str, index: int | None) -> Assignment:
+        with self._lock:
+            return self.service.assign_eval(uid, task_id, index)
 
     async def view(self, version: str | None) -> LibraryView | None:
         with self._lock:
@@ -533,6 +559,9 @@ class RayCoEvolutionClient(CoEvolutionClient):
 
     async def head(self) -> str | None:
         return await self.handle.head.remote()
+
+    async def assign_eval(self, uid: str, task_id: str, index: int | None) -> Assignment:
+        return await self.handle.assign_eval.remote(uid, task_id, index)
 
     async def record(self, episodes: list[Episode]) -> None:
         await self.handle.record.remote(episodes)

@@ -221,6 +221,15 @@ class ReskillVerlConfig(BaseModel):
         "own averages, so the episode metrics count it as a failure and this cap keeps a "
         "broken node from biasing every number.",
     )
+    validation: Literal["project", "published"] = Field(
+        "project",
+        description="Which library version a validation rollout uses. 'project': HEAD, the "
+        "live library (a test's candidate is validated once accepted). 'published': while a "
+        "version test runs, each validation rollout draws its arm from the tester's current "
+        "assignment probabilities, as the published validation envs Thompson-sample every "
+        "slot between the old and the new library (never recorded by the tester); HEAD "
+        "otherwise. Either way the pass's success per split, task type and topic is logged.",
+    )
     coevolution: CoEvolutionSettings = Field(default_factory=CoEvolutionSettings)
 
     @field_validator("template")

@@ -160,6 +160,7 @@ def prepare_dataset(
     limit_val: int | None = None,
     shuffle_seed: int | None = None,
     val_per_source: int | None = None,
+    val_per_split: int | None = None,
     system_prompt: str | None = None,
 ) -> PreparedData:
     """Write ``train.parquet`` (``train_split``) and ``val.parquet`` (``val_splits``).
@@ -169,8 +170,10 @@ def prepare_dataset(
     of the training config. ``shuffle_seed``: the training tasks are shuffled (``shuffled``)
     before ``limit_train`` cuts them, and each data source's validation tasks before
     ``val_per_source`` does. ``val_per_source``: at most this many validation tasks per data
-    source (Search: per benchmark) in every val split. A ``manifest.json`` records what was
-    written.
+    source (Search: per benchmark) in every val split. ``val_per_split``: at most this many
+    validation tasks of every val split, after the seeded shuffle (the published ALFWorld
+    validation plays 32 random games of each of its two splits). A ``manifest.json`` records
+    what was written.
     """
     if env not in ENV_IDS:
         raise ValueError(f"unknown env {env!r}; known: {', '.join(ENV_IDS)}")
@@ -183,6 +186,8 @@ def prepare_dataset(
             ids = list(raw.task_ids(split))
             if val_per_source is not None:
                 ids = per_source(ids, _source_of(raw, env), val_per_source, shuffle_seed)
+            if val_per_split is not None:
+                ids = shuffled(ids, shuffle_seed)[:val_per_split]
             val_ids += [(split, t) for t in ids[:limit_val]]
         source_of = getattr(raw, "data_source_of", None)
         sources = (
@@ -214,6 +219,7 @@ def prepare_dataset(
         "val_splits": list(val_splits),
         "shuffle_seed": shuffle_seed,
         "val_per_source": val_per_source,
+        "val_per_split": val_per_split,
         "counts": result.counts,
         "files": {k: v.name for k, v in result.files.items()},
     }

@@ -205,6 +205,30 @@ def test_verl_search_concat_legacy_worker_v1_fields_validation_and_failures(
     assert taken["metrics"]["val/seen/success_rate"] == won
     assert [k for k in taken["metrics"] if "/task_type/" in k and k.startswith("val/seen/")]
     assert svc.take_eval()["sessions"] == 0, "taken once"
+
+    # reskill.validation: published — a live test's arms split validation rollouts too
+    assert svc.coevo.tester.active
+
+    async def published_val() -> Any:
+        loop = instantiate()
+        loop.settings = loop.settings.model_copy(update={"validation": "published"})
+        return [
+            await loop.run(
+                {**params, "temperature": 0}, **val, session_id=i, global_steps=2, uid="uid-pv"
+            )
+            for i in range(6)
+        ]
+
+    pub = asyncio.run(published_val())
+    pub_arms = {o.extra_fields["arm"] for o in pub}
+    assert pub_arms <= {"incumbent", "candidate"} and pub_arms, pub_arms
+    assert all(
+        o.extra_fields["library_version"]
+        == (head if o.extra_fields["arm"] == "incumbent" else candidate)
+        for o in pub
+    )
+    assert len(svc._stats.episodes) == 2, "published validation never reaches the tester"
+    assert svc.take_eval()["metrics"]["val/seen/episodes"] == 6
     assert "[node " in dropped[0].error, "a failure names its node"
     assert good.extra_fields["arm"] in {"incumbent", "candidate"}
     fields = []

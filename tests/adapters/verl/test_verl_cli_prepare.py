@@ -363,6 +363,7 @@ def test_verl_published_presets_compose_validate_and_match_the_published_runs(
     assert turn.prompt_chars == int(cfg.data.max_prompt_length * ratio) == int(lengths[0] * ratio)
     assert turn.invalid_action_penalty == 0.1 and settings.grpo_double_normalize
     assert settings.update_policy and settings.skills is None  # an empty starting library
+    assert settings.validation == "published"  # a live test's arms split validation too
     assert settings.max_active_skills == 8 and settings.skill_budget_chars is None
 
     core = settings.coevolution.coevolution_config(str(tmp_path / "ckpt"))
@@ -554,6 +555,41 @@ def test_verl_prepare_search_published_command_gives_the_published_split(tmp_pat
     assert {r["data_source"] for r in val} == {
         f"reskill/search/{'seen' if s in ('nq', 'hotpotqa') else 'unseen'}/{s}" for s in _TEST_SIZES
     }
+
+
+def test_verl_prepare_alfworld_published_command_gives_the_published_validation(
+    tmp_path, smollm_dir
+):
+    """The published ALFWorld preset's prepare command: 32 seeded-random games of each
+    validation split (seen, unseen), 64 = the preset's val_batch_size, played greedily."""
+    import pyarrow.parquet as pq
+    from reskill_verl.prepare import shuffled
+
+    from reskill_gym.cli import app
+    from reskill_gym.envs.registration import env_class
+
+    cmd = _preset_prepare_command("alfworld")
+    assert cmd[:3] == ["reskill", "verl", "prepare"]
+    per_split = int(cmd[cmd.index("--val-per-split") + 1])
+    assert per_split == 32 and cmd[cmd.index("--shuffle-seed") + 1] == "42"
+    assert "--val-splits" not in cmd, "the default splits: seen and unseen"
+    cfg = _compose_published("alfworld", smollm_dir)
+    assert cfg.data.val_batch_size == 2 * per_split
+    # the same command on the generated tiny games (the official ones need $ALFWORLD_DATA)
+    args = [a.replace("source=official", "source=generated").replace("data/alfworld", str(tmp_path / "out"))
+            for a in cmd[1:]]  # fmt: skip
+    args += ["--env-arg", "difficulty=tiny", "--val-per-split", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    raw = env_class("alfworld")(source="generated", difficulty="tiny")
+    expected = {s: shuffled(list(raw.task_ids(s)), 42)[:2] for s in ("seen", "unseen")}
+    raw.close()
+    val = pq.read_table(tmp_path / "out" / "val.parquet").to_pylist()
+    for split in ("seen", "unseen"):
+        got = [r["extra_info"]["task_id"] for r in val if r["extra_info"]["split"] == split]
+        assert got == expected[split] and len(got) == 2, split
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["val_per_split"] == 2 and manifest["shuffle_seed"] == 42
 
 
 def test_verl_prepare_without_the_published_flags_keeps_the_file_order(tmp_path):

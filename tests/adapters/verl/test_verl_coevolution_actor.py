@@ -72,6 +72,28 @@ def test_verl_group_split_is_planned_once_per_uid(tmp_path, make_lib):
     assert {a.version for a in seq} == {head, candidate}
 
 
+def test_verl_published_validation_draws_test_arms_never_recorded(tmp_path, make_lib):
+    """``reskill.validation: published``: while a test runs, validation rollouts draw an arm
+    per rollout from the tester's probabilities (the published val envs' per-slot draw); the
+    tester never sees them; without a test they play HEAD (arm ``eval``)."""
+    from reskill_verl.config import ReskillVerlConfig
+
+    assert ReskillVerlConfig().validation == "project"
+    svc, head, candidate = _service(tmp_path, make_lib)
+    counts = svc.coevo.tester.state_dict()
+    got = [svc.assign_eval("val-uid", "t1", i) for i in range(40)]
+    assert {a.arm for a in got} == {"incumbent", "candidate"}, "both arms drawn"
+    assert all(a.version == (head if a.arm == "incumbent" else candidate) for a in got)
+    assert all(a.testing for a in got)
+    svc.record_eval([_episode("val-uid", a.index, a.version, a.arm, won=True) for a in got])
+    assert svc.coevo.tester.state_dict()["active"] == counts["active"], "nothing recorded"
+    m = svc.take_eval()["metrics"]
+    assert m["val/all/episodes"] == 40 and m["val/all/arm/candidate/success_rate"] == 1.0
+    idle, head2, _ = _service(tmp_path / "idle", make_lib, testing=False)
+    a = idle.assign_eval("val-uid", "t1", 0)
+    assert (a.version, a.arm, a.testing) == (head2, "eval", False)
+
+
 def test_verl_record_and_end_step_metrics(tmp_path, make_lib):
     svc, head, candidate = _service(tmp_path, make_lib)
     plan = [svc.assign("u", "t1", 4, index=i) for i in range(4)]
