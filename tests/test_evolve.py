@@ -50,6 +50,53 @@ def test_shipped_configs_validate() -> None:
     assert transfer.env.name == "scienceworld" and transfer.env.skills.endswith("/skills")
 
 
+def test_published_variants_carry_the_published_values() -> None:
+    """configs/evolve/*_published.yaml: every published choice (values cited from
+    amazon-science/reskill in the files); a drift from the published value fails here."""
+    from reskill_gym.creator import CreatorSampling
+    from reskill_gym.llm import parse_spec
+    from reskill_gym.rollout.published import PUBLISHED_PROMPT_CHAR_RATIO
+    from reskill_gym.versioning.config import TesterConfig
+
+    # env: (turns, reply tokens, max_prompt_length of the published run)
+    shapes = {"alfworld": (50, 512, 4096), "scienceworld": (30, 1024, 6000)}
+    for name in ("alfworld_published", "scienceworld_transfer_published"):
+        cfg = load_evolve_config(CONFIGS / f"{name}.yaml")
+        env = cfg.env.name
+        turns, reply, prompt_len = shapes[env]
+        assert cfg.run.skills_mode == "coevolve"
+        assert cfg.rollout.format == "published" and cfg.rollout.layout == "per_turn"
+        assert cfg.rollout.history_turns == turns == cfg.env.kwargs["max_turns"]
+        assert cfg.rollout.prompt_chars == int(prompt_len * PUBLISHED_PROMPT_CHAR_RATIO[env])
+        assert cfg.rollout.include_skills and cfg.rollout.record_prompts
+        assert (cfg.agent.group_size, cfg.agent.groups_per_step) == (8, 16)
+        assert cfg.agent.max_tokens == reply and cfg.agent.temperature == 1.0
+        assert cfg.env.template == "published" and cfg.env.skill_budget_chars is None
+        assert cfg.env.max_active_skills == 8
+        co = cfg.coevolution
+        assert co.async_creator is False and co.test_outcome == "won"
+        assert (co.reservoir_size, co.reservoir_dedup_by) == (200, "task_arm_outcome")
+        assert co.tester == TesterConfig.published()
+        cr = co.creator
+        assert cr.pipeline == "published" and cr.sampling == CreatorSampling.published()
+        assert cr.assertion_text == "published" and cr.min_reservoir_size == 100
+        assert (cr.n_groups, cr.min_success_ratio, cr.min_trigger_rate) == (30, 0.3, 0.5)
+        assert (cr.max_skill_content_chars, cr.max_proposal_retries) == (500, 3)
+        assert (cr.analysis_workers, cr.max_library_skills, cr.n_version_history) == (16, 8, 5)
+        llm = parse_spec(cr.backend, **cr.llm_options)
+        assert (llm.backend, llm.model, llm.aws_region) == (
+            "bedrock",
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "us-west-2",
+        )
+    alf = load_evolve_config(CONFIGS / "alfworld_published.yaml")
+    assert alf.env.skills == "none", "published: an empty starting library"
+    sw = load_evolve_config(CONFIGS / "scienceworld_transfer_published.yaml")
+    assert sw.env.skills == "runs/alfworld-evolve-published/skills"
+    assert sw.env.kwargs["reward"] == "published" and sw.env.kwargs["action_hint"] is True
+    assert sw.env.kwargs["simplifications"] == "easy" and sw.env.kwargs["eval_variations"] == "dev"
+
+
 def test_config_errors_name_the_key() -> None:
     with pytest.raises(
         ConfigError, match=r"unknown key 'agent.worker' \(did you mean 'agent.workers'"
