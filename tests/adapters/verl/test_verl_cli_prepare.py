@@ -575,6 +575,13 @@ def test_verl_prepare_alfworld_published_command_gives_the_published_validation(
     assert "--val-splits" not in cmd, "the default splits: seen and unseen"
     cfg = _compose_published("alfworld", smollm_dir)
     assert cfg.data.val_batch_size == 2 * per_split
+    # ScienceWorld: 32 episodes from the flat (task, dev variation) pool, one val split
+    sw = _preset_prepare_command("scienceworld")
+    assert (
+        sw[sw.index("--val-splits") + 1] == "unseen" and sw[sw.index("--shuffle-seed") + 1] == "42"
+    )
+    sw_per_split = int(sw[sw.index("--val-per-split") + 1])
+    assert sw_per_split == _compose_published("scienceworld", smollm_dir).data.val_batch_size == 32
     # the same command on the generated tiny games (the official ones need $ALFWORLD_DATA)
     args = [a.replace("source=official", "source=generated").replace("data/alfworld", str(tmp_path / "out"))
             for a in cmd[1:]]  # fmt: skip
