@@ -243,6 +243,15 @@ class CreatorConfig(BaseModel):
         description="rules: an action n-gram must be this much more frequent in successful "
         "than in failed episodes of the same task type.",
     )
+    rules_max_p_value: float = Field(
+        0.05,
+        gt=0.0,
+        le=1.0,
+        description="rules: an action n-gram's enrichment must also be unlikely by chance: "
+        "a one-sided Fisher exact test (successes vs failures of the task type, with vs "
+        "without the n-gram) at most this p-value, and at least rules_min_support successes "
+        "must show it. 1.0 keeps only the support count.",
+    )
     rules_loop_length: int = Field(
         3, ge=2, description="rules: the same action this many times in a row is a loop."
     )

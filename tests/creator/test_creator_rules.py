@@ -121,3 +121,49 @@ def test_alfworld_rules_proposal_makes_sense(alfworld_episodes) -> None:
     assert "Nothing happens" in put.content and re.search(r"`move \w+ \d+ to \w+ \d+`", put.content)
     assert all(rep.passed and rep.trigger_rate >= 0.5 for rep in p.verification.values())
     assert all(name not in view for name in skills)
+
+
+def _episode(i: int, actions: list[str], won: bool):
+    from reskill_gym.episode import Episode, Turn
+
+    return Episode(
+        episode_id=f"e{i}",
+        env_id="ReSkill-ALFWorld-v0",
+        task_id=f"t{i}",
+        task="look at the mug under the desklamp",
+        task_type="look_at_obj_in_light",
+        turns=[Turn(observation="You are in a room.", action=a) for a in actions],
+        won=won,
+    )
+
+
+def test_fisher_greater_matches_hand_computed_tails() -> None:
+    from reskill_gym.creator.rules import fisher_greater
+
+    # 2 of 5 successes vs 0 of 20 failures: C(23,3) / C(25,5).
+    assert fisher_greater(2, 5, 0, 20) == pytest.approx(1771 / 53130)
+    # Every episode shows the pattern: no evidence at all.
+    assert fisher_greater(4, 4, 6, 6) == pytest.approx(1.0)
+    assert fisher_greater(5, 5, 0, 5) == pytest.approx(1 / 252)
+
+
+def test_enriched_ngram_needs_supporting_successes_and_significance() -> None:
+    """The pattern the evolve run turned into a skill: 'take then move' in 2 of 5 successes
+    and none of the failures — chance level, so no finding; the same share over 6 of 15
+    successes is significant and becomes one."""
+    from reskill_gym.creator.rules import find_enriched_ngrams
+
+    def eps(n_with: int, n_wins: int, n_fails: int):
+        with_ = ["go to desk 1", "take mug 1 from desk 1", "move mug 1 to desk 1"]
+        without = ["go to desk 1", "use desklamp 1"]
+        out = [_episode(i, with_ if i < n_with else without, True) for i in range(n_wins)]
+        out += [_episode(100 + i, without, False) for i in range(n_fails)]
+        return out
+
+    weak = eps(2, 5, 4)
+    assert find_enriched_ngrams(weak, min_support=1, min_enrichment=0.3)  # no p-value rule
+    assert not find_enriched_ngrams(weak, min_support=3, min_enrichment=0.3)
+    assert not find_enriched_ngrams(weak, min_support=1, min_enrichment=0.3, max_p_value=0.05)
+    strong = eps(6, 15, 12)
+    (f,) = find_enriched_ngrams(strong, min_support=3, min_enrichment=0.3, max_p_value=0.05)
+    assert f.task_types == ["look_at_obj_in_light"] and "`take`" in f.why
