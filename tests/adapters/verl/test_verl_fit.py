@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.verl, pytest.mark.slow]
 verl = pytest.importorskip("verl")
 
 import verl_fit_harness as fh  # noqa: E402  (conftest puts this folder on sys.path)
-from verl_harness import AGENT_LOOPS_YAML, compose, prepare_search  # noqa: E402
+from verl_harness import prepare_search  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,56 +34,10 @@ def search_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def transfer_queue(ray_session: Any) -> Any:
-    """A real TransferQueue (controller + one storage unit) on the session's Ray; the
-    harness travels to the Ray workers by value (they run its rollout client)."""
-    tq = pytest.importorskip("transfer_queue")
-    from omegaconf import OmegaConf
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(fh)
-    tq.init(
-        OmegaConf.create(
-            {
-                "backend": {
-                    "SimpleStorage": {"num_data_storage_units": 1, "total_storage_size": 4000}
-                }
-            }
-        )
-    )
+    pytest.importorskip("transfer_queue")
+    tq = fh.start_transfer_queue()
     yield tq
     tq.close()
-
-
-def fit_config(tmp_path: Path, model: Path, data: tuple[Path, Path], extra: list[str]) -> Any:
-    """configs/verl/search.yaml scaled to CPU: 2 tasks x group 2 per step, 2 turns of up to
-    8 tokens, one agent-loop worker; the co-evolution actor keeps its run-scoped name."""
-    folder, cache = data
-    return compose(
-        "search",
-        [
-            f"actor_rollout_ref.model.path={model}",
-            f"data.train_files={folder / 'train.parquet'}",
-            f"data.val_files={folder / 'val.parquet'}",
-            "data.train_batch_size=2",
-            "data.val_batch_size=2",
-            "data.dataloader_num_workers=0",
-            "data.max_prompt_length=1024",
-            "actor_rollout_ref.rollout.n=2",
-            "actor_rollout_ref.actor.ppo_mini_batch_size=1",
-            "actor_rollout_ref.actor.optim.lr=1e-3",
-            "actor_rollout_ref.rollout.agent.num_workers=1",
-            f"actor_rollout_ref.rollout.agent.agent_loop_config_path={AGENT_LOOPS_YAML}",
-            "trainer.logger=[console]",
-            "trainer.n_gpus_per_node=1",
-            "trainer.val_before_train=false",
-            f"trainer.default_local_dir={tmp_path / 'ckpt'}",
-            f"+reskill.env_kwargs.cache_dir={cache}",
-            "reskill.env_kwargs.max_turns=2",
-            "reskill.max_turns=2",
-            "reskill.max_tokens_per_turn=8",
-            *extra,
-        ],
-    )
 
 
 def check_token_alignment(run: fh.FitRun, step: int) -> None:
@@ -101,10 +55,10 @@ def test_verl_fit_per_turn_penalty_whitening_validation_kill_and_resume(
     veRL steps; validation at step 2; checkpoints at 2 and 3; the job killed in step 3's
     update, then resumed from step 2 (policy, dataloader and co-evolution from the same step)
     and finished."""
-    cfg = fit_config(
+    cfg = fh.fit_config(
         tmp_path,
         tiny_model,
-        search_data,
+        *search_data,
         [
             "data.max_response_length=32",
             "reskill.rollout.layout=per_turn",
@@ -176,10 +130,10 @@ def test_verl_fit_frozen_policy_concat(tmp_path, tiny_model, search_data, transf
     reads old_log_probs every step (calculate_log_probs), so the frozen trainer hands it the
     rollout's (veRL's bypass); no update, no reference model; the penalty's spans and the
     whitening still run; two steps and a validation complete."""
-    cfg = fit_config(
+    cfg = fh.fit_config(
         tmp_path,
         tiny_model,
-        search_data,
+        *search_data,
         [
             "data.max_response_length=256",
             "reskill.rollout.layout=concat",

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -479,6 +480,69 @@ def agent_loop_manager(trainer: Any) -> Any:
         teacher_client=trainer.get_teacher_client(),
         reward_loop_worker_handles=trainer.get_reward_handles(),
     )
+
+
+def fit_config(
+    tmp_path: Path,
+    model: Path,
+    data: Path,
+    cache: Path | None,
+    extra: list[str],
+    *,
+    workers: int = 1,
+) -> Any:
+    """configs/verl/search.yaml scaled to CPU: 2 tasks x group 2 per step, 2 turns of up to
+    8 tokens, ``workers`` agent-loop workers; the co-evolution actor keeps its run-scoped
+    name. ``data``: ``reskill verl prepare``'s folder; ``cache``: the search corpus's cache
+    folder (None: each worker's ``$RESKILL_CACHE``, as on a cluster without the override)."""
+    from verl_harness import AGENT_LOOPS_YAML, compose  # not at import: pickled by value
+
+    return compose(
+        "search",
+        [
+            f"actor_rollout_ref.model.path={model}",
+            f"data.train_files={data / 'train.parquet'}",
+            f"data.val_files={data / 'val.parquet'}",
+            "data.train_batch_size=2",
+            "data.val_batch_size=2",
+            "data.dataloader_num_workers=0",
+            "data.max_prompt_length=1024",
+            "actor_rollout_ref.rollout.n=2",
+            "actor_rollout_ref.actor.ppo_mini_batch_size=1",
+            "actor_rollout_ref.actor.optim.lr=1e-3",
+            f"actor_rollout_ref.rollout.agent.num_workers={workers}",
+            f"actor_rollout_ref.rollout.agent.agent_loop_config_path={AGENT_LOOPS_YAML}",
+            "trainer.logger=[console]",
+            "trainer.n_gpus_per_node=1",
+            "trainer.val_before_train=false",
+            f"trainer.default_local_dir={tmp_path / 'ckpt'}",
+            *([f"+reskill.env_kwargs.cache_dir={cache}"] if cache is not None else []),
+            "reskill.env_kwargs.max_turns=2",
+            "reskill.max_turns=2",
+            "reskill.max_tokens_per_turn=8",
+            *extra,
+        ],
+    )
+
+
+def start_transfer_queue() -> Any:
+    """A real TransferQueue (controller + one storage unit) on the connected Ray; this module
+    travels to the Ray workers by value (they run its rollout client). ``tq.close()`` ends it."""
+    import transfer_queue as tq
+    from omegaconf import OmegaConf
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    tq.init(
+        OmegaConf.create(
+            {
+                "backend": {
+                    "SimpleStorage": {"num_data_storage_units": 1, "total_storage_size": 4000}
+                }
+            }
+        )
+    )
+    return tq
 
 
 @dataclass
