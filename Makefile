@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.reskill-installed
 
-.PHONY: setup browser demo test wheel-test docs lint bench clean
+.PHONY: setup browser demo test wheel-test verl-test docs lint bench clean
 
 setup: $(STAMP) browser
 
@@ -39,6 +39,11 @@ test: setup
 # The wheel, built from the sdist, installed in a fresh venv and run outside the checkout.
 wheel-test: setup
 	$(PY) -m pytest -m slow -q tests/test_wheel.py
+
+# veRL's slow tests: its real V1 fit() on CPU (kill and resume, frozen policy), a two-node
+# Ray cluster on this machine (`ray start` twice), the plugin in fresh Ray workers.
+verl-test: setup
+	$(PY) -m pytest -m slow -q tests/adapters/verl
 
 # The documentation site (mkdocs.yml): --strict fails on a broken link, a page missing from the
 # nav or an API reference that does not resolve. Output in site/.

@@ -20,6 +20,9 @@ verl = pytest.importorskip("verl")
 import verl_fit_harness as fh  # noqa: E402  (conftest puts this folder on sys.path)
 from verl_harness import prepare_search  # noqa: E402
 
+VAL_ACC = "val-core/reskill/search/seen/synthetic/acc/mean@1"
+"""veRL's own validation metric for the search rows (``data_source`` names the benchmark)."""
+
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -85,7 +88,7 @@ def test_verl_fit_per_turn_penalty_whitening_validation_kill_and_resume(
             "actor/pg_loss" in run.logged[step - 1][1]
             and "actor/kl_loss" in run.logged[step - 1][1]
         )
-    assert run.metric(2, "val-core/reskill/search/seen/acc/mean@1") == 0.0, "veRL's own val metric"
+    assert run.metric(2, VAL_ACC) == 0.0, "veRL's own val metric"
     assert [c[:2] for c in run.stubs.actor.calls if c[0] == "update"] == [
         ("update", 1),
         ("update", 2),
@@ -110,7 +113,7 @@ def test_verl_fit_per_turn_penalty_whitening_validation_kill_and_resume(
     assert ("load", -1, 0) in resumed.stubs.actor.calls, "veRL loaded the step-2 actor"
     assert [s for s, _ in resumed.logged] == [3]
     check_token_alignment(resumed, 3)
-    assert resumed.metric(3, "val-core/reskill/search/seen/acc/mean@1") == 0.0
+    assert resumed.metric(3, VAL_ACC) == 0.0
     rows = [json.loads(x) for x in (root / "reskill" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3], "the run log resumed after step 2"
     assert (
@@ -155,5 +158,5 @@ def test_verl_fit_frozen_policy_concat(tmp_path, tiny_model, search_data, transf
         assert run.metric(step, "reskill/rows") == 4.0, "concat: one row per episode"
         assert run.metric(step, "episode/count") == 4.0
         assert "actor/pg_loss" not in run.logged[step - 1][1]
-    assert "val-core/reskill/search/seen/acc/mean@1" in run.logged[-1][1]
+    assert VAL_ACC in run.logged[-1][1]
     run.kill()
