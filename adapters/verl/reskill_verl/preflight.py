@@ -10,7 +10,10 @@ Two parts, both from the composed config (the same arguments as ``reskill verl t
 folder, or the Hugging Face cache: no download). Estimates, with the assumptions stated:
 
 - *actor states under FSDP*: fp32 parameters (4 B), fp32 gradients (4 B) and Adam's two
-  moments (8 B) per parameter, sharded over every GPU of the job; while rollouts run,
+  moments (8 B) per parameter, sharded over every GPU of the job (with LoRA,
+  ``actor_rollout_ref.model.lora_rank > 0``: gradients and moments of the adapter only,
+  rank x (in + out) per linear layer, and no reference weights: veRL computes the reference
+  log-probs with the adapter disabled); while rollouts run,
   ``fsdp_config.param_offload`` / ``optimizer_offload`` move them to CPU (veRL brings them
   back for the update, so they count there either way); the reference model in bf16 unless
   ``ref.fsdp_config.param_offload``;
@@ -141,6 +144,18 @@ class ModelShape:
         head = 0 if self.tie_word_embeddings else self.embedding_params
         return self.embedding_params + head + self.num_layers * self.layer_params + self.hidden_size
 
+    def lora_params(self, rank: int) -> int:
+        """Trainable parameters of a rank-``rank`` LoRA on every linear layer of the decoder
+        (veRL's ``target_modules: all-linear``: q, k, v, o, gate, up, down)."""
+        h, q, kv, i = (
+            self.hidden_size,
+            self.num_heads * self.head_dim,
+            self.num_kv_heads * self.head_dim,
+            self.intermediate_size,
+        )
+        per_layer = (h + q) + 2 * (h + kv) + (q + h) + 2 * (h + i) + (i + h)
+        return rank * per_layer * self.num_layers
+
     def kv_bytes_per_token(self, tp: int) -> int:
         """bf16 K and V of every layer for one token on one GPU of a ``tp``-way replica
         (KV heads are replicated when ``tp`` exceeds them)."""
@@ -254,6 +269,12 @@ def plan_memory(config: Any, shape: ModelShape, gpu_gib: float) -> MemoryPlan:
         _sel(config, "algorithm.use_kl_in_reward", False)
     )
     frozen = int(_sel(config, "trainer.critic_warmup", 0) or 0) > 10**6
+    lora_rank = int(_sel(config, "actor_rollout_ref.model.lora_rank", 0) or 0)
+    # LoRA: gradients and Adam moments of the adapter only, and veRL computes the reference
+    # log-probs with the actor's adapter disabled (no reference weights)
+    trained = shape.lora_params(lora_rank) if lora_rank > 0 else p
+    need_ref = need_ref and lora_rank == 0
+    what = f"LoRA rank {lora_rank}" if lora_rank > 0 else "FSDP shard"
 
     plan = MemoryPlan(gpu_gib, world, tokens, max_len)
     unit = 2 * 2 * max(shape.layer_params, shape.embedding_params) / GIB
@@ -266,8 +287,8 @@ def plan_memory(config: Any, shape: ModelShape, gpu_gib: float) -> MemoryPlan:
         "CUDA context, NCCL": CUDA_CONTEXT_GIB,
     }
     if not frozen:
-        train["gradients fp32 (FSDP shard)"] = 4 * p / world / GIB
-        train["Adam moments fp32 (FSDP shard)"] = 8 * p / world / GIB
+        train[f"gradients fp32 ({what})"] = 4 * trained / world / GIB
+        train[f"Adam moments fp32 ({what})"] = 8 * trained / world / GIB
     if not free_cache:
         train["vLLM kept during the update (free_cache_engine: false)"] = vllm
     plan.phases["update" if not frozen else "log-probs"] = train
@@ -278,7 +299,7 @@ def plan_memory(config: Any, shape: ModelShape, gpu_gib: float) -> MemoryPlan:
     if not fsdp.get("param_offload", False):
         resident["actor fp32 weights (FSDP shard)"] = 4 * p / world / GIB
     if not frozen and not fsdp.get("optimizer_offload", False):
-        resident["Adam moments fp32 (FSDP shard)"] = 8 * p / world / GIB
+        resident[f"Adam moments fp32 ({what})"] = 8 * trained / world / GIB
     if need_ref and not ref_offload:
         resident["reference weights bf16 (FSDP shard)"] = 2 * p / world / GIB
     plan.phases["rollout"] = resident

@@ -168,6 +168,44 @@ def test_verl_configs_compose_on_verl_and_validate(name, smollm_dir):
     assert settings.template == "published" and settings.bundle_template is PUBLISHED_TEMPLATE
 
 
+@pytest.mark.parametrize("name", CONFIGS)
+def test_verl_lora_preset_composes_on_every_config_and_validates(name, smollm_dir):
+    """``+lora=on`` on each project config: veRL's LoRA keys set, veRL's own validation
+    passes, and veRL would compute the reference with the adapter disabled (no ref model)."""
+    pytest.importorskip("verl")
+    from hydra import compose, initialize_config_dir
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs" / "verl"), version_base=None):
+        plain = compose(config_name=name, overrides=[f"actor_rollout_ref.model.path={smollm_dir}"])
+        cfg = compose(
+            config_name=name, overrides=[f"actor_rollout_ref.model.path={smollm_dir}", "+lora=on"]
+        )
+    # veRL's last check, vLLM's allowed LoRA ranks, imports vLLM (not installed without a
+    # GPU): validate a copy with lora.merge=true (which skips only that check) and check the
+    # rank against vLLM's MaxLoRARanks as veRL's fallback lists them
+    checked = cfg.copy()
+    checked.actor_rollout_ref.model.lora.merge = True
+    validate_config(
+        checked, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg)
+    )
+    assert cfg.actor_rollout_ref.model.lora_rank in (1, 8, 16, 32, 64, 128, 256, 320, 512)
+    model, rollout = cfg.actor_rollout_ref.model, cfg.actor_rollout_ref.rollout
+    assert (model.lora_rank, model.lora_alpha, model.target_modules) == (32, 32, "all-linear")
+    assert rollout.load_format == "safetensors" and rollout.layered_summon
+    assert cfg.actor_rollout_ref.actor.optim.lr == 1e-5
+    # nothing else moves: the preset is LoRA only
+    plain.actor_rollout_ref.model.merge_with(
+        {"lora_rank": 32, "lora_alpha": 32, "target_modules": "all-linear"}
+    )
+    plain.actor_rollout_ref.rollout.merge_with(
+        {"load_format": "safetensors", "layered_summon": True}
+    )
+    plain.actor_rollout_ref.actor.optim.lr = 1e-5
+    assert plain == cfg
+
+
 def test_verl_config_template_by_name():
     from pydantic import ValidationError
     from reskill_verl.config import ReskillVerlConfig

@@ -93,6 +93,23 @@ def test_verl_preflight_finds_the_traps_and_its_overrides_fit():
     assert "(then: fits" in out
 
 
+def test_verl_preflight_lora_fits_qwen3_4b_on_one_80gb_gpu_where_full_tuning_does_not():
+    """The arithmetic of docs/verl.md: Qwen3-4B, the project ALFWorld config, one GPU."""
+    from reskill_verl.preflight import ModelShape
+
+    one = ["--config-name", "alfworld", "--memory-only", "--gpu-gib", "79.6"]
+    one += ["--model-config", str(QWEN3_4B), "trainer.n_gpus_per_node=1"]
+    code, full = preflight(*one)
+    assert code == 1 and "verdict: does not fit (peak 99.6 of 79.6 GiB)" in full, full
+    assert re.search(r"^\s+30\.0  Adam moments fp32 \(FSDP shard\)", full, re.M), full
+    code, lora = preflight(*one, "+lora=on")
+    assert code == 0 and "verdict: fits (peak 65.2 of 79.6 GiB)" in lora, lora
+    assert re.search(r"^\s+0\.5  Adam moments fp32 \(LoRA rank 32\)", lora, re.M), lora
+    assert "reference weights" not in lora  # the reference is the actor, adapter disabled
+    shape = ModelShape.from_config(json.loads((QWEN3_4B / "config.json").read_text()))
+    assert shape.lora_params(32) == 32 * 36 * (7 * 2560 + 2 * 4096 + 2 * 1024 + 3 * 9728)
+
+
 def test_verl_preflight_model_config_lookup(tmp_path, monkeypatch):
     """A local folder, the Hugging Face cache (no download), else one clear error line."""
     from reskill_verl.preflight import find_model_config
