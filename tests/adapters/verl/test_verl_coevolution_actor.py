@@ -105,6 +105,7 @@ def test_verl_record_and_end_step_metrics(tmp_path, make_lib):
     n_cand = sum(a.arm == "candidate" for a in plan)
     # the shared namespace (reskill_gym.rollout.episode_metrics + coevolution_metrics)
     assert m["episode/count"] == 4 and m["episode/dropped"] == 1
+    assert m["episode/success_rate"] == n_cand / 5, "a failed session counts as a failure"
     assert m["arms/candidate/episodes"] == n_cand
     assert m["arms/candidate/success_rate"] == 1.0 and m["arms/incumbent/success_rate"] == 0.0
     assert m["versions/testing"] == 1.0 and 0.15 <= m["versions/p_candidate"] <= 0.85
