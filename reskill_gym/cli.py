@@ -29,6 +29,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     A function (not a constant) so that ``reskill --help`` does not import the skills
     package.
     """
+    from reskill_gym.envs.registration import EnvPluginError, UnknownEnvError
     from reskill_gym.llm.errors import LLMConfigError
     from reskill_gym.runfolder import ConfigError
     from reskill_gym.safe_files import UnsafeFileError
@@ -38,6 +39,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (
         ConfigError,
         LLMConfigError,
+        UnknownEnvError,
+        EnvPluginError,
         UnsafeFileError,
         SkillError,
         LibraryError,
@@ -115,6 +118,7 @@ def version() -> None:
 
 # --- sub-command groups (one line each; keep this section sorted) ---
 from reskill_gym.creator.commands import creator_app  # noqa: E402
+from reskill_gym.envs.commands import env_app  # noqa: E402
 from reskill_gym.evaluation.commands import eval_command  # noqa: E402
 from reskill_gym.evolve import evolve_command  # noqa: E402
 from reskill_gym.report import report_command  # noqa: E402
@@ -122,6 +126,7 @@ from reskill_gym.run_export import export_command  # noqa: E402
 from reskill_gym.skills.commands import skills_app  # noqa: E402
 
 app.add_typer(creator_app, name="creator")
+app.add_typer(env_app, name="env")
 app.command("eval")(eval_command)
 app.command("evolve")(evolve_command)
 app.command("export")(export_command)

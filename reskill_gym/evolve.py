@@ -196,12 +196,14 @@ class EvolveConfig(BaseModel):
 
     @model_validator(mode="after")
     def _mode(self) -> EvolveConfig:
+        from reskill_gym.envs.registration import get_spec
         from reskill_gym.evaluation.agents import parse_agent_spec
 
         kind = parse_agent_spec(self.agent.spec).kind
+        env = get_spec(self.env.name)
         r = self.rollout
         if "action_mode" not in r.model_fields_set:
-            mode = "score" if kind == "local" and self.env.name != "search" else "generate"
+            mode = env.local_action_mode if kind == "local" else "generate"
             self.rollout = TurnConfig.model_validate(
                 r.model_dump(exclude_unset=True) | {"action_mode": mode}
             )
@@ -210,9 +212,9 @@ class EvolveConfig(BaseModel):
                 raise ValueError(
                     f"rollout.action_mode: score needs a local: agent, got {kind}: (use generate)"
                 )
-            if self.env.name == "search":
+            if not env.admissible_actions:
                 raise ValueError(
-                    "rollout.action_mode: score needs admissible actions; search has none"
+                    f"rollout.action_mode: score needs admissible actions; {env.name} has none"
                 )
         return self
 

@@ -151,8 +151,10 @@ class EnvConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: Literal["alfworld", "scienceworld", "search"] = Field(
-        "alfworld", description="Environment (ReSkill-<Name>-v0)."
+    name: str = Field(
+        "alfworld",
+        description="A registered env (`reskill env list`: alfworld, scienceworld, search, "
+        "textworld or a plugin's name) or its Gymnasium id.",
     )
     split: str = Field("train", description="Task split groups are drawn from.")
     tasks: list[str] | None = Field(
@@ -192,6 +194,29 @@ class EnvConfig(BaseModel):
         default_factory=dict,
         description="Keyword arguments of the env (difficulty, max_turns, step_timeout, ...).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gym_short_form(cls, data: Any) -> Any:
+        """``{gym_id: X, kwargs: {...}, task_key: ...}`` -> the ``gym`` env with those
+        options (its ``kwargs`` are ``gym.make``'s, see reskill_gym.envs.gym_adapter)."""
+        if not isinstance(data, dict) or "gym_id" not in data:
+            return data
+        from reskill_gym.envs.gym_adapter import ADAPTER_KEYS
+
+        data = dict(data)
+        if data.get("name", "gym") != "gym":
+            raise ValueError(f"env: gym_id goes with name: gym (or no name), not {data['name']}")
+        adapter = {k: data.pop(k) for k in [*ADAPTER_KEYS, "max_turns"] if k in data}
+        adapter["env_kwargs"] = data.pop("kwargs", None) or {}
+        return data | {"name": "gym", "kwargs": adapter}
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        from reskill_gym.envs.registration import get_spec
+
+        return get_spec(v).name  # unknown: a close match and the registered list
 
     @field_validator("template")
     @classmethod

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from reskill_gym.envs.registration import ENV_IDS
+from reskill_gym.envs.registration import gym_ids
 from reskill_gym.skills import LibraryView
 
 pytestmark = pytest.mark.slow
@@ -159,7 +159,7 @@ def test_wheel_from_sdist_works_outside_the_checkout(tmp_path: Path) -> None:
     # 4. gym.make + reset for all three ids with their seed libraries.
     t1 = time.perf_counter()
     probe = json.loads(
-        _run([str(vpy), "-c", PROBE, json.dumps(ENV_IDS)], cwd=work, env=env)
+        _run([str(vpy), "-c", PROBE, json.dumps(dict(gym_ids()))], cwd=work, env=env)
         .strip()
         .splitlines()[-1]
     )
@@ -167,7 +167,7 @@ def test_wheel_from_sdist_works_outside_the_checkout(tmp_path: Path) -> None:
     package = Path(probe["reskill_gym"]).parent
     assert package.is_relative_to(venv), f"reskill_gym imported from {package}, not the venv"
     assert Path(probe["reskill_verl"]).is_relative_to(venv)
-    assert set(probe["envs"]) == set(ENV_IDS)
+    assert set(probe["envs"]) == set(gym_ids())
     for name, got in probe["envs"].items():
         assert Path(got["seed_path"]) == package / "seed_skills" / name
         shipped = LibraryView.from_folder(REPO / "skills" / name)

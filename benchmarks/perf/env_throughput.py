@@ -21,7 +21,7 @@ from reskill_gym.testing.workload import ENV_KWARGS, machine, pick_action, rss_m
 
 def single(env_name: str, steps: int, resets: int) -> dict[str, float]:
     rss0 = rss_mib(os.getpid())
-    env = gym.make(reskill_gym.envs.ENV_IDS[env_name], skills=None, **ENV_KWARGS[env_name])
+    env = gym.make(reskill_gym.envs.get_spec(env_name).gym_id, skills=None, **ENV_KWARGS[env_name])
     rng = random.Random(0)
     t = time.perf_counter()
     obs, info = env.reset(seed=0)
@@ -52,7 +52,11 @@ def single(env_name: str, steps: int, resets: int) -> dict[str, float]:
 
 def vector(env_name: str, steps: int) -> float:
     fns = [
-        (lambda: gym.make(reskill_gym.envs.ENV_IDS[env_name], skills=None, **ENV_KWARGS[env_name]))
+        (
+            lambda: gym.make(
+                reskill_gym.envs.get_spec(env_name).gym_id, skills=None, **ENV_KWARGS[env_name]
+            )
+        )
         for _ in range(2)
     ]
     venv = gym.vector.AsyncVectorEnv(fns)

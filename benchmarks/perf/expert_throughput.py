@@ -46,11 +46,11 @@ CONDITIONS = ("none", "library", "placebo", "shuffled")
 def collect(n_states: int) -> list[Any]:
     """``n_states`` labelled ALFWorld states (tiny rooms, unseen tasks), as the metric draws
     them: planner and perturbed trajectories, states spread over tasks."""
-    from reskill_gym.envs.registration import env_class
+    from reskill_gym.envs.registration import make_env
     from reskill_gym.evaluation.expert import ExpertConfig
     from reskill_gym.evaluation.states import collect_states, shuffled_task_texts
 
-    env = env_class("alfworld")(split="unseen", difficulty="tiny")
+    env = make_env("alfworld", split="unseen", difficulty="tiny")
     per_task = 4
     try:
         ids = list(env.task_ids("unseen"))

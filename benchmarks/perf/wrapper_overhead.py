@@ -380,13 +380,13 @@ def measure(
 ) -> EnvResult:
     """Record, verify and replay ``rounds`` scripts of ``steps_per_block`` steps per front.
 
-    ``env``: a raw env to use (default: ``env_class(env_name)`` with the shared workload
+    ``env``: a raw env to use (default: ``make_env(env_name)`` with the shared workload
     settings); it is closed at the end only when built here.
     """
-    from reskill_gym.envs.registration import env_class, seed_library_path
+    from reskill_gym.envs.registration import make_env, seed_library_path
 
     own = env is None
-    raw = env_class(env_name)(**ENV_KWARGS[env_name]) if own else env
+    raw = make_env(env_name, **ENV_KWARGS[env_name]) if own else env
     try:
         seed_path = None
         try:

@@ -178,7 +178,7 @@ def run_cmd(
 
 @creator_app.command("record")
 def record_cmd(
-    env: str = typer.Option(..., "--env", help="search | alfworld"),
+    env: str = typer.Option(..., "--env", help="An env a scripted agent plays: search | alfworld"),
     out: Path = typer.Option(
         ..., "--out", "-o", dir_okay=False, help="Reservoir JSONL file to write."
     ),
@@ -193,34 +193,41 @@ def record_cmd(
         file_okay=False,
         help="Skill library injected while playing (records skill_ids).",
     ),
-    difficulty: str = typer.Option("tiny", "--difficulty", help="alfworld: tiny | small | std."),
+    difficulty: str = typer.Option(
+        "tiny", "--difficulty", help="For envs with levels (alfworld: tiny | small | std)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Play an env with a scripted agent that makes typical mistakes; save a reservoir."""
     from reskill_gym.creator import Reservoir
-    from reskill_gym.envs.alfworld.spec import DIFFICULTIES
+    from reskill_gym.envs.registration import EnvPluginError, UnknownEnvError, get_spec, make_env
     from reskill_gym.rollout import record_episodes
-    from reskill_gym.testing.agents import ALFWorldMistakeAgent, SearchMistakeAgent
+    from reskill_gym.testing.agents import MISTAKE_AGENTS
 
-    if difficulty not in DIFFICULTIES:
-        raise _fail(f"--difficulty must be one of {', '.join(DIFFICULTIES)}, got {difficulty!r}", 2)
+    try:
+        spec = get_spec(env)
+    except (UnknownEnvError, EnvPluginError) as e:
+        raise _fail(f"--env: {e}", 2) from None
+    if spec.name not in MISTAKE_AGENTS:
+        raise _fail(
+            f"--env {spec.name}: no scripted mistake agent plays it (those that do: "
+            f"{', '.join(MISTAKE_AGENTS)})",
+            2,
+        )
+    options = dict(MISTAKE_AGENTS[spec.name][1])
+    if spec.difficulties:
+        if difficulty not in spec.difficulties:
+            raise _fail(
+                f"--difficulty must be one of {', '.join(spec.difficulties)}, got {difficulty!r}",
+                2,
+            )
+        options["difficulty"] = difficulty
     if out.parent.exists() and not out.parent.is_dir():
         raise _fail(f"--out {out}: {out.parent} is a file, not a folder", 2)
-    agent: Any
-    if env == "search":
-        from reskill_gym.envs.search import SearchEnv
-
-        base: Any = SearchEnv(split="train")
-        agent, env_id = SearchMistakeAgent(), "ReSkill-Search-v0"
-        ids = base.task_ids()
-    elif env == "alfworld":
-        from reskill_gym.envs.alfworld import ALFWorldEnv
-
-        base = ALFWorldEnv(difficulty=difficulty, source="generated", max_turns=12)
-        agent, env_id = ALFWorldMistakeAgent(), "ReSkill-ALFWorld-v0"
-        ids = base.task_ids("train")
-    else:
-        raise _fail(f"--env must be search or alfworld, got {env!r}", 2)
+    agent: Any = MISTAKE_AGENTS[spec.name][0]()
+    env_id = spec.gym_id
+    base: Any = make_env(spec.name, split="train", **options)
+    ids = base.unwrapped.task_ids("train")
     step = max(1, len(ids) // max(tasks, 1))
     chosen = ids[::step][:tasks]
     wrapped = base

@@ -1,7 +1,7 @@
 """What a creator pass knows besides the reservoir: past version tests and the action vocabulary.
 
-Exports ``VersionTestRecord``, ``version_test_history``, ``render_version_history``,
-``action_vocabulary`` and ``ACTION_VOCABULARIES``.
+Exports ``VersionTestRecord``, ``version_test_history``, ``render_version_history`` and
+``action_vocabulary``.
 
 The published recommender reads the last ``n_version_history`` (5) version-test decisions
 ("Step 40: REJECTED (new=0.412 vs old=0.455) -- ADD: x") so it does not repeat a rejected
@@ -9,7 +9,7 @@ idea, and the environment's action vocabulary so triggers match real commands. H
 decisions are read from the skill library's own history (a version test's decision is
 logged there by ``CoEvolution``, the commit that created the candidate carries the
 operations), so they survive a resume with no extra state. The vocabulary is a short table
-per known environment plus the action templates actually seen in the reservoir (numbers
+per registered environment (its ``EnvSpec.creator_vocabulary``) plus the action templates actually seen in the reservoir (numbers
 replaced by ``<N>``), so an unknown environment still gets one.
 
 >>> print(render_version_history([VersionTestRecord(step=40, accepted=False, new_mean=0.412,
@@ -36,7 +36,6 @@ __all__ = [
     "version_test_history",
     "render_version_history",
     "action_vocabulary",
-    "ACTION_VOCABULARIES",
 ]
 
 
@@ -114,43 +113,27 @@ def render_version_history(history: Sequence[VersionTestRecord], n_last: int = 5
     return "\n".join(lines)
 
 
-ACTION_VOCABULARIES: dict[str, str] = {
-    "alfworld": """The agent acts in ALFWorld (a text household). Commands follow fixed templates:
-- go to <receptacle> <N>          e.g. go to countertop 1
-- open <receptacle> <N> / close <receptacle> <N>
-- take <object> <N> from <receptacle> <N>
-- move <object> <N> to <receptacle> <N>   (put an object down)
-- heat / cool / clean <object> <N> with <receptacle> <N>   (microwave, fridge, sinkbasin)
-- use <object> <N>                e.g. use desklamp 1
-- examine <object or receptacle> <N>, inventory, look""",
-    "scienceworld": """The agent acts in ScienceWorld (text science experiments). Free-form commands:
-- go to <location>, look around, inventory, wait
-- pick up <object>, put <object> in <container>, pour <source> into <container>
-- activate <device> / deactivate <device>, use <object> on <target>
-- mix <container>, focus on <object>""",
-    "search": """The agent answers multi-hop questions with a search engine. Actions are tagged:
-- <search> query </search>   returns passages between <information> tags
-- <answer> short answer </answer>   ends the episode
-Trigger patterns should match the tags, e.g. `<search>` (after any search) or `<answer>`.""",
-}
-_ENV_KEYS = {"alfworld": "alfworld", "scienceworld": "scienceworld", "search": "search"}
+def _known_vocabulary(env_id: str) -> str | None:
+    """The env spec's ``creator_vocabulary``: by Gymnasium id or name, else the registered
+    name the id contains (``ReSkill-ALFWorld-v0`` -> alfworld)."""
+    from reskill_gym.envs.registration import find_spec, specs
+
+    spec = find_spec(env_id)
+    if spec is None:
+        low = env_id.lower()
+        spec = next((s for s in specs() if s.name in low), None)
+    return spec.creator_vocabulary if spec is not None else None
+
+
 _NUM = re.compile(r"\b\d+\b")
-
-
-def _env_key(env_id: str) -> str | None:
-    low = env_id.lower()
-    for needle, key in _ENV_KEYS.items():
-        if needle in low:
-            return key
-    return None
 
 
 def action_vocabulary(env_id: str, episodes: Sequence[Episode], *, top: int = 12) -> str:
     """The known table for ``env_id`` plus the commonest action templates in ``episodes``."""
     parts = []
-    key = _env_key(env_id)
-    if key is not None:
-        parts.append(ACTION_VOCABULARIES[key])
+    known = _known_vocabulary(env_id)
+    if known:
+        parts.append(known)
     counts: Counter[str] = Counter()
     for ep in episodes:
         for t in ep.turns:

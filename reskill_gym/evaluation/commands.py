@@ -22,9 +22,6 @@ __all__ = ["eval_command", "run_and_report"]
 
 log = logging.getLogger(__name__)
 
-#: Defaults for ``local:`` agents on ALFWorld (small CPU models), unless flags say otherwise.
-LOCAL_ALFWORLD_DEFAULTS: dict[str, Any] = {"difficulty": "tiny", "max_turns": 20}
-
 
 def run_and_report(config: EvalConfig, out: Path, *, console: Any = None, **kw: Any) -> Any:
     """Run (or resume) ``config`` into ``out``, then write report.md, summary.json and plots.
@@ -116,7 +113,9 @@ def _run_expert_and_report(config: EvalConfig, out: Path, *, console: Any = None
 
 
 def eval_command(
-    env: str = typer.Option(..., "--env", help="alfworld, scienceworld or search."),
+    env: str = typer.Option(
+        ..., "--env", help="A registered env (`reskill env list`): alfworld, scienceworld, ..."
+    ),
     split: list[str] = typer.Option(
         ["unseen"], "--split", help="Split(s): train, seen, unseen (repeatable)."
     ),
@@ -235,32 +234,29 @@ def eval_command(
             f"error: --out {out}: is a file; give a folder (it is created if missing)", err=True
         )
         raise typer.Exit(code=2)
-    if difficulty is not None:
-        from reskill_gym.envs.alfworld.spec import DIFFICULTIES
+    from reskill_gym.envs.registration import EnvPluginError, UnknownEnvError, get_spec
 
-        if difficulty not in DIFFICULTIES:
-            typer.echo(
-                f"error: --difficulty {difficulty!r}: choose one of {', '.join(DIFFICULTIES)}",
-                err=True,
-            )
-            raise typer.Exit(code=2)
+    try:
+        env_spec = get_spec(env)
+    except (UnknownEnvError, EnvPluginError) as e:
+        typer.echo(f"error: --env: {e}", err=True)
+        raise typer.Exit(code=2) from None
+    if difficulty is not None and difficulty not in env_spec.difficulties:
+        levels = ", ".join(env_spec.difficulties) or f"none (the {env} env has no levels)"
+        typer.echo(f"error: --difficulty {difficulty!r}: choose one of {levels}", err=True)
+        raise typer.Exit(code=2)
     kind = agent.split(":", 1)[0].lower()
     llm: dict[str, Any] = {"max_retries": max_retries, "timeout_s": timeout_s}
-    if kind == "local" and env == "alfworld":
-        # A small CPU model: small rooms and a short horizon (an untrained small
-        # policy sees reward only there). Explicit flags win; the report records the values.
-        if difficulty is None:
-            difficulty = LOCAL_ALFWORLD_DEFAULTS["difficulty"]
-            log.info(
-                "eval: local agent on alfworld: --difficulty %s (default for local agents)",
-                difficulty,
-            )
-        if max_turns is None:
-            max_turns = LOCAL_ALFWORLD_DEFAULTS["max_turns"]
-            log.info(
-                "eval: local agent on alfworld: --max-turns %d (default for local agents)",
-                max_turns,
-            )
+    if kind == "local":
+        # The env's defaults for a small CPU model (ALFWorld: small rooms and a short
+        # horizon). Explicit flags win; the report records the values.
+        local = env_spec.local_agent_defaults
+        if difficulty is None and "difficulty" in local:
+            difficulty = str(local["difficulty"])
+            log.info("eval: local agent on %s: --difficulty %s (its default)", env, difficulty)
+        if max_turns is None and "max_turns" in local:
+            max_turns = int(local["max_turns"])
+            log.info("eval: local agent on %s: --max-turns %d (its default)", env, max_turns)
     expert: dict[str, Any] = {
         k: v
         for k, v in {

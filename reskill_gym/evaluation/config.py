@@ -110,7 +110,7 @@ class EvalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    env: str = Field(description="Env short name: alfworld, scienceworld or search.")
+    env: str = Field(description="Registered env name (`reskill env list`): alfworld, ...")
     splits: list[str] = Field(default_factory=lambda: ["unseen"], description="Splits to run.")
     skills: list[str] = Field(
         default_factory=list,
@@ -127,7 +127,9 @@ class EvalConfig(BaseModel):
         "admissible list, system prompt), as in a training config's rollout: block.",
     )
     max_turns: int | None = Field(None, ge=1, description="Episode horizon; None = env default.")
-    difficulty: str | None = Field(None, description="ALFWorld task difficulty (tiny/small/std).")
+    difficulty: str | None = Field(
+        None, description="Task difficulty, for envs that have levels (alfworld: tiny/small/std)."
+    )
     temperature: float = Field(
         0.0, ge=0, description="Sampling / score-choice temperature; 0 = greedy (deterministic)."
     )
@@ -148,9 +150,9 @@ class EvalConfig(BaseModel):
 
     @model_validator(mode="after")
     def _env_kwargs(self) -> EvalConfig:
-        from reskill_gym.envs.registration import ENV_CLASSES, check_env_kwargs
+        from reskill_gym.envs.registration import check_env_kwargs, find_spec
 
-        if self.env in ENV_CLASSES:  # an unknown env name is reported where it is used
+        if find_spec(self.env) is not None:  # an unknown name is reported by _check
             check_env_kwargs(self.env, self.env_kwargs, "env_kwargs")
         return self
 
@@ -239,46 +241,53 @@ class EvalConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> EvalConfig:
-        from reskill_gym.envs.registration import ENV_IDS
+        from reskill_gym.envs.registration import get_spec
 
-        if self.env not in ENV_IDS:
-            raise ValueError(f"env: unknown {self.env!r}; known: {', '.join(ENV_IDS)}")
+        env = get_spec(self.env)  # an unknown name: a close match and the registered list
         if not self.skills and not self.baseline:
             raise ValueError("nothing to run: no --skills and the no-skills baseline is off")
         spec = parse_agent_spec(self.agent)
         r = self.rollout
         update: dict[str, Any] = {}
         if "action_mode" not in r.model_fields_set:
-            local = spec.kind == "local" and self.env != "search"
-            update["action_mode"] = "score" if local else "generate"
+            local = spec.kind == "local"
+            update["action_mode"] = env.local_action_mode if local else "generate"
         if "record_scores" not in r.model_fields_set:
             update["record_scores"] = True
         if update:
             self.rollout = TurnConfig.model_validate(r.model_dump(exclude_unset=True) | update)
         if self.mode == "score" and spec.kind != "local":
             raise ValueError(f"mode: score needs a local: agent, got {spec.kind}: (use generate)")
-        if self.mode == "score" and self.env == "search":
-            raise ValueError("mode: score needs admissible actions; the search env has none")
+        if self.mode == "score" and not env.admissible_actions:
+            raise ValueError(f"mode: score needs admissible actions; the {env.name} env has none")
         if self.metric == "expert":
             self._check_expert(spec.kind)
         if self.difficulty is not None:
-            from reskill_gym.envs.alfworld.spec import DIFFICULTIES
-
-            if self.env != "alfworld":
-                raise ValueError("difficulty: only the alfworld env has difficulty levels")
-            if self.difficulty not in DIFFICULTIES:
+            if not env.difficulties:
+                raise ValueError(f"difficulty: the {env.name} env has no difficulty levels")
+            if self.difficulty not in env.difficulties:
                 raise ValueError(
-                    f"difficulty: {self.difficulty!r} is not one of {', '.join(DIFFICULTIES)}"
+                    f"difficulty: {self.difficulty!r} is not one of {', '.join(env.difficulties)}"
                 )
         return self
 
     def _check_expert(self, kind: str) -> None:
-        if self.env != "alfworld":
+        from reskill_gym.envs.registration import get_spec
+
+        planner = get_spec(self.env).expert
+        if planner is None:
             raise ValueError(
                 f"metric: expert needs a planner to label states; env {self.env!r} has none "
-                "(alfworld only; ScienceWorld's gold plans are fixed scripts, not a planner "
-                "that can re-plan from any state)"
+                "(its EnvSpec.expert is unset; ScienceWorld's gold plans are fixed scripts, "
+                "not a planner that can re-plan from any state)"
             )
+        if planner == "replay" and self.expert.label == "snapshot":
+            if "label" in self.expert.model_fields_set:
+                raise ValueError(
+                    f"expert.label: snapshot needs the env's lookahead(); {self.env} labels "
+                    "states by replay (--label replay)"
+                )
+            self.expert = self.expert.model_copy(update={"label": "replay"})
         if self.mode != "score" or kind != "local":
             raise ValueError(
                 "metric: expert scores every admissible command: it needs a local: agent in "

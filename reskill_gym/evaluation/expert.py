@@ -320,13 +320,12 @@ def _default_placebo(library: str) -> list[str]:
 
 
 def _collect(config: EvalConfig, ecfg: ExpertConfig, out: Path) -> tuple[list[ExpertState], float]:
-    from reskill_gym.envs.registration import env_class
+    from reskill_gym.envs.registration import make_env
 
-    env_cls: Any = env_class(config.env)
-    env = env_cls(split=config.splits[0], **config.env_options())
+    env: Any = make_env(config.env, split=config.splits[0], **config.env_options())
     t0 = time.monotonic()
     try:
-        tasks = {s: select_tasks(env.task_ids(s), config.tasks) for s in config.splits}
+        tasks = {s: select_tasks(env.unwrapped.task_ids(s), config.tasks) for s in config.splits}
         for split, ids in tasks.items():
             if not ids:
                 raise ValueError(f"env {config.env}: split {split!r} has no tasks")

@@ -169,16 +169,16 @@ class EvalRun:
 
 def _env_pool(config: EvalConfig) -> EnvPool:
     """One pool of wrapped envs for the run: a lease per episode pins the condition's view."""
-    from reskill_gym.envs.registration import env_class
+    from reskill_gym.envs.registration import make_env
     from reskill_gym.skills.bundle import resolve_template
     from reskill_gym.wrapper import SkillWrapper
 
-    env_cls = env_class(config.env)
     template = resolve_template(config.template, where="template")
 
     def build(key: Any) -> Any:
         return SkillWrapper(
-            env_cls(split=config.splits[0], **config.env_options()), template=template
+            make_env(config.env, split=config.splits[0], **config.env_options()),
+            template=template,
         )
 
     return EnvPool(build)
@@ -279,9 +279,9 @@ class _Runner(EpisodePlayer):
             if lease is not None:
                 lease.close()
         if not episode.env_id:
-            from reskill_gym.envs.registration import ENV_IDS
+            from reskill_gym.envs.registration import get_spec
 
-            episode.env_id = ENV_IDS[cfg.env]
+            episode.env_id = get_spec(cfg.env).gym_id
         return EvalEpisode.model_validate(
             episode.model_dump()
             | {
@@ -333,12 +333,13 @@ def run_eval(
     pool = _env_pool(config)
     try:
         try:
-            from reskill_gym.envs.base import TextEnv
-
             probe = pool.lease()
             base = probe.unwrapped
-            if not isinstance(base, TextEnv):
-                raise TypeError(f"{type(base).__name__} is not a ReSkill TextEnv")
+            if not callable(getattr(base, "task_ids", None)):
+                raise TypeError(
+                    f"{type(base).__name__} has no task_ids(split) (subclass "
+                    "reskill_gym.envs.base.TextEnv or adapt it with an env: {gym_id: ...} block)"
+                )
             tasks = {s: select_tasks(base.task_ids(s), config.tasks) for s in config.splits}
         except Exception as e:
             raise EvalAbortedError(f"env {config.env}: {type(e).__name__}: {e}") from e

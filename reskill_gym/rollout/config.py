@@ -35,9 +35,6 @@ ActionMode = Literal["generate", "score"]
 ActionFormat = Literal["tagged", "lenient", "passthrough", "published"]
 ScoreNorm = Literal["sum", "mean"]
 
-#: Envs whose engine parses the reply itself (Search-R1's <search>/<answer> tags).
-_SELF_PARSING_ENVS = frozenset({"search"})
-
 
 class TurnConfig(BaseModel):
     """The turn contract's settings (see the module docstring)."""
@@ -169,7 +166,11 @@ class TurnConfig(BaseModel):
                 )
             fmt = "published"
         if fmt is None:
-            fmt = "passthrough" if env_name in _SELF_PARSING_ENVS else "tagged"
+            from reskill_gym.envs.registration import find_spec
+
+            # passthrough: the engine parses the reply itself (Search-R1's <search>/<answer>)
+            spec = find_spec(env_name)
+            fmt = spec.reply_format if spec is not None else "tagged"
             if self.action_mode == "score":
                 fmt = "lenient"
         show = self.show_admissible

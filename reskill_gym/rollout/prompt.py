@@ -57,17 +57,6 @@ SegmentKind = Literal[
     "system", "task", "history", "observation", "skills", "actions", "instruction"
 ]
 
-_ROLES: dict[str, str] = {
-    "alfworld": "You are an expert agent operating in a household (the ALFRED embodied "
-    "environment): you move between receptacles, open, take, put, clean, heat, cool and use "
-    "objects to complete the task.",
-    "scienceworld": "You are an expert agent carrying out science experiments in a text world "
-    "(ScienceWorld): you move between rooms, inspect, pick up, combine and use objects and "
-    "devices to complete the task.",
-    "search": "You are a question-answering agent with a search engine. Follow the "
-    "instructions in the observation to search and to give your answer.",
-}
-_DEFAULT_ROLE = "You are an agent acting in a text environment."
 _SKILL_HINT = " When a skill is shown, check its when-to-use condition and follow it if it applies."
 _FORMATS: dict[str, str] = {
     "tagged": " Each turn, first reason step by step inside <think> </think>, then give exactly "
@@ -80,13 +69,19 @@ _FORMATS: dict[str, str] = {
 
 
 def default_system_prompt(env_name: str, action_format: str, action_mode: str = "generate") -> str:
-    """The system message for ``env_name``: its role, the skill hint and the reply format.
+    """The system message for ``env_name``: its role (the env spec's ``system_prompt``), the
+    skill hint and the reply format.
 
     >>> default_system_prompt("search", "passthrough").startswith("You are a question")
     True
     """
+    from reskill_gym.envs.registration import find_spec
+    from reskill_gym.envs.spec import DEFAULT_ROLE
+
     fmt = "score" if action_mode == "score" else action_format
-    return _ROLES.get(env_name, _DEFAULT_ROLE) + _SKILL_HINT + _FORMATS[fmt]
+    spec = find_spec(env_name)
+    role = spec.system_prompt if spec is not None else DEFAULT_ROLE
+    return role + _SKILL_HINT + _FORMATS[fmt]
 
 
 def invalid_reply_feedback(action_format: str, why: str) -> str:

@@ -75,13 +75,15 @@ def env_name_of(env: Any) -> str:
 
 def env_id_of(env: Any) -> str:
     """The Gymnasium id of a (wrapped) env, or its registered id by name."""
-    from reskill_gym.envs.registration import ENV_IDS
+    from reskill_gym.envs.registration import find_spec
 
     spec = getattr(env, "spec", None)
     if spec is not None and getattr(spec, "id", None):
         return str(spec.id)
-    name = env_name_of(env)
-    return ENV_IDS.get(name, type(getattr(env, "unwrapped", env)).__name__)
+    registered = find_spec(env_name_of(env))
+    if registered is not None:
+        return registered.gym_id
+    return type(getattr(env, "unwrapped", env)).__name__
 
 
 class RolloutSession:

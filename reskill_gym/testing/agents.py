@@ -1,6 +1,6 @@
 """Scripted agents that make typical mistakes, for building reservoirs without a model.
 
-Exports ``SearchMistakeAgent`` and ``ALFWorldMistakeAgent``.
+Exports ``SearchMistakeAgent``, ``ALFWorldMistakeAgent`` and ``MISTAKE_AGENTS``.
 
 They play the *real* engines (through :func:`reskill_gym.rollout.record_episode`); only
 their decisions are scripted, so a reservoir for tests, demos, benchmarks and
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SearchMistakeAgent", "ALFWorldMistakeAgent"]
+__all__ = ["SearchMistakeAgent", "ALFWorldMistakeAgent", "MISTAKE_AGENTS"]
 
 
 def _pick(rng: np.random.Generator, weights: Mapping[str, float]) -> str:
@@ -143,3 +143,11 @@ class ALFWorldMistakeAgent:
                 self.pending = [wrong] * (self.repeats - 1)
                 return wrong
         return nxt
+
+
+#: env name -> (scripted mistake agent, the env options it records under) for
+#: ``reskill creator record``.
+MISTAKE_AGENTS: dict[str, tuple[type[Any], dict[str, Any]]] = {
+    "search": (SearchMistakeAgent, {}),
+    "alfworld": (ALFWorldMistakeAgent, {"source": "generated", "max_turns": 12}),
+}

@@ -176,11 +176,12 @@ def default_root(config: Any) -> str:
 
 def _failed_episode(episode_id: str, env: str, task_id: str, split: str, error: str) -> Episode:
     """The record of a session that failed before its env existed (lease/reset error)."""
-    from reskill_gym.envs.registration import ENV_IDS
+    from reskill_gym.envs.registration import find_spec
 
+    spec = find_spec(env)
     return Episode(
         episode_id=episode_id,
-        env_id=ENV_IDS.get(env, env),
+        env_id=spec.gym_id if spec is not None else env,
         task_id=task_id,
         split=split,
         stop_reason="error",

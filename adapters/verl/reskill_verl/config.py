@@ -24,7 +24,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -49,8 +49,6 @@ logger = logging.getLogger(__name__)
 
 ENV_SECTION = "reskill"
 AGENT_LOOP_NAME = "reskill_env"
-
-_ENVS = ("alfworld", "scienceworld", "search")
 
 
 class CoEvolutionSettings(BaseModel):
@@ -135,8 +133,10 @@ class ReskillVerlConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    env: Literal["alfworld", "scienceworld", "search"] = Field(
-        "alfworld", description="Environment of rows whose extra_info names none."
+    env: str = Field(
+        "alfworld",
+        description="Environment of rows whose extra_info names none: a registered env "
+        "(`reskill env list`) or its Gymnasium id.",
     )
     env_kwargs: dict[str, Any] = Field(
         default_factory=dict,
@@ -231,6 +231,13 @@ class ReskillVerlConfig(BaseModel):
         "otherwise. Either way the pass's success per split, task type and topic is logged.",
     )
     coevolution: CoEvolutionSettings = Field(default_factory=CoEvolutionSettings)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: str) -> str:
+        from reskill_gym.envs.registration import get_spec
+
+        return get_spec(v).name  # unknown: a close match and the registered list
 
     @field_validator("template")
     @classmethod

@@ -448,14 +448,14 @@ def _env_check(settings: Any, row: dict[str, Any] | None, label: str) -> Check:
     """Build the env as the agent loop does and reset it on the row's task."""
     if row is None:
         return Check(label, False, "no dataset row to reset on")
-    from reskill_gym.envs.registration import env_class
+    from reskill_gym.envs.registration import make_env
 
     extra = row.get("extra_info") or {}
     env_name = str(extra.get("env") or settings.env)
     kwargs = settings.env_kwargs if env_name == settings.env else {}
     task_id, split = str(extra.get("task_id")), str(extra.get("split") or "train")
     try:
-        env = env_class(env_name)(**kwargs)
+        env = make_env(env_name, **kwargs)
         try:
             env.reset(options={"task_id": task_id, "split": split})
         finally:
@@ -477,8 +477,17 @@ def _java_check() -> Check:
     return Check("java", True, line.strip() or java)
 
 
+def _requires(env_name: str, program: str) -> bool:
+    """Does ``env_name``'s spec name ``program`` among the programs it needs (an unknown
+    name is left to the env check, which reports it)."""
+    from reskill_gym.envs.registration import find_spec
+
+    spec = find_spec(env_name)
+    return spec is not None and program in spec.requires
+
+
 def _retriever_check(settings: Any) -> Check | None:
-    kwargs = settings.env_kwargs if settings.env == "search" else {}
+    kwargs = settings.env_kwargs
     url = kwargs.get("retriever")
     if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
         return None
@@ -558,7 +567,7 @@ def node_checks(config_container: Mapping[str, Any]) -> list[Check]:
     envs = {
         str((r.get("extra_info") or {}).get("env") or settings.env) for r in train_rows + val_rows
     } or {settings.env}
-    if "scienceworld" in envs:
+    if any(_requires(name, "java") for name in envs):
         checks.append(_java_check())
     retriever = _retriever_check(settings)
     if retriever is not None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from reskill_gym.atomic import atomic_path, atomic_write_json
-from reskill_gym.envs.registration import ENV_IDS, env_class
+from reskill_gym.envs.registration import get_spec, make_env
 from reskill_gym.rollout import TurnConfig
 
 __all__ = [
@@ -72,8 +72,7 @@ def task_rows(
     (Search: its benchmark), appended to the row's ``data_source`` so veRL's validation
     metrics come out per benchmark as in the published runs."""
     src = dict(sources or {})
-    if env not in ENV_IDS:
-        raise ValueError(f"unknown env {env!r}; known: {', '.join(ENV_IDS)}")
+    gym_id = get_spec(env).gym_id  # unknown: a close match and the registered list
     if system_prompt is None:
         system_prompt = str(TurnConfig().resolve(env).system_prompt)
     return [
@@ -85,7 +84,7 @@ def task_rows(
             "extra_info": {
                 "index": start + i,
                 "env": env,
-                "env_id": ENV_IDS[env],
+                "env_id": gym_id,
                 "task_id": str(tid),
                 "split": split,
             },
@@ -175,15 +174,14 @@ def prepare_dataset(
     validation plays 32 random games of each of its two splits). A ``manifest.json`` records
     what was written.
     """
-    if env not in ENV_IDS:
-        raise ValueError(f"unknown env {env!r}; known: {', '.join(ENV_IDS)}")
+    spec = get_spec(env)  # unknown: a close match and the registered list
     kwargs = dict(env_kwargs or {})
-    raw = env_class(env)(**kwargs)
+    raw = make_env(env, **kwargs)
     try:
-        train_ids = shuffled(list(raw.task_ids(train_split)), shuffle_seed)[:limit_train]
+        train_ids = shuffled(list(raw.unwrapped.task_ids(train_split)), shuffle_seed)[:limit_train]
         val_ids: list[tuple[str, str]] = []
         for split in val_splits:
-            ids = list(raw.task_ids(split))
+            ids = list(raw.unwrapped.task_ids(split))
             if val_per_source is not None:
                 ids = per_source(ids, _source_of(raw, env), val_per_source, shuffle_seed)
             if val_per_split is not None:
@@ -213,7 +211,7 @@ def prepare_dataset(
         result.files["val"], result.counts["val"] = out / "val.parquet", len(val_rows)
     manifest = {
         "env": env,
-        "env_id": ENV_IDS[env],
+        "env_id": spec.gym_id,
         "env_kwargs": kwargs,
         "train_split": train_split,
         "val_splits": list(val_splits),

@@ -119,10 +119,10 @@ def test_verl_search_concat_legacy_worker_v1_fields_validation_and_failures(
     )
     from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
-    from reskill_gym.envs.registration import env_class
+    from reskill_gym.envs.registration import make_env
 
     cache = tmp_path / "search-cache"
-    raw = env_class("search")(cache_dir=str(cache))
+    raw = make_env("search", cache_dir=str(cache))
     task_id = raw.task_ids("train")[0]
     seen_id = raw.task_ids("seen")[0]
     raw.close()
@@ -349,10 +349,10 @@ def test_verl_per_turn_search_v1_worker(
 ):
     """per_turn: one row per turn through AgentLoopWorkerTQ, history, records (the window
     cut itself: test_verl_per_turn_prompt_shrinks_history_and_legacy_guard)."""
-    from reskill_gym.envs.registration import env_class
+    from reskill_gym.envs.registration import make_env
 
     cache = tmp_path / "search-cache"
-    raw = env_class("search")(cache_dir=str(cache))
+    raw = make_env("search", cache_dir=str(cache))
     task_id = raw.task_ids("train")[1]
     raw.close()
     cfg, actor = config_for(
@@ -519,9 +519,9 @@ def test_verl_alfworld_per_turn_episodes(
 
 @pytest.mark.slow  # ~30 s: JVM start + generations
 def test_verl_scienceworld_concat_episodes(tmp_path, smollm_dir, server_factory, make_lib):
-    from reskill_gym.envs.registration import env_class
+    from reskill_gym.envs.registration import make_env
 
-    raw = env_class("scienceworld")()
+    raw = make_env("scienceworld")
     task_id = raw.task_ids("train")[0]
     raw.close()
     cfg, actor = config_for(

@@ -436,19 +436,19 @@ def test_verl_published_presets_need_their_data(smollm_dir, monkeypatch):
     pytest.importorskip("verl")
     from reskill_verl.config import ReskillVerlConfig
 
-    from reskill_gym.envs.registration import env_class
+    from reskill_gym.envs.registration import make_env
 
     monkeypatch.delenv("ALFWORLD_DATA", raising=False)
     alf = ReskillVerlConfig.from_trainer_config(_compose_published("alfworld", smollm_dir))
     assert alf.env_kwargs["source"] == "official"
     with pytest.raises(FileNotFoundError, match="ALFWORLD_DATA"):
-        env_class("alfworld")(**alf.env_kwargs)
+        make_env("alfworld", **alf.env_kwargs)
 
     search = _compose_published("search", smollm_dir, "reskill.env_kwargs.data_dir=null")
     kwargs = ReskillVerlConfig.from_trainer_config(search).env_kwargs
     assert kwargs["retriever"] == "http://localhost:8000/retrieve" and kwargs["top_k"] == 3
     with pytest.raises(ValueError, match="data_dir"):
-        env_class("search")(**kwargs)
+        make_env("search", **kwargs)
 
 
 def test_verl_env_var_overrides_reach_the_runtime_env_literally(monkeypatch):

@@ -226,11 +226,11 @@ def test_verl_per_turn_step_advantage_run_folder_and_report(
     from verl.trainer.ppo.v1 import agent_loop_tq, get_trainer_cls
 
     from reskill_gym.cli import app
-    from reskill_gym.envs.registration import env_class
+    from reskill_gym.envs.registration import make_env
 
     tq = transfer_queue
     cache = tmp_path / "search-cache"
-    raw = env_class("search")(cache_dir=str(cache))
+    raw = make_env("search", cache_dir=str(cache))
     task_id = raw.task_ids("train")[2]
     raw.close()
     actor = f"reskill_test_step_{uuid.uuid4().hex[:6]}"
