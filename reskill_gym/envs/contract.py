@@ -117,9 +117,10 @@ def check_env_contract(  # noqa: C901 - one flat list of checks reads best
                     required=required,
                 )
             )
-        first = (tasks.get("train") or [None])[0]
-        if first is None:
+        train = tasks.get("train") or []
+        if not train:
             return out
+        first = train[0]
         try:
             obs, info = env.reset(seed=0, options={"task_id": first, "split": "train"})
         except Exception as exc:

@@ -244,7 +244,7 @@ def _factory(spec: EnvSpec) -> Callable[..., Any]:
                 f"{type(exc).__name__}: {exc}"
             )
         ) from exc
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def make_env(name: str, **kwargs: Any) -> Any:
@@ -322,7 +322,8 @@ def check_env_kwargs(env_name: str, kwargs: Mapping[str, Any], where: str = "env
     ``max_turns: nan`` is an error instead of an episode with no horizon. ``ValueError``.
     """
     factory = _factory(get_spec(env_name))
-    init = factory.__init__ if isinstance(factory, type) else factory
+    # a class: its __init__ (mypy: __init__ of a value typed as a callable is "unsound")
+    init = getattr(factory, "__init__") if isinstance(factory, type) else factory  # noqa: B009
     params = inspect.signature(init).parameters
     try:
         hints = typing.get_type_hints(init)

@@ -334,7 +334,7 @@ def run_eval(
     try:
         try:
             probe = pool.lease()
-            base = probe.unwrapped
+            base: Any = probe.unwrapped
             if not callable(getattr(base, "task_ids", None)):
                 raise TypeError(
                     f"{type(base).__name__} has no task_ids(split) (subclass "
