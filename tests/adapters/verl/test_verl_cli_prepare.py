@@ -604,7 +604,7 @@ def test_verl_prepare_alfworld_published_command_gives_the_published_validation(
     from reskill_verl.prepare import shuffled
 
     from reskill_gym.cli import app
-    from reskill_gym.envs.registration import env_class
+    from reskill_gym.envs.registration import make_env
 
     cmd = _preset_prepare_command("alfworld")
     assert cmd[:3] == ["reskill", "verl", "prepare"]
@@ -626,7 +626,7 @@ def test_verl_prepare_alfworld_published_command_gives_the_published_validation(
     args += ["--env-arg", "difficulty=tiny", "--val-per-split", "2"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    raw = env_class("alfworld")(source="generated", difficulty="tiny")
+    raw = make_env("alfworld", source="generated", difficulty="tiny")
     expected = {s: shuffled(list(raw.task_ids(s)), 42)[:2] for s in ("seen", "unseen")}
     raw.close()
     val = pq.read_table(tmp_path / "out" / "val.parquet").to_pylist()
