@@ -159,4 +159,10 @@ def test_verl_fit_frozen_policy_concat(tmp_path, tiny_model, search_data, transf
         assert run.metric(step, "episode/count") == 4.0
         assert "actor/pg_loss" not in run.logged[step - 1][1]
     assert VAL_ACC in run.logged[-1][1]
+    # the pass's success per split / task type, in veRL's logger and validation.jsonl
+    logged = run.logged[-1][1]
+    assert logged["reskill/val/seen/success_rate"] == logged[VAL_ACC]
+    assert any(k.startswith("reskill/val/seen/task_type/") for k in logged)
+    passes = (tmp_path / "ckpt" / "reskill" / "validation.jsonl").read_text().splitlines()
+    assert [json.loads(p)["step"] for p in passes][-1] == 2
     run.kill()
