@@ -1,5 +1,6 @@
 """``reskill verl ...``: prepare datasets, check a run before booking GPUs (``preflight``,
-:mod:`reskill_verl.preflight`) and launch veRL training with our configs.
+:mod:`reskill_verl.preflight`), launch veRL training with our configs, and turn a veRL
+checkpoint into a policy folder (``policy``, :mod:`reskill_verl.checkpoint_policy`).
 
 Exports ``verl_app``, ``config_dir``, ``compose_config``, ``train_command``,
 ``env_var_overrides``, ``job_runtime_env``, ``parse_env_args``, ``FORWARDED_ENV_VARS``,
@@ -399,3 +400,28 @@ def preflight(
             err=True,
         )
         raise typer.Exit(1)
+
+
+@verl_app.command("policy")
+def policy(
+    actor_dir: Path = typer.Argument(
+        ..., help="A veRL actor checkpoint: <checkpoints>/global_step_<k>/actor."
+    ),
+    dest: Path = typer.Argument(..., help="The policy folder to write (replaced if it exists)."),
+    base: str | None = typer.Option(
+        None,
+        "--base",
+        help="LoRA: the base model the adapter needs (default: the checkpoint's model path).",
+    ),
+) -> None:
+    """Turn a veRL checkpoint into a policy folder (HF format, as `reskill train` writes)."""
+    from reskill_gym.policy_folder import PolicyFolderError
+    from reskill_gym.safe_text import error_line
+    from reskill_verl.checkpoint_policy import policy_from_checkpoint
+
+    try:
+        out = policy_from_checkpoint(actor_dir, dest, base=base)
+    except (PolicyFolderError, OSError, ValueError) as exc:
+        typer.echo(f"error: {error_line(exc)}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"policy: {out} (evaluate: reskill eval --agent local:{out} ...)")
