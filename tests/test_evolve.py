@@ -42,7 +42,7 @@ def _rows(path: Path) -> list[dict]:
 
 # ----- config -------------------------------------------------------------------------------
 def test_shipped_configs_validate() -> None:
-    for name in ("alfworld_python", "alfworld", "scienceworld_transfer"):
+    for name in ("alfworld_python", "alfworld", "scienceworld_transfer", "textworld_python"):
         cfg = load_evolve_config(CONFIGS / f"{name}.yaml")
         assert cfg.rollout.action_mode == "generate" and cfg.agent.group_size >= 2
         assert cfg.coevolution.seed == cfg.run.seed == cfg.coevolution.creator.seed

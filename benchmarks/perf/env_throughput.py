@@ -78,7 +78,9 @@ def vector(env_name: str, steps: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--envs", nargs="+", default=["alfworld", "scienceworld", "search"])
+    ap.add_argument(
+        "--envs", nargs="+", default=["alfworld", "scienceworld", "search", "textworld"]
+    )
     ap.add_argument("--quick", action="store_true", help="fewer steps")
     args = ap.parse_args()
     steps, resets = (40, 3) if args.quick else (200, 10)

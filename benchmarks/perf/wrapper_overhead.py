@@ -56,7 +56,7 @@ _VERBS = ["go to", "take", "open", "close", "put", "heat", "cool", "clean", "use
 _NOUNS = ["apple", "mug", "drawer", "fridge", "sink", "lamp", "knife", "plate", "shelf", "box"]
 #: Steps per block (quick run; the full run takes 2.5x): ~0.3-1 s of stepping per block
 #: under load. A Search step (in-process BM25) is ~100x cheaper than an ALFWorld one.
-QUICK_STEPS = {"alfworld": 40, "scienceworld": 30, "search": 1000}
+QUICK_STEPS = {"alfworld": 40, "scienceworld": 30, "search": 1000, "textworld": 200}
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -512,7 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--envs", nargs="+", default=["alfworld", "scienceworld", "search"])
+    ap.add_argument(
+        "--envs", nargs="+", default=["alfworld", "scienceworld", "search", "textworld"]
+    )
     ap.add_argument("--quick", action="store_true", help="10 rounds of short blocks")
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 10 quick, 20 full)")
     ap.add_argument("--steps", type=int, default=None, help="steps per block (default per env)")

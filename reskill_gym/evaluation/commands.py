@@ -220,6 +220,12 @@ def eval_command(
         help="expert: look-ahead labelling, snapshot (default, engine state restored) or "
         "replay (reset + prefix per command, slow reference).",
     ),
+    env_kwargs: str = typer.Option(
+        None,
+        "--env-kwargs",
+        help='Env keyword arguments as a JSON object, e.g. \'{"games": {"unseen": 50}}\'; with '
+        "a Gymnasium id as --env, the gym adapter's options (task_key, actions_key, ...).",
+    ),
 ) -> None:
     """Evaluate frozen skill libraries with an agent; write episodes.jsonl, report.md and plots."""
     from rich.console import Console
@@ -234,9 +240,12 @@ def eval_command(
             f"error: --out {out}: is a file; give a folder (it is created if missing)", err=True
         )
         raise typer.Exit(code=2)
+    from reskill_gym.envs.commands import parse_env_kwargs
+    from reskill_gym.envs.contract import resolve_env
     from reskill_gym.envs.registration import EnvPluginError, UnknownEnvError, get_spec
 
     try:
+        env, env_options = resolve_env(env, parse_env_kwargs(env_kwargs))
         env_spec = get_spec(env)
     except (UnknownEnvError, EnvPluginError) as e:
         typer.echo(f"error: --env: {e}", err=True)
@@ -286,6 +295,7 @@ def eval_command(
             {
                 **extra,
                 "env": env,
+                "env_kwargs": env_options,
                 "splits": split,
                 "skills": skills,
                 "agent": agent,

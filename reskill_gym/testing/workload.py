@@ -25,6 +25,12 @@ ENV_KWARGS: dict[str, dict[str, Any]] = {
     "alfworld": {"difficulty": "std", "max_turns": 50},
     "scienceworld": {"max_turns": 50},
     "search": {"max_turns": 5},
+    # a few games, generated once: resets then measure play, not generation
+    "textworld": {
+        "difficulty": "small",
+        "max_turns": 50,
+        "games": {"train": 4, "seen": 4, "unseen": 4},
+    },
 }
 
 _SCIENCEWORLD_ACTIONS = [

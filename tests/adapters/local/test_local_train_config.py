@@ -17,7 +17,7 @@ from reskill_local.train import ConfigError, TrainingRun, load_config  # noqa: E
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.parametrize("name", ["demo", "alfworld", "scienceworld", "search"])
+@pytest.mark.parametrize("name", ["demo", "alfworld", "scienceworld", "search", "textworld"])
 def test_shipped_configs_validate(name: str) -> None:
     cfg = load_config(REPO / "configs" / f"{name}.yaml")
     assert cfg.env.name == name if name != "demo" else cfg.env.name == "alfworld"

@@ -116,7 +116,7 @@ def test_verl_prepare_search_and_scienceworld(tmp_path):
         prepare_dataset("minigrid", tmp_path / "x")
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", (*CONFIGS, "textworld"))
 def test_verl_configs_compose_on_verl_and_validate(name, smollm_dir):
     pytest.importorskip("verl")
     from hydra import compose, initialize_config_dir
@@ -147,15 +147,15 @@ def test_verl_configs_compose_on_verl_and_validate(name, smollm_dir):
     assert turn.invalid_action_penalty == 0.1 and settings.grpo_double_normalize
     if search:  # concat (see the comment in search.yaml), the env parses its own tags
         assert turn.layout == "concat" and turn.action_format == "passthrough"
-    else:  # the published per_turn layout: history 50 (ALFWorld) / 30 (ScienceWorld)
-        turns = 50 if name == "alfworld" else 30
+    else:  # the published per_turn layout: history 50 (ALFWorld, TextWorld) / 30 (ScienceWorld)
+        turns = 30 if name == "scienceworld" else 50
         assert turn.layout == "per_turn" and turn.action_format == "tagged"
         assert turn.history_turns == turns == settings.max_turns
         assert settings.env_kwargs["max_turns"] == turns
         assert r.rollout.multi_turn.max_assistant_turns == turns
         # one turn per sample: a prompt and one reply; 8 x n = 64 turn rows per update
         assert (r.rollout.prompt_length, r.rollout.response_length) == (
-            (4096, 512) if name == "alfworld" else (6000, 1024)
+            (6000, 1024) if name == "scienceworld" else (4096, 512)
         )
         assert r.actor.ppo_mini_batch_size * r.rollout.n == 64
         assert settings.max_tokens_per_turn == r.rollout.response_length
