@@ -28,10 +28,7 @@ CLI = [sys.executable, "-c", "from reskill_gym.cli import main; main()", "train"
 
 @pytest.mark.slow
 @pytest.mark.timeout(2700)
-def test_demo_killed_mid_test_resumes_and_decides(base_policy, tmp_path: Path) -> None:
-    import copy
-
-    from reskill_local.policy import Policy
+def test_demo_killed_mid_test_resumes_and_decides(tmp_path: Path) -> None:
     from reskill_local.train import TrainingRun, latest_checkpoint
 
     run = tmp_path / "demo"
@@ -67,15 +64,7 @@ def test_demo_killed_mid_test_resumes_and_decides(base_policy, tmp_path: Path) -
     saved = json.loads((ckpt / "coevolution.json").read_text())
     active = saved["tester"]["active"]
     assert active is not None and len(active["versions"]) == 2, "no version test was live"
-    check = TrainingRun.resume(
-        run,
-        policy=Policy(
-            copy.deepcopy(base_policy.model),
-            base_policy.tokenizer,
-            base_policy.device,
-            base_policy.stop_id,
-        ),
-    )
+    check = TrainingRun.resume(run)  # the demo's own policy: SmolLM2 with a LoRA adapter
     assert check.restore() == 1 and check.coevo.state_dict() == saved
     assert set(active["versions"]) <= set(check.library.versions())
     check.close()
@@ -104,3 +93,16 @@ def test_demo_killed_mid_test_resumes_and_decides(base_policy, tmp_path: Path) -
     assert lib.head == decided["data"]["accepted"]
     assert sum(h.kind == "event" for h in lib.history()) == 1  # one decision in the lineage
     assert (run / "checkpoints" / "LATEST").read_text().strip() == f"step_{len(rows):06d}"
+    # the policy (the demo trains LoRA): an adapter folder; the optimizer in the newest
+    # checkpoint only; the whole run folder under a tenth of the old layout's 3.1 GB
+    assert (run / "policy" / "adapter_model.safetensors").is_file()
+    assert not (run / "policy" / "model.safetensors").exists()
+    kept = sorted((run / "checkpoints").glob("step_*"))
+    assert len(kept) == 2 and [c for c in kept if (c / "optimizer.pt").exists()] == kept[-1:]
+    seen, size = set(), 0
+    for f in run.rglob("*"):
+        st = f.lstat()
+        if f.is_file() and (st.st_dev, st.st_ino) not in seen:  # hard links count once
+            seen.add((st.st_dev, st.st_ino))
+            size += st.st_size
+    assert size < 310_000_000, f"run folder is {size / 1e6:.0f} MB"
