@@ -52,7 +52,6 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,38 +60,26 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from reskill_gym.atomic import atomic_write_json
-from reskill_gym.coevolve import (
-    CoEvolution,
-    CoEvolutionConfig,
-    CoEvolutionEvent,
-    CoEvolutionLike,
-    NoCoEvolution,
-)
+from reskill_gym.coevolve import CoEvolutionConfig, CoEvolutionEvent
 from reskill_gym.episode import Episode
 from reskill_gym.rollout import TurnConfig, episode_metrics
 from reskill_gym.runfolder import (
     ConfigError,
     EnvConfig,
     RunConfig,
-    RunSummary,
-    StepProgress,
-    append_jsonl,
-    cpu_seconds,
-    create_run_folder,
-    event_rows,
     format_validation,
-    init_wandb,
-    latest_checkpoint,
-    log_wandb,
     merge_config,
-    record_episodes,
-    reopen_run_folder,
-    restore_coevolution,
-    run_coevolution_config,
     set_console_log_level,
-    step_row,
-    truncate_logs,
-    write_checkpoint,
+)
+from reskill_gym.runloop import (
+    DEFAULT_GROUP_SIZE,
+    DEFAULT_GROUPS_PER_STEP,
+    GROUP_SIZE_HELP,
+    GROUPS_PER_STEP_HELP,
+    PlannedRollout,
+    RunDriver,
+    StepOutcome,
+    StepPlanner,
 )
 from reskill_gym.safe_text import error_line
 
@@ -135,12 +122,8 @@ class AgentConfig(BaseModel):
         "groups whose rollouts differ; 0 is greedy.",
     )
     max_tokens: int = Field(256, ge=1, description="Max output tokens per generated reply.")
-    group_size: int = Field(
-        4, ge=2, description="Rollouts per task (the group the version test splits; published 8)."
-    )
-    groups_per_step: int = Field(
-        2, ge=1, description="Tasks per step; rollouts per step = group_size x groups_per_step."
-    )
+    group_size: int = Field(DEFAULT_GROUP_SIZE, ge=2, description=GROUP_SIZE_HELP)
+    groups_per_step: int = Field(DEFAULT_GROUPS_PER_STEP, ge=1, description=GROUPS_PER_STEP_HELP)
     workers: int = Field(
         1,
         ge=1,
@@ -259,22 +242,10 @@ def load_evolve_config(
 # =========================================================================================
 # The run
 # =========================================================================================
-@dataclass(frozen=True)
-class _Rollout:
-    """One rollout of a step: its group, task, version, env seed and arm."""
-
-    rollout_id: str
-    group_id: str
-    task_id: str
-    version: str | None
-    seed: int
-    arm: str
-    index: tuple[int, int]
-
-
-class EvolveRun:
+class EvolveRun(RunDriver):
     """One ``reskill evolve`` run folder: builds library, co-evolution, envs and the agent;
-    runs the steps; checkpoints after each; resumes from the newest checkpoint.
+    runs the steps; checkpoints after each; resumes from the newest checkpoint (the loop,
+    checkpoints and resume are :class:`reskill_gym.runloop.RunDriver`'s).
 
     Use :meth:`create` for a new run and :meth:`resume` for an existing folder. ``agent``
     (anything with ``act``/``close``, e.g. a ``reskill_gym.evaluation.agents`` agent)
@@ -285,41 +256,23 @@ class EvolveRun:
     6
     """
 
+    command = "evolve"
+    label = "evolving"
+    load_config = staticmethod(load_evolve_config)
+    state_name = STATE_FILE
+
     def __init__(self, config: EvolveConfig, run_dir: Path, *, agent: Any = None) -> None:
+        super().__init__(config, run_dir)
+        self.config: EvolveConfig = config
         self.last_episodes: list[Episode] = []  # the last step's, for episodes/
-        self.config = config
-        self.run_dir = Path(run_dir)
         self._given_agent = agent
         self.agent: Any = None
         self.player: Any = None
-        self.library: Any = None
-        self.coevo: CoEvolutionLike | None = None
-        self.pool: Any = None
         self.tasks: list[str] = []
         self.step_count = 0
         self.rng = np.random.default_rng(config.run.seed)
-        self._task_queue: list[str] = []
-        self._wandb: Any = None
+        self.planner: StepPlanner | None = None
         self._built = False
-        self._cpu_at_start = cpu_seconds()
-        self._t_start = time.perf_counter()
-        self._wall_before = 0.0
-        self._cpu_before = 0.0
-
-    # ----- creation -----------------------------------------------------------------------
-    @classmethod
-    def create(cls, config: EvolveConfig, *, agent: Any = None) -> EvolveRun:
-        """Make the run folder, write ``config.yaml`` and copy the initial library into it."""
-        config, run_dir = create_run_folder(config, command="evolve")
-        return cls(config, run_dir, agent=agent)
-
-    @classmethod
-    def resume(
-        cls, run_dir: str | os.PathLike[str], overrides: Sequence[str] = (), *, agent: Any = None
-    ) -> EvolveRun:
-        """Reopen a run folder; ``overrides`` (e.g. ``run.steps=20``) apply to its config."""
-        config, run_dir = reopen_run_folder(run_dir, overrides, load_evolve_config)
-        return cls(config, run_dir, agent=agent)
 
     # ----- building -----------------------------------------------------------------------
     def build(self) -> None:
@@ -329,17 +282,9 @@ class EvolveRun:
         from reskill_gym.evaluation.player import EpisodePlayer
         from reskill_gym.llm import LLMConfigError
         from reskill_gym.rollout import EnvPool
-        from reskill_gym.skills import SkillLibrary
 
         cfg = self.config
-        self.library = SkillLibrary.open(self.run_dir / "skills")
-        co_cfg = run_coevolution_config(cfg.coevolution, self.run_dir)
-        if cfg.run.skills_mode == "coevolve":
-            self.coevo = CoEvolution.create(self.library, co_cfg)
-        elif cfg.run.skills_mode == "frozen":
-            self.coevo = NoCoEvolution(self.library)
-        else:
-            self.coevo = NoCoEvolution(None)
+        self.open_coevolution()
         env_kwargs = {"split": cfg.env.split, **cfg.env.kwargs, **cfg.env.wrapper_kwargs()}
 
         def build_env(key: Any) -> Any:
@@ -352,6 +297,12 @@ class EvolveRun:
             self.tasks = cfg.env.select_tasks(probe.unwrapped.task_ids(cfg.env.split))
         finally:
             probe.close()
+        self.planner = StepPlanner(
+            self.tasks,
+            group_size=cfg.agent.group_size,
+            groups_per_step=cfg.agent.groups_per_step,
+            rng=self.rng,
+        )
         mode = cfg.rollout.action_mode
         if self._given_agent is not None:
             self.agent = self._given_agent
@@ -382,41 +333,12 @@ class EvolveRun:
         self._built = True
 
     # ----- one step -----------------------------------------------------------------------
-    def _next_tasks(self, k: int) -> list[str]:
-        """Tasks in shuffled epochs, so every task comes up before any repeats."""
-        out: list[str] = []
-        while len(out) < k:
-            if not self._task_queue:
-                self._task_queue = [self.tasks[i] for i in self.rng.permutation(len(self.tasks))]
-            out.append(self._task_queue.pop())
-        return out
+    def plan(self, step: int) -> tuple[Any, list[PlannedRollout]]:
+        """The step's groups, the co-evolution plan and one rollout each (the planner's)."""
+        assert self.coevo is not None and self.planner is not None
+        return self.planner.plan(step, self.coevo)
 
-    def plan(self, step: int) -> tuple[Any, list[_Rollout]]:
-        """The step's groups, the co-evolution plan and one :class:`_Rollout` per rollout."""
-        assert self.coevo is not None
-        n = self.config.agent.group_size
-        groups = [
-            (f"s{step}-g{i}", task, n)
-            for i, task in enumerate(self._next_tasks(self.config.agent.groups_per_step))
-        ]
-        plan = self.coevo.plan_step(groups)
-        rollouts = []
-        for g, (group_id, task_id, _) in enumerate(groups):
-            versions, arms = plan.versions[g], plan.arms[g]
-            if len(versions) != n or len(arms) != n:
-                raise ValueError(
-                    f"plan_step gave {len(versions)} assignments for group {group_id}, expected {n}"
-                )
-            seed = int(self.rng.integers(2**31 - 1))  # one env seed per group: same instance
-            for j, (version, arm) in enumerate(zip(versions, arms)):
-                rollouts.append(
-                    _Rollout(
-                        f"{group_id}-r{j}", group_id, task_id, version or None, seed, arm, (g, j)
-                    )
-                )
-        return plan, rollouts
-
-    def _play(self, r: _Rollout, step: int) -> Episode:
+    def _play(self, r: PlannedRollout, step: int) -> Episode:
         """Lease an env with the rollout's library version, reset it, let the agent play."""
         from reskill_gym.rollout import RolloutSession
 
@@ -455,7 +377,7 @@ class EvolveRun:
         finally:
             lease.close()
 
-    def _play_all(self, rollouts: list[_Rollout], step: int) -> list[Episode]:
+    def _play_all(self, rollouts: list[PlannedRollout], step: int) -> list[Episode]:
         from reskill_gym.llm import LLMAuthError, LLMConfigError
 
         workers = min(self.config.agent.workers, len(rollouts))
@@ -511,6 +433,11 @@ class EvolveRun:
         )
         return metrics, events, plan
 
+    def run_step(self) -> StepOutcome:
+        """:meth:`step` for the run driver's loop."""
+        metrics, events, plan = self.step()
+        return StepOutcome(metrics, events, plan, self.last_episodes)
+
     @staticmethod
     def _metrics(
         episodes: list[Episode], rollout_s: float, coevo_s: float, t_step: float
@@ -534,129 +461,45 @@ class EvolveRun:
             "time/step_s": time.perf_counter() - t_step,
         }
 
-    # ----- checkpoints --------------------------------------------------------------------
+    # ----- state --------------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return self._built
+
+    @property
+    def steps_done(self) -> int:
+        return self.step_count
+
+    @property
+    def rollouts_per_step(self) -> int:
+        return self.config.agent.rollouts_per_step
+
     def state_dict(self) -> dict[str, Any]:
         """Step, task queue and generator state (the co-evolution state is saved beside it)."""
+        queue = self.planner.task_queue if self.planner is not None else []
         return {
             "step": self.step_count,
             "rng": self.rng.bit_generator.state,
-            "task_queue": list(self._task_queue),
+            "task_queue": list(queue),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step_count = int(state["step"])
         self.rng.bit_generator.state = state["rng"]
-        self._task_queue = list(state["task_queue"])
+        assert self.planner is not None
+        self.planner.load_state_dict(state)
 
-    def _wall(self) -> float:
-        return self._wall_before + (time.perf_counter() - self._t_start)
+    def save_state(self, folder: Path) -> None:
+        atomic_write_json(folder / STATE_FILE, self.state_dict())
 
-    def _cpu(self) -> float:
-        return self._cpu_before + (cpu_seconds() - self._cpu_at_start)
-
-    def _save_checkpoint(self, steps_done: int) -> Path:
-        def fill(folder: Path) -> None:
-            atomic_write_json(folder / STATE_FILE, self.state_dict())
-            if self.coevo is not None:
-                self.coevo.save(folder)  # NoCoEvolution has nothing to save
-
-        meta = {
-            "head": self.library.head,
-            "versions": self.library.versions(),
-            "wall_s": self._wall(),
-            "cpu_s": self._cpu(),
-            "time": time.time(),
-        }
-        return write_checkpoint(
-            self.run_dir, steps_done, fill, meta, keep=self.config.run.keep_checkpoints
-        )
-
-    def restore(self) -> int:
-        """Build (if needed) and load the newest checkpoint; returns the steps it covers."""
-        if not self._built:
-            self.build()
-        ckpt = latest_checkpoint(self.run_dir)
-        self._wall_before = self._cpu_before = 0.0
-        if ckpt is None:
-            truncate_logs(self.run_dir, 0)
-            return 0
-        meta = restore_coevolution(ckpt, self.coevo, self.library)
+    def load_state(self, ckpt: Path) -> None:
         self.load_state_dict(json.loads((ckpt / STATE_FILE).read_text()))
-        steps = int(meta["steps_done"])
-        if self.step_count != steps:
-            raise RuntimeError(
-                f"{ckpt}: {STATE_FILE} is at step {self.step_count}, run.json {steps}"
-            )
-        truncate_logs(self.run_dir, steps)
-        self._wall_before = float(meta.get("wall_s", 0.0))
-        self._cpu_before = float(meta.get("cpu_s", 0.0))
-        logger.info("resumed %s from %s (%d steps done)", self.run_dir, ckpt.name, steps)
-        return steps
 
-    # ----- the loop -----------------------------------------------------------------------
-    def run(self, *, progress: bool | None = None) -> RunSummary:
-        """Build (if needed), restore the newest checkpoint, run the remaining steps."""
-        done = self.restore()
-        self._wandb = init_wandb(self.config.run, self.run_dir, self.config.to_container())
-        total = self.config.run.steps
-        show = self.config.run.progress if progress is None else progress
-        started = decided = 0
-        try:
-            with StepProgress(show, total, done, label="evolving") as bar:
-                for step in range(done, total):
-                    bar.start_step(step, self.config.agent.rollouts_per_step)
-                    metrics, step_events, plan = self.step()
-                    row = step_row(
-                        metrics,
-                        step,
-                        coevo=self.coevo,
-                        events=step_events,
-                        library=self.library,
-                        plan=plan,
-                        wall_s=self._wall(),
-                        cpu_s=self._cpu(),
-                    )
-                    events = event_rows(step_events, step)
-                    started += sum(e.get("kind") == "test_started" for e in events)
-                    decided += sum(e.get("kind") == "test_decided" for e in events)
-                    # rows first, checkpoint second (see reskill_gym.runfolder)
-                    append_jsonl(self.run_dir / "metrics.jsonl", [row])
-                    append_jsonl(self.run_dir / "events.jsonl", events)
-                    if self.config.run.record_episodes:
-                        record_episodes(self.run_dir, step, self.last_episodes, self.coevo)
-                    self._save_checkpoint(step + 1)
-                    log_wandb(self._wandb, row, step)
-                    bar.end_step(step, row, events)
-        finally:
-            self.close()
-        report = None
-        if self.config.run.report:
-            from reskill_gym.report import write_run_report
-
-            report = write_run_report(self.run_dir)
-        return RunSummary(
-            run_dir=self.run_dir,
-            steps_done=self.step_count,
-            wall_s=self._wall(),
-            cpu_s=self._cpu(),
-            head=self.library.head if self.library is not None else None,
-            tests_started=started,
-            tests_decided=decided,
-            report=report,
-        )
-
-    def close(self) -> None:
-        """Stop the creator thread, close pooled engines and the agent, finish wandb."""
-        if self.coevo is not None:
-            self.coevo.close()
-        if self.pool is not None:
-            self.pool.close()
+    def close_resources(self) -> None:
+        """Close the agent (unless the caller gave it)."""
         if self.agent is not None and self._given_agent is None:
             self.agent.close()
             self.agent = None
-        if self._wandb is not None:
-            self._wandb.finish()
-            self._wandb = None
 
 
 # =========================================================================================

@@ -59,6 +59,13 @@ from reskill_gym.atomic import atomic_path
 from reskill_gym.coevolve import CoEvolutionEvent, CoEvolutionLike, NoCoEvolution
 from reskill_gym.episode import Episode
 from reskill_gym.rollout import TurnConfig, episode_metrics
+from reskill_gym.runloop import (
+    DEFAULT_GROUP_SIZE,
+    DEFAULT_GROUPS_PER_STEP,
+    GROUP_SIZE_HELP,
+    GROUPS_PER_STEP_HELP,
+    StepPlanner,
+)
 from reskill_local.policy import Policy, load_policy
 from reskill_local.rollout import (
     EnvFactory,
@@ -145,10 +152,9 @@ class GRPOConfig:
         default=16, metadata={"help": "Score mode: packed rows per forward pass (memory bound)."}
     )
     # --- GRPO ---
-    group_size: int = field(default=4, metadata={"help": "Rollouts per task (the GRPO group, n)."})
+    group_size: int = field(default=DEFAULT_GROUP_SIZE, metadata={"help": GROUP_SIZE_HELP})
     groups_per_step: int = field(
-        default=2,
-        metadata={"help": "Tasks per step; rollouts per step = group_size x groups_per_step."},
+        default=DEFAULT_GROUPS_PER_STEP, metadata={"help": GROUPS_PER_STEP_HELP}
     )
     scale_rewards: bool = field(
         default=True,
@@ -389,7 +395,13 @@ class GRPOTrainer:
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.sampler = torch.Generator().manual_seed(config.seed)
-        self._task_queue: list[str] = []
+        self.planner = StepPlanner(
+            self.tasks,
+            group_size=config.group_size,
+            groups_per_step=config.groups_per_step,
+            rng=self.rng,
+        )
+        self.last_plan: Any = None
 
         # --- setup: policy, reference, optimizer ---
         t0 = time.perf_counter()
@@ -424,36 +436,10 @@ class GRPOTrainer:
         self.sampling = config.sampling()
 
     # ----- 1. plan ------------------------------------------------------------------------
-    def _next_tasks(self, k: int) -> list[str]:
-        """Tasks in shuffled epochs, so every task comes up before any repeats."""
-        out: list[str] = []
-        while len(out) < k:
-            if not self._task_queue:
-                self._task_queue = [self.tasks[i] for i in self.rng.permutation(len(self.tasks))]
-            out.append(self._task_queue.pop())
-        return out
-
     def plan(self, step: int) -> list[RolloutSpec]:
-        """The rollouts of ``step``: groups of ``group_size`` on one task and one env seed."""
-        n = self.config.group_size
-        groups = [
-            (f"s{step}-g{i}", task, n)
-            for i, task in enumerate(self._next_tasks(self.config.groups_per_step))
-        ]
-        plan = self.coevo.plan_step(groups)
-        specs = []
-        for g, (group_id, task_id, _) in enumerate(groups):
-            versions, arms = plan.versions[g], plan.arms[g]
-            if len(versions) != n or len(arms) != n:
-                raise ValueError(
-                    f"plan_step gave {len(versions)} assignments for group {group_id}, expected {n}"
-                )
-            seed = int(self.rng.integers(2**31 - 1))
-            for j, (version, arm) in enumerate(zip(versions, arms)):
-                specs.append(
-                    RolloutSpec(f"{group_id}-r{j}", group_id, task_id, version or None, seed, arm)
-                )
-        self.last_plan = plan
+        """The rollouts of ``step``: groups of ``group_size`` on one task and one env seed
+        (the run driver's :class:`~reskill_gym.runloop.StepPlanner`)."""
+        self.last_plan, specs = self.planner.plan(step, self.coevo)
         return specs
 
     # ----- 4./5. update -------------------------------------------------------------------
@@ -706,7 +692,7 @@ class GRPOTrainer:
             "rng": self.rng.bit_generator.state,
             "sampler": self.sampler.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "task_queue": list(self._task_queue),
+            "task_queue": list(self.planner.task_queue),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -725,7 +711,7 @@ class GRPOTrainer:
         self.rng.bit_generator.state = state["rng"]
         self.sampler.set_state(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
-        self._task_queue = list(state["task_queue"])
+        self.planner.load_state_dict(state)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`state_dict` atomically (temp file + fsync + rename)."""

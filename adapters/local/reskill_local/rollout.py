@@ -30,6 +30,7 @@ import torch
 
 from reskill_gym.episode import Episode
 from reskill_gym.rollout import RolloutSession, TurnConfig, choose_action
+from reskill_gym.runloop import PlannedRollout
 from reskill_local.policy import Policy
 
 __all__ = [
@@ -48,16 +49,9 @@ EnvFactory = Callable[[str, "str | None"], gym.Env]
 """``make_env(task_id, version) -> env``: an env for one rollout (closed after it)."""
 
 
-@dataclass(frozen=True)
-class RolloutSpec:
-    """Which task, skill version and seed one rollout uses."""
-
-    rollout_id: str
-    group_id: str
-    task_id: str
-    version: str | None
-    seed: int
-    arm: str | None = None
+RolloutSpec = PlannedRollout
+"""Which task, skill version, seed and arm one rollout uses (the run driver's step planner
+makes them: :class:`reskill_gym.runloop.PlannedRollout`)."""
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,6 @@ import dataclasses
 import json
 import logging
 import os
-import time
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,7 +62,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reskill_gym.coevolve import CoEvolution, CoEvolutionConfig, CoEvolutionLike, NoCoEvolution
+from reskill_gym.coevolve import CoEvolutionConfig
 from reskill_gym.policy_folder import POLICY_DIR, publish_policy
 from reskill_gym.rollout import TurnConfig
 from reskill_gym.runfolder import (
@@ -72,26 +71,13 @@ from reskill_gym.runfolder import (
     EnvConfig,
     RunConfig,
     RunSummary,
-    StepProgress,
-    create_run_folder,
     default_run_name,
-    event_rows,
     format_validation,
-    init_wandb,
     latest_checkpoint,
-    log_wandb,
     merge_config,
-    record_episodes,
-    reopen_run_folder,
-    restore_coevolution,
-    run_coevolution_config,
-    step_row,
-    truncate_logs,
     unwrap_optional,
-    write_checkpoint,
 )
-from reskill_gym.runfolder import append_jsonl as _append_jsonl
-from reskill_gym.runfolder import cpu_seconds as _cpu_seconds
+from reskill_gym.runloop import RunDriver, StepOutcome
 from reskill_local.grpo import OPTIMIZER_STATE, GRPOConfig
 
 __all__ = [
@@ -199,48 +185,33 @@ def _check_trainer_types(values: dict[str, Any], source: str) -> None:
 # =========================================================================================
 # The run
 # =========================================================================================
-class TrainingRun:
-    """One run folder: builds library, co-evolution, envs and trainer; trains; checkpoints.
+class TrainingRun(RunDriver):
+    """One run folder: builds library, co-evolution, envs and trainer; trains; checkpoints
+    (the loop, checkpoints and resume are :class:`reskill_gym.runloop.RunDriver`'s).
 
     Use :meth:`create` for a new run and :meth:`resume` for an existing folder. ``policy``
     (a loaded ``reskill_local.policy.Policy``) skips model loading (tests share one model).
     """
 
-    def __init__(self, config: TrainConfig, run_dir: Path, *, policy: Any = None) -> None:
-        self.config = config
-        self.run_dir = Path(run_dir)
-        self._policy = policy
-        self.library: Any = None
-        self.coevo: CoEvolutionLike | None = None
-        self.trainer: Any = None
-        self.pool: Any = None
-        self._wandb: Any = None
-        self._cpu_at_start = _cpu_seconds()
-        self._t_start = time.perf_counter()
+    command = "train"
+    label = "training"
+    load_config = staticmethod(load_config)
+    state_name = "trainer state"
 
-    # ----- creation -----------------------------------------------------------------------
+    def __init__(self, config: TrainConfig, run_dir: Path, *, policy: Any = None) -> None:
+        super().__init__(config, run_dir)
+        self.config: TrainConfig = config
+        self._policy = policy
+        self.trainer: Any = None
+
     @staticmethod
     def default_name(config: TrainConfig) -> str:
         """CleanRL-style ``<env>__<exp>__<seed>__<unix time>``."""
         return default_run_name(config.run, config.env.name)
 
-    @classmethod
-    def create(cls, config: TrainConfig, *, policy: Any = None) -> TrainingRun:
-        """Make the run folder, write ``config.yaml`` and copy the initial library into it."""
-        config, run_dir = create_run_folder(config, command="train")
-        return cls(config, run_dir, policy=policy)
-
-    @classmethod
-    def resume(
-        cls, run_dir: str | os.PathLike[str], overrides: Sequence[str] = (), *, policy: Any = None
-    ) -> TrainingRun:
-        """Reopen a run folder; ``overrides`` (e.g. ``run.steps=20``) apply to its config."""
-        config, run_dir = reopen_run_folder(run_dir, overrides, load_config)
-        return cls(config, run_dir, policy=policy)
-
     # ----- building -----------------------------------------------------------------------
     def _tasks(self, probe: Any) -> list[str]:
-        return self.config.env.select_tasks(probe.task_ids(self.config.env.split))
+        return self.config.env.select_tasks(probe.unwrapped.task_ids(self.config.env.split))
 
     def build(self) -> None:
         """Library, co-evolution, env factory, policy and trainer (loads the model)."""
@@ -248,20 +219,11 @@ class TrainingRun:
 
         from reskill_gym.envs.registration import make_skill_env
         from reskill_gym.rollout import EnvPool
-        from reskill_gym.skills import SkillLibrary
         from reskill_gym.wrapper import SkillWrapper
         from reskill_local.grpo import GRPOTrainer
 
         cfg = self.config
-        self.library = SkillLibrary.open(self.run_dir / "skills")
-        co_cfg = run_coevolution_config(cfg.coevolution, self.run_dir)
-        if cfg.run.skills_mode == "coevolve":
-            self.coevo = CoEvolution.create(self.library, co_cfg)
-        elif cfg.run.skills_mode == "frozen":
-            self.coevo = NoCoEvolution(self.library)
-        else:
-            self.coevo = NoCoEvolution(None)
-        coevo = self.coevo
+        coevo = self.open_coevolution()
         wrapper_kw = cfg.env.wrapper_kwargs()
         env_kwargs = {"split": cfg.env.split, **cfg.env.kwargs}
 
@@ -283,36 +245,42 @@ class TrainingRun:
 
         probe = build_env()
         try:
-            tasks = self._tasks(probe.unwrapped)
+            tasks = self._tasks(probe)
         finally:
             probe.close()
         self.trainer = GRPOTrainer(
             cfg.trainer, make_env, tasks, turn=cfg.rollout, coevo=coevo, policy=self._policy
         )
 
-    # ----- checkpoints --------------------------------------------------------------------
-    def _save_checkpoint(self, steps_done: int) -> Path:
-        def fill(folder: Path) -> None:
-            self.trainer.save_checkpoint(folder, optimizer=True)
-            if self.coevo is not None:
-                self.coevo.save(folder)  # NoCoEvolution has nothing to save
+    # ----- state --------------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return self.trainer is not None
 
-        meta = {
-            "head": self.library.head,
-            "versions": self.library.versions(),
-            "wall_s": self._wall_before + (time.perf_counter() - self._t_start),
-            "cpu_s": self._cpu_before + (_cpu_seconds() - self._cpu_at_start),
-            "time": time.time(),
-        }
-        final = write_checkpoint(
-            self.run_dir, steps_done, fill, meta, keep=self.config.run.keep_checkpoints
-        )
-        # resume needs the optimizer state of the newest checkpoint only: older kept ones
-        # hold the weights (their policy/) and the small trainer state
+    @property
+    def steps_done(self) -> int:
+        return int(self.trainer.step_count)
+
+    @property
+    def rollouts_per_step(self) -> int:
+        return int(self.trainer.config.rollouts_per_step)
+
+    def save_state(self, folder: Path) -> None:
+        self.trainer.save_checkpoint(folder, optimizer=True)
+
+    def load_state(self, ckpt: Path) -> None:
+        self.trainer.load_checkpoint(ckpt)
+
+    def after_checkpoint(self, final: Path) -> None:
+        """Resume needs the optimizer state of the newest checkpoint only: older kept ones
+        hold the weights (their policy/) and the small trainer state."""
         for older in final.parent.glob("step_*"):
             if older != final:
                 (older / OPTIMIZER_STATE).unlink(missing_ok=True)
-        return final
+
+    def on_run_end(self) -> None:
+        """Publish ``<run>/policy/`` (see :meth:`_publish_policy`)."""
+        self._publish_policy()
 
     def _publish_policy(self) -> Path | None:
         """``<run>/policy/``: the newest checkpoint's policy folder (hard links, no copy)."""
@@ -323,102 +291,14 @@ class TrainingRun:
             return None
         return publish_policy(ckpt / POLICY_DIR, self.run_dir / POLICY_DIR)
 
-    def restore(self) -> int:
-        """Load the newest checkpoint; returns the number of steps it covers (0 if none).
-
-        Builds the run first if needed. ``train`` calls it; tests call it to inspect the
-        restored state.
-        """
-        if self.trainer is None:
-            self.build()
-        ckpt = latest_checkpoint(self.run_dir)
-        self._wall_before = 0.0
-        self._cpu_before = 0.0
-        if ckpt is None:
-            truncate_logs(self.run_dir, 0)
-            return 0
-        meta = restore_coevolution(ckpt, self.coevo, self.library)
-        self.trainer.load_checkpoint(ckpt)
-        steps = int(meta["steps_done"])
-        if self.trainer.step_count != steps:
-            raise RuntimeError(
-                f"{ckpt}: trainer state is at step {self.trainer.step_count}, run.json says {steps}"
-            )
-        truncate_logs(self.run_dir, steps)
-        self._wall_before = float(meta.get("wall_s", 0.0))
-        self._cpu_before = float(meta.get("cpu_s", 0.0))
-        logger.info("resumed %s from %s (%d steps done)", self.run_dir, ckpt.name, steps)
-        return steps
-
-    # ----- logging ------------------------------------------------------------------------
-    def _init_wandb(self) -> None:
-        self._wandb = init_wandb(self.config.run, self.run_dir, self.config.to_container())
-
-    def _row(self, result: Any, plan: Any) -> dict[str, Any]:
-        return step_row(
-            result.metrics,
-            result.step,
-            coevo=self.coevo,
-            events=result.events,
-            library=self.library,
-            plan=plan,
-            wall_s=self._wall_before + (time.perf_counter() - self._t_start),
-            cpu_s=self._cpu_before + (_cpu_seconds() - self._cpu_at_start),
-        )
-
     # ----- the loop -----------------------------------------------------------------------
+    def run_step(self) -> StepOutcome:
+        """One GRPO step (plan, rollouts, co-evolution, update); dropped episodes are kept
+        for ``episodes/``."""
+        result = self.trainer.step()
+        plan = getattr(self.trainer, "last_plan", None)
+        return StepOutcome(result.metrics, result.events, plan, [*result.episodes, *result.dropped])
+
     def train(self, *, progress: bool | None = None) -> RunSummary:
         """Build (if needed), restore the newest checkpoint, run the remaining steps."""
-        done = self.restore()
-        self._init_wandb()
-        total = self.config.run.steps
-        show = self.config.run.progress if progress is None else progress
-        started = decided = 0
-        try:
-            with StepProgress(show, total, done) as bar:
-                for step in range(done, total):
-                    bar.start_step(step, self.trainer.config.rollouts_per_step)
-                    result = self.trainer.step()
-                    plan = getattr(self.trainer, "last_plan", None)
-                    row = self._row(result, plan)
-                    events = event_rows(result.events, step)
-                    started += sum(e.get("kind") == "test_started" for e in events)
-                    decided += sum(e.get("kind") == "test_decided" for e in events)
-                    # metrics first, checkpoint second: lines past the checkpoint are dropped on
-                    # resume, so a kill between the two never loses or doubles a step
-                    _append_jsonl(self.run_dir / "metrics.jsonl", [row])
-                    _append_jsonl(self.run_dir / "events.jsonl", events)
-                    if self.config.run.record_episodes:
-                        episodes = [*result.episodes, *result.dropped]
-                        record_episodes(self.run_dir, step, episodes, self.coevo)
-                    self._save_checkpoint(step + 1)
-                    log_wandb(self._wandb, row, step)
-                    bar.end_step(step, row, events)
-            self._publish_policy()
-        finally:
-            self.close()
-        report = None
-        if self.config.run.report:
-            from reskill_gym.report import write_run_report
-
-            report = write_run_report(self.run_dir)
-        return RunSummary(
-            run_dir=self.run_dir,
-            steps_done=self.trainer.step_count,
-            wall_s=self._wall_before + (time.perf_counter() - self._t_start),
-            cpu_s=self._cpu_before + (_cpu_seconds() - self._cpu_at_start),
-            head=self.library.head if self.library is not None else None,
-            tests_started=started,
-            tests_decided=decided,
-            report=report,
-        )
-
-    def close(self) -> None:
-        """Stop the creator thread, close pooled engines, finish wandb."""
-        if self.coevo is not None:
-            self.coevo.close()
-        if self.pool is not None:
-            self.pool.close()
-        if self._wandb is not None:
-            self._wandb.finish()
-            self._wandb = None
+        return self.run(progress=progress)
