@@ -37,8 +37,10 @@ Admissible actions: take pen 1 from desk 1, look
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+
+from reskill_gym.rollout.published import build_published_prompt
+from reskill_gym.rollout.segments import PastTurn, PromptSegment, SegmentKind, TurnPrompt
 
 if TYPE_CHECKING:  # pragma: no cover
     from reskill_gym.rollout.config import TurnConfig
@@ -53,9 +55,6 @@ __all__ = [
     "invalid_reply_feedback",
 ]
 
-SegmentKind = Literal[
-    "system", "task", "history", "observation", "skills", "actions", "instruction"
-]
 
 _SKILL_HINT = " When a skill is shown, check its when-to-use condition and follow it if it applies."
 _FORMATS: dict[str, str] = {
@@ -99,66 +98,6 @@ def invalid_reply_feedback(action_format: str, why: str) -> str:
     return f"Your previous reply was not executed: {why}. {how}"
 
 
-@dataclass(frozen=True)
-class PromptSegment:
-    """One labelled piece of a prompt: trainers mask or log by ``kind``."""
-
-    kind: SegmentKind
-    text: str
-
-
-@dataclass(frozen=True)
-class PastTurn:
-    """An earlier turn as the prompt builder needs it.
-
-    ``observation``/``action`` feed the per_turn history window (``action`` is what ran, or
-    a marker for an invalid reply); ``user_text``/``reply`` are the concat layout's messages
-    of that turn, kept verbatim.
-    """
-
-    observation: str
-    action: str
-    user_text: str
-    reply: str
-
-
-@dataclass
-class TurnPrompt:
-    """The prompt of one turn: the current user message as segments, plus earlier messages
-    (concat layout) and the system message."""
-
-    system: str
-    user_segments: list[PromptSegment] = field(default_factory=list)
-    previous: list[dict[str, str]] = field(default_factory=list)
-    joiner: str = "\n\n"
-
-    @property
-    def segments(self) -> list[PromptSegment]:
-        return [PromptSegment("system", self.system), *self.user_segments]
-
-    def user_text(self) -> str:
-        return self.joiner.join(s.text for s in self.user_segments if s.text)
-
-    def messages(self) -> list[dict[str, str]]:
-        """OpenAI/HF-style chat messages (string contents); no system message when
-        ``system`` is empty (the published format)."""
-        system = [{"role": "system", "content": self.system}] if self.system else []
-        return [*system, *self.previous, {"role": "user", "content": self.user_text()}]
-
-    def spans(self) -> list[tuple[SegmentKind, int, int]]:
-        """Character spans of each user segment inside ``user_text()``."""
-        out: list[tuple[SegmentKind, int, int]] = []
-        pos = 0
-        for s in self.user_segments:
-            if not s.text:
-                continue
-            if out:
-                pos += len(self.joiner)
-            out.append((s.kind, pos, pos + len(s.text)))
-            pos += len(s.text)
-        return out
-
-
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
@@ -185,8 +124,6 @@ def build_turn_prompt(
     if config.system_prompt is None or config.show_admissible is None:
         raise ValueError("build_turn_prompt needs a resolved TurnConfig (call .resolve(env))")
     if config.format == "published":
-        from reskill_gym.rollout.published import build_published_prompt
-
         return build_published_prompt(
             config,
             env_name,

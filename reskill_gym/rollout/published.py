@@ -66,7 +66,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from reskill_gym.rollout.prompt import PastTurn, PromptSegment, SegmentKind, TurnPrompt
+from reskill_gym.rollout.segments import PastTurn, PromptSegment, SegmentKind, TurnPrompt
 from reskill_gym.skills.bundle import PUBLISHED_SKILL_INSTRUCTION, PUBLISHED_TEMPLATE
 
 if TYPE_CHECKING:  # pragma: no cover
