@@ -35,6 +35,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -281,14 +282,15 @@ def _evolve_agent(run: Path) -> str | None:
     return spec if isinstance(spec, str) else None
 
 
-def lora_base(folder: str | os.PathLike[str]) -> str:
+def lora_base(folder: str | os.PathLike[str], resolve_local_model: Callable[[str], object]) -> str:
     """The base model a LoRA policy folder needs, as a ``local:`` model spec.
 
     The manifest's ``base`` when it still resolves (an alias, an existing path), else its
-    ``base_path``; neither: an error naming the base and what to do.
+    ``base_path``; neither: an error naming the base and what to do. ``resolve_local_model``
+    is :func:`reskill_gym.llm.local.resolve_local_model`, passed in by its caller so this
+    module, which that one imports, does not import it back.
     """
     from reskill_gym.llm.errors import LLMConfigError
-    from reskill_gym.llm.local import resolve_local_model
 
     folder = Path(folder)
     manifest = read_manifest(folder) if (folder / MANIFEST).is_file() else None

@@ -475,7 +475,7 @@ class LocalBackend(BaseBackend):
         from reskill_gym.policy_folder import PolicyFolderError, lora_base
 
         try:
-            base = lora_base(directory)
+            base = lora_base(directory, resolve_local_model)
             from peft import PeftModel
         except PolicyFolderError as e:
             raise LLMConfigError(str(e)) from None
