@@ -288,10 +288,9 @@ def lora_base(folder: str | os.PathLike[str], resolve_local_model: Callable[[str
     The manifest's ``base`` when it still resolves (an alias, an existing path), else its
     ``base_path``; neither: an error naming the base and what to do. ``resolve_local_model``
     is :func:`reskill_gym.llm.local.resolve_local_model`, passed in by its caller so this
-    module, which that one imports, does not import it back.
+    module, which that one imports, does not import the ``llm`` package back; a spec it
+    cannot resolve raises ``LLMConfigError``, a ``ValueError``.
     """
-    from reskill_gym.llm.errors import LLMConfigError
-
     folder = Path(folder)
     manifest = read_manifest(folder) if (folder / MANIFEST).is_file() else None
     candidates: list[str] = []
@@ -312,7 +311,7 @@ def lora_base(folder: str | os.PathLike[str], resolve_local_model: Callable[[str
         try:
             resolve_local_model(spec)
             return spec
-        except LLMConfigError as exc:
+        except ValueError as exc:  # LLMConfigError
             errors.append(str(getattr(exc, "message", exc)))
     raise PolicyFolderError(
         f"LoRA adapter {folder}: its base model {candidates[0]!r} is missing here "

@@ -1,4 +1,10 @@
-"""The import graph of the three packages has no cycles.
+"""The layering rules of ``docs/architecture.md``, checked on the import graph.
+
+- no import cycles between modules;
+- the core's top-level modules and packages form a graph without cycles (imports go one way);
+- the core never imports an adapter, the adapters never import each other (the core reaches
+  them through entry points, which ``pyproject.toml`` declares);
+- ``reskill_gym.view`` is imported by nothing outside itself.
 
 Every import a module runs counts, at module level or inside a function (a lazy import is
 still an arrow: it only hides a cycle until the call); imports under ``if TYPE_CHECKING``
@@ -10,6 +16,8 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {
@@ -115,6 +123,16 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def _top(module: str) -> str:
+    """``reskill_gym.skills.library`` -> ``reskill_gym.skills``; an adapter -> its package."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "reskill_gym" and len(parts) > 1 else parts[0]
+
+
+def _arrows(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return [(a, b) for a, targets in graph.items() for b in sorted(targets)]
+
+
 def test_no_import_cycles() -> None:
     graph = import_graph()
     assert len(graph) > 100 and sum(map(len, graph.values())) > 300  # the graph was read
@@ -130,3 +148,41 @@ def test_cycle_finder_finds_a_lazy_cycle() -> None:
         "def f():\n    import y\n"
     )
     assert [n.names[0].name for n in _runtime_imports(tree) if isinstance(n, ast.Import)] == ["y"]
+
+
+def test_core_top_level_is_layered() -> None:
+    top: dict[str, set[str]] = {}
+    for a, b in _arrows(import_graph()):
+        if a.startswith("reskill_gym") and b.startswith("reskill_gym") and _top(a) != _top(b):
+            top.setdefault(_top(a), set()).add(_top(b))
+            top.setdefault(_top(b), set())
+    assert len(top) > 20
+    assert cycles(top) == []
+
+
+def test_core_never_imports_an_adapter_and_adapters_not_each_other() -> None:
+    arrows = _arrows(import_graph())
+    core_to_adapter = [
+        (a, b)
+        for a, b in arrows
+        if a.startswith("reskill_gym.") and not b.startswith("reskill_gym")
+    ]
+    assert core_to_adapter == []
+    across = [
+        (a, b)
+        for a, b in arrows
+        if {a.split(".")[0], b.split(".")[0]} == {"reskill_local", "reskill_verl"}
+    ]
+    assert across == []
+
+
+def test_adapters_and_the_viewer_are_reached_through_entry_points() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    commands = pyproject["project"]["entry-points"]["reskill_gym.cli"]
+    targets = {value.split(":")[0].split(".")[0] for value in commands.values()}
+    assert {"reskill_local", "reskill_verl"} <= targets
+    assert any(value.startswith("reskill_gym.view") for value in commands.values())
+    assert pyproject["project"]["entry-points"]["verl.plugins"]["reskill"] == "reskill_verl.plugin"
+    importers = [a for a, b in _arrows(import_graph()) if _top(b) == "reskill_gym.view"]
+    assert [a for a in importers if _top(a) != "reskill_gym.view"] == []
