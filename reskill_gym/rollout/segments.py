@@ -8,8 +8,12 @@ Both prompt builders produce a :class:`TurnPrompt`: the project's
 live here, below both, so neither builder imports the other's module to name them.
 
 >>> p = TurnPrompt("Be brief.", [PromptSegment("task", "Task: x"), PromptSegment("observation", "A room.")])
->>> p.user_text(), p.spans()
-('Task: x\n\nA room.', [('task', 0, 7), ('observation', 9, 16)])
+>>> print(p.user_text())
+Task: x
+<BLANKLINE>
+A room.
+>>> p.spans()
+[('task', 0, 7), ('observation', 9, 16)]
 """
 
 from __future__ import annotations
