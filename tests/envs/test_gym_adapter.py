@@ -155,3 +155,25 @@ def test_run_config_short_form() -> None:
     env = make_env(cfg.name, **cfg.kwargs, obs_key="text")
     assert env.reset(options={"task_id": "seed-1"})[0].endswith("Code length 3.")
     env.close()
+
+
+def test_eval_records_error_episodes_for_a_broken_env_and_goes_on(tmp_path) -> None:
+    """A step that raises or hangs: an error episode each, the run finishes, the folder reads."""
+    from reskill_gym.evaluation import EvalConfig, run_eval
+    from reskill_gym.evaluation.agents import CallableAgent
+
+    for mode, extra in (("raise", {}), ("hang", {"step_timeout_s": 0.2})):
+        cfg = EvalConfig(
+            env="gym",
+            env_kwargs={**OPTS, "env_kwargs": {"mode": mode}, **extra},
+            agent="python:unused:act",
+            tasks=2,
+            baseline=True,
+            skills=[],
+        )
+        agent = CallableAgent(lambda messages, info: "<action>press 1</action>", name="press")
+        run = run_eval(cfg, tmp_path / mode, agent=agent)
+        assert run.ran == 2 and run.errors == 2, mode
+        rows = (tmp_path / mode / "episodes.jsonl").read_text().splitlines()
+        assert len(rows) == 2 and all('"stop_reason":"error"' in r.replace(" ", "") for r in rows)
+        assert ("step raised KeyError" if mode == "raise" else "step_timeout_s=0.2") in rows[0]
