@@ -299,7 +299,8 @@ def seed_library_path(env_name: str) -> Path:
         if c.is_dir():
             return c
     raise FileNotFoundError(
-        f"no seed skill library for {env_name!r}; looked in: " + ", ".join(map(str, candidates))
+        f"no seed skill library for {env_name!r} (give skills: none or a folder, or "
+        "EnvSpec.seed_skills); looked in: " + ", ".join(map(str, candidates))
     )
 
 
