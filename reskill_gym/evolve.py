@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 import typer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from reskill_gym.atomic import atomic_write_json
 from reskill_gym.coevolve import CoEvolutionConfig, CoEvolutionEvent
@@ -67,6 +67,7 @@ from reskill_gym.runfolder import (
     ConfigError,
     EnvConfig,
     RunConfig,
+    config_for_file,
     format_validation,
     merge_config,
     set_console_log_level,
@@ -201,9 +202,12 @@ class EvolveConfig(BaseModel):
                 )
         return self
 
+    _env_references: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
+
     def to_container(self) -> dict[str, Any]:
-        """Plain data for ``config.yaml`` (round-trips through :func:`load_evolve_config`)."""
-        return json.loads(json.dumps(self.model_dump(mode="json")))
+        """Plain data for ``config.yaml`` (round-trips through :func:`load_evolve_config`):
+        ``${oc.env:...}`` references as given, other secrets ``[REDACTED]``."""
+        return config_for_file(self.model_dump(mode="json"), self._env_references)
 
 
 _SCHEMAS: dict[str, Any] = {
@@ -222,7 +226,8 @@ def load_evolve_config(
 
     ``coevolution.seed`` and ``coevolution.creator.seed`` follow ``run.seed`` unless set.
     """
-    merged, source = merge_config(path, overrides, _SCHEMAS)
+    refs: dict[tuple[str, ...], str] = {}
+    merged, source = merge_config(path, overrides, _SCHEMAS, env_references=refs)
     run_seed = merged["run"].get("seed", RunConfig.model_fields["seed"].default)
     merged["coevolution"].setdefault("seed", run_seed)
     creator = merged["coevolution"].setdefault("creator", {}) or {}
@@ -234,9 +239,11 @@ def load_evolve_config(
             "#my-model, local:default, python:my_module:act)"
         )
     try:
-        return EvolveConfig.model_validate(merged)
+        config = EvolveConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(format_validation(exc, source)) from exc
+    config._env_references = refs
+    return config
 
 
 # =========================================================================================

@@ -20,8 +20,10 @@ What is recognised (replaced by ``[REDACTED]``, the surrounding text kept):
   (``authorization``, ``x-api-key``, ``api_key``, ``aws_secret_access_key``,
   ``aws_session_token``, ``password``, ``secret``, ``token``, ...), and URL query
   parameters and ``user:password@`` parts of URLs;
-* the literal values of the secret environment variables in ``SECRET_ENV_VARS`` that are
-  set in this process (a key of any shape is cut once it is in the environment).
+* configured secrets, of any length and shape: the values of the secret environment
+  variables in ``SECRET_ENV_VARS`` that are set in this process, and every value a config
+  gave a credential-named key (``register_config_secrets``, called when run configs load).
+  Values of 8 or more characters are cut anywhere; shorter ones as whole tokens.
 
 Redaction is for text meant for humans and files; it is not a parser, and a secret
 spelled in a form not listed here passes. The patterns only match runs of token
@@ -38,6 +40,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +49,9 @@ __all__ = [
     "redact_obj",
     "RedactingFilter",
     "install_log_redaction",
+    "register_secret",
+    "register_config_secrets",
+    "is_secret_key",
     "REDACTED",
     "SECRET_ENV_VARS",
 ]
@@ -66,9 +72,11 @@ SECRET_ENV_VARS: tuple[str, ...] = (
     "GITHUB_TOKEN",
     "RESKILL_API_KEY",
 )
-_MIN_ENV_SECRET = 8  # shorter values would cut ordinary words
+# Configured secrets this long are cut anywhere; shorter ones only as whole tokens.
+_MIN_SUBSTRING_SECRET = 8
 
 _TOKEN = r"[A-Za-z0-9_\-.~+/]"
+_WORD = r"[A-Za-z0-9_\-]"
 # Secrets recognisable by their shape alone.
 _SHAPES = re.compile(
     r"\bsk-(?:ant-)?[A-Za-z0-9][A-Za-z0-9_\-]{15,}"
@@ -107,9 +115,51 @@ _QUERY = re.compile(
 )
 
 
-def _env_secrets() -> list[str]:
-    vals = (os.environ.get(name, "") for name in SECRET_ENV_VARS)
-    return sorted((v for v in vals if len(v) >= _MIN_ENV_SECRET), key=len, reverse=True)
+_REGISTERED: set[str] = set()
+_REGISTERED_LOCK = threading.Lock()
+
+
+def register_secret(value: object) -> None:
+    """Cut ``value`` wherever it appears from now on in this process, whatever its length.
+
+    Configs call this for the values of their credential-named keys (``api_key``,
+    ``token``, ...) when they load, so a key that has no recognisable shape (a proxy's
+    ``abc123``) is still cut from every file and log line, and from an endpoint's echo.
+    Empty and non-string values are ignored.
+    """
+    if isinstance(value, str) and value.strip() and value != REDACTED:
+        with _REGISTERED_LOCK:
+            _REGISTERED.add(value)
+
+
+def register_config_secrets(config: object) -> int:
+    """``register_secret`` for every string under a credential-named key of ``config`` (plain
+    data: mappings and lists, any depth); returns how many values it registered."""
+    n = 0
+    if isinstance(config, Mapping):
+        for k, v in config.items():
+            if isinstance(k, str) and isinstance(v, str) and is_secret_key(k):
+                register_secret(v)
+                n += 1
+            else:
+                n += register_config_secrets(v)
+    elif isinstance(config, (list, tuple)):
+        n += sum(register_config_secrets(v) for v in config)
+    return n
+
+
+def _configured_secrets() -> list[str]:
+    """Values of the secret environment variables and the registered secrets, longest first."""
+    vals = {os.environ.get(name, "") for name in SECRET_ENV_VARS} | _REGISTERED
+    return sorted((v for v in vals if v.strip()), key=len, reverse=True)
+
+
+def _cut_secret(text: str, secret: str) -> str:
+    """``text`` without ``secret``: anywhere when it is long enough not to be a common word,
+    else only as a whole token (a 3-character key must not cut every word containing it)."""
+    if len(secret) >= _MIN_SUBSTRING_SECRET:
+        return text.replace(secret, REDACTED)
+    return re.sub(rf"(?<!{_WORD}){re.escape(secret)}(?!{_WORD})", REDACTED, text)
 
 
 def _key_value(m: re.Match[str]) -> str:
@@ -131,9 +181,9 @@ def redact(text: str) -> str:
     """
     if not isinstance(text, str) or not text:
         return text
-    for secret in _env_secrets():
+    for secret in _configured_secrets():
         if secret in text:
-            text = text.replace(secret, REDACTED)
+            text = _cut_secret(text, secret)
     # each pattern runs only where the text holds what it needs (cheap necessary checks)
     if _SHAPE_HINT.search(text):
         text = _SHAPES.sub(REDACTED, text)
@@ -161,7 +211,7 @@ def redact_obj(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         out = {}
         for k, v in obj.items():
-            if isinstance(k, str) and isinstance(v, str) and v and _is_secret_key(k):
+            if isinstance(k, str) and isinstance(v, str) and v and is_secret_key(k):
                 out[k] = REDACTED
             else:
                 out[redact(k) if isinstance(k, str) else k] = redact_obj(v)
@@ -176,7 +226,8 @@ def redact_obj(obj: Any) -> Any:
 _SECRET_KEY = re.compile(rf"^(?:{_KEYS})$", re.IGNORECASE)
 
 
-def _is_secret_key(key: str) -> bool:
+def is_secret_key(key: str) -> bool:
+    """Whether ``key`` names a credential (``api_key``, ``Authorization``, ``token``, ...)."""
     return bool(_SECRET_KEY.match(key.strip().replace(" ", "_")))
 
 

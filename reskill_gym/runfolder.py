@@ -2,7 +2,7 @@
 
 Exports ``ConfigError``, ``RunConfig``, ``EnvConfig``, ``RunSummary``, ``StepProgress``,
 ``CHECKPOINTS``, ``check_keys``, ``format_validation``, ``unwrap_optional``,
-``merge_config``, ``default_run_name``, ``create_run_folder``, ``reopen_run_folder``, ``copy_library``,
+``merge_config``, ``config_for_file``, ``default_run_name``, ``create_run_folder``, ``reopen_run_folder``, ``copy_library``,
 ``latest_checkpoint``, ``write_checkpoint``, ``restore_coevolution``, ``truncate_logs``,
 ``truncate_jsonl``, ``append_jsonl``, ``step_row``, ``event_rows``, ``record_episodes``,
 ``run_coevolution_config``, ``init_wandb``, ``log_wandb``, ``cpu_seconds`` and
@@ -12,7 +12,8 @@ Exports ``ConfigError``, ``RunConfig``, ``EnvConfig``, ``RunSummary``, ``StepPro
 (frozen-policy co-evolution, :mod:`reskill_gym.evolve`) write the same folder, so
 ``reskill report`` renders either::
 
-    config.yaml          the full resolved config, written at start
+    config.yaml          the full resolved config, written at start (${oc.env:...}
+                         references kept as written, other secrets [REDACTED])
     skills/              the skill library (copied from the seed library), with history
     checkpoints/step_000004/{coevolution.json, run.json, <the runner's own state>}
     checkpoints/LATEST   name of the newest complete checkpoint
@@ -73,6 +74,7 @@ __all__ = [
     "format_validation",
     "unwrap_optional",
     "merge_config",
+    "config_for_file",
     "default_run_name",
     "create_run_folder",
     "reopen_run_folder",
@@ -319,15 +321,38 @@ def format_validation(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def _leaves(data: Any, prefix: tuple[str, ...] = ()) -> Iterable[tuple[tuple[str, ...], Any]]:
+    """(key path, value) of every leaf under the mappings of ``data`` (lists are leaves)."""
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            yield from _leaves(v, (*prefix, str(k)))
+    else:
+        yield prefix, data
+
+
+def _is_credential_key(key: str) -> bool:
+    from reskill_gym.redaction import is_secret_key
+
+    return is_secret_key(key)
+
+
 def merge_config(
     path: str | os.PathLike[str] | None,
     overrides: Sequence[str],
     schemas: Mapping[str, Any],
+    *,
+    env_references: dict[tuple[str, ...], str] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Merge a YAML file (or nothing) with ``key=value`` overrides; check every key.
 
     Returns the merged plain dict (every section of ``schemas`` present, as a dict) and the
     source name for messages. Values are not validated here: the caller builds its models.
+    ``env_references``, when given, is filled with the ``${oc.env:...}`` references of the
+    input by key path, so the run folder's ``config.yaml`` can store the reference instead
+    of the value (an API key read from the environment stays there). The values of
+    credential-named keys are registered with ``reskill_gym.redaction`` (cut from every
+    file and log line, whatever their length); one that reads ``[REDACTED]`` (what
+    ``config.yaml`` stores for a key given as a literal) is an error asking for it again.
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -359,10 +384,26 @@ def merge_config(
     check_keys(OmegaConf.to_container(user, resolve=False), dict(schemas), "", source)
     check_keys(OmegaConf.to_container(over, resolve=False), dict(schemas), "", "override")
     try:
-        merged = OmegaConf.to_container(OmegaConf.merge(user, over), resolve=True)
+        both = OmegaConf.merge(user, over)
+        raw = OmegaConf.to_container(both, resolve=False)
+        merged = OmegaConf.to_container(both, resolve=True)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     assert isinstance(merged, dict)
+    if env_references is not None:
+        env_references.update(
+            (k, v) for k, v in _leaves(raw) if isinstance(v, str) and "${oc.env:" in v
+        )
+    from reskill_gym.redaction import REDACTED, register_config_secrets
+
+    register_config_secrets(merged)
+    for key_path, value in _leaves(merged):
+        if value == REDACTED and key_path and _is_credential_key(key_path[-1]):
+            dotted = ".".join(key_path)
+            raise ConfigError(
+                f"{source}: {dotted} is {REDACTED}: a run folder never stores a secret given "
+                f"as a literal; give it again ({dotted}=...) or as ${{oc.env:VARIABLE}}"
+            )
     config = cast("dict[str, Any]", merged)  # check_keys let through only section names
     for section in sections:
         if config.get(section) is None:
@@ -388,6 +429,34 @@ class RunFolderConfig(Protocol):
 
 
 C = TypeVar("C", bound=RunFolderConfig)
+
+
+def config_for_file(
+    container: dict[str, Any], env_references: Mapping[tuple[str, ...], str]
+) -> dict[str, Any]:
+    """What ``config.yaml`` (and a tracker's copy of the config) holds: the resolved config,
+    with each ``${oc.env:...}`` reference of the input put back where its value was, and
+    ``[REDACTED]`` for any other value of a credential-named key. A secret never reaches
+    the run folder; a resume reads the reference from the environment again.
+
+    >>> config_for_file({"llm": {"api_key": "k1", "timeout_s": 5}, "x": "/data"},
+    ...                 {("x",): "${oc.env:DATA}"})
+    {'llm': {'api_key': '[REDACTED]', 'timeout_s': 5}, 'x': '${oc.env:DATA}'}
+    """
+    from reskill_gym.redaction import REDACTED
+
+    out = json.loads(json.dumps(container))
+    for key_path, value in _leaves(container):
+        ref = env_references.get(key_path)
+        if ref is None and not (key_path and _is_credential_key(key_path[-1])):
+            continue
+        if ref is None and (not isinstance(value, str) or not value):
+            continue
+        node = out
+        for k in key_path[:-1]:
+            node = node[k]
+        node[key_path[-1]] = ref if ref is not None else REDACTED
+    return out
 
 
 def _write_config(path: Path, container: dict[str, Any]) -> None:

@@ -6,7 +6,8 @@ The published pipeline writes each stage's prompt and response next to the check
 researcher can read why a skill was proposed. Here one folder per pass,
 ``<artifacts_dir>/step_<step:06d>/``, holds numbered files in stage order (see
 ``SkillCreator`` for the list); writes are atomic (temp file + rename), and a failed write
-is logged and skipped: artifacts never stop training.
+is logged and skipped: artifacts never stop training. Every file passes through
+``reskill_gym.redaction`` like the other records a run writes.
 
 >>> import tempfile, pathlib, json
 >>> a = PassArtifacts(pathlib.Path(tempfile.mkdtemp()), step=7)
@@ -57,12 +58,15 @@ class PassArtifacts:
         return self.folder is not None
 
     def text(self, name: str, text: str) -> Path | None:
-        """Write ``name`` (a file name inside the step folder) atomically."""
+        """Write ``name`` (a file name inside the step folder) atomically, credentials
+        redacted: replies and error texts of an endpoint can echo the request's key."""
         if self.folder is None:
             return None
+        from reskill_gym.redaction import redact
+
         path = self.folder / name
         try:
-            atomic_write_text(path, text)
+            atomic_write_text(path, redact(text))
         except OSError as e:
             if not self._warned:
                 log.warning("creator artifacts: cannot write %s (%s); skipping", path, e)

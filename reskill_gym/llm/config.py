@@ -241,7 +241,8 @@ def check_llm_options(options: Mapping[str, Any], where: str) -> None:
     constructor arguments such as ``api_key``), so pydantic does not see inside it; without
     this check ``timeout_s: inf`` or ``temperature: nan`` would be accepted and fail (or
     never end) only when the backend is built mid-run. Raises ``ValueError`` naming
-    ``where`` and the field. Keys that are not ``LLMConfig`` fields pass through.
+    ``where`` and the field. Keys that are not ``LLMConfig`` fields pass through; values of
+    credential-named keys (``api_key``) are registered with ``reskill_gym.redaction``.
 
     >>> check_llm_options({"timeout_s": 30, "api_key": "x"}, "agent.llm")
     >>> check_llm_options({"timeout_s": float("inf")}, "agent.llm")
@@ -249,6 +250,9 @@ def check_llm_options(options: Mapping[str, Any], where: str) -> None:
     ...
     ValueError: agent.llm.timeout_s: Input should be a finite number (got inf)
     """
+    from reskill_gym.redaction import register_config_secrets
+
+    register_config_secrets(dict(options))  # an api_key here is cut from every file written
     fields = {k: v for k, v in options.items() if k in LLMConfig.model_fields}
     fields.pop("backend", None)
     fields.pop("model", None)

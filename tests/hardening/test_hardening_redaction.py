@@ -192,6 +192,7 @@ def test_echoed_key_from_a_failing_creator_endpoint_stays_out_of_events_jsonl(
                     "timeout_s": 5,
                     "api_key_env": "HARDENING_PROXY_KEY",
                 },
+                artifacts_dir=tmp_path / "creator",
             ),
         )
         co = CoEvolution.create(lib, cfg)
@@ -226,3 +227,53 @@ def test_echoed_key_from_a_failing_creator_endpoint_stays_out_of_events_jsonl(
     assert "authorization=" in written.lower() and REDACTED in written
     assert OPENAI not in written
     assert OPENAI not in (lib.store / "history.jsonl").read_text()
+    artifacts = [p for p in (tmp_path / "creator").rglob("*") if p.is_file()]
+    assert artifacts and any("authorization=" in p.read_text().lower() for p in artifacts)
+    assert not [p for p in artifacts if OPENAI in p.read_text()]
+
+
+# ----- configured secrets of any length; config.yaml keeps references, never values ------------
+def test_configured_secrets_are_cut_whatever_their_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reskill_gym.creator.artifacts import PassArtifacts
+    from reskill_gym.redaction import register_config_secrets
+
+    monkeypatch.setenv("RESKILL_API_KEY", "q7Zk")  # 4 characters, no known shape
+    assert redact("proxy: key q7Zk refused") == f"proxy: key {REDACTED} refused"
+    assert redact("q7Zkx and xq7Zk stay") == "q7Zkx and xq7Zk stay"  # whole tokens only
+    assert register_config_secrets({"creator": {"llm_options": {"api_key": "Pw3", "n": 1}}}) == 1
+    assert redact('{"echo": "Pw3"}') == f'{{"echo": "{REDACTED}"}}'
+
+    path = PassArtifacts(tmp_path, 1).text("x.txt", "upstream said: Pw3 is not a valid key")
+    assert path is not None and path.read_text() == f"upstream said: {REDACTED} is not a valid key"
+
+
+def test_run_config_yaml_stores_env_references_and_no_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An api_key given as ${oc.env:...} stays a reference; one given as key=value is
+    stored as [REDACTED] and a resume asks for it again."""
+    from reskill_gym.evolve import load_evolve_config
+    from reskill_gym.runfolder import ConfigError, create_run_folder
+
+    monkeypatch.setenv("HARDENING_CREATOR_KEY", "envkey-0123456789")
+    dry_run = REPO / "configs" / "evolve" / "alfworld_python.yaml"
+    overrides = [
+        f"run.out_dir={tmp_path}",
+        "run.name=r",
+        "env.skills=none",
+        "coevolution.creator.llm_options.api_key=${oc.env:HARDENING_CREATOR_KEY}",
+        "agent.llm.api_key=lit9",  # short and shapeless
+    ]
+    config, run_dir = create_run_folder(load_evolve_config(dry_run, overrides), command="evolve")
+    assert config.coevolution.creator.llm_options["api_key"] == "envkey-0123456789"
+    text = (run_dir / "config.yaml").read_text()
+    assert "${oc.env:HARDENING_CREATOR_KEY}" in text and "envkey-0123456789" not in text
+    assert "lit9" not in text and f"api_key: '{REDACTED}'" in text
+    with pytest.raises(ConfigError, match=r"agent\.llm\.api_key is \[REDACTED\].*give it again"):
+        load_evolve_config(run_dir / "config.yaml")
+    again = load_evolve_config(run_dir / "config.yaml", ["agent.llm.api_key=lit9"])
+    assert again.agent.llm["api_key"] == "lit9"
+    assert again.coevolution.creator.llm_options["api_key"] == "envkey-0123456789"
+    assert "envkey" not in json.dumps(again.to_container())  # a tracker's copy too

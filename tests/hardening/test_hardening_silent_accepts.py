@@ -101,7 +101,9 @@ def test_eval_config_checks_env_options_and_llm_options() -> None:
         EvalConfig(env="alfworld", agent="python:m:f", env_kwargs={"max_turn": 3})
     with pytest.raises(ValueError, match="llm.max_retries"):
         EvalConfig(env="alfworld", agent="python:m:f", llm={"max_retries": -1})
-    EvalConfig(env="alfworld", agent="python:m:f", llm={"timeout_s": 5, "api_key": "k"})
+    EvalConfig(
+        env="alfworld", agent="python:m:f", llm={"timeout_s": 5, "api_key": "k-silent-accepts-test"}
+    )
 
 
 def test_a_policy_calling_sys_exit_is_an_error_episode(

@@ -60,7 +60,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from reskill_gym.coevolve import CoEvolutionConfig
 from reskill_gym.policy_folder import POLICY_DIR, publish_policy
@@ -71,6 +71,7 @@ from reskill_gym.runfolder import (
     EnvConfig,
     RunConfig,
     RunSummary,
+    config_for_file,
     default_run_name,
     format_validation,
     latest_checkpoint,
@@ -114,11 +115,14 @@ class TrainConfig(BaseModel):
     )
     coevolution: CoEvolutionConfig = Field(default_factory=CoEvolutionConfig)
 
+    _env_references: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
+
     def to_container(self) -> dict[str, Any]:
-        """Plain data for ``config.yaml`` (round-trips through :func:`load_config`)."""
+        """Plain data for ``config.yaml`` (round-trips through :func:`load_config`):
+        ``${oc.env:...}`` references as given, other secrets ``[REDACTED]``."""
         data = self.model_dump(mode="json")
         data["trainer"] = dataclasses.asdict(self.trainer)
-        return json.loads(json.dumps(data))
+        return config_for_file(json.loads(json.dumps(data)), self._env_references)
 
 
 _SCHEMAS: dict[str, Any] = {
@@ -137,7 +141,8 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
     ``run.seed`` unless set explicitly; ``trainer.exp_name`` follows ``run.exp_name``;
     ``rollout.action_mode`` defaults to ``score``.
     """
-    merged, source = merge_config(path, overrides, _SCHEMAS)
+    refs: dict[tuple[str, ...], str] = {}
+    merged, source = merge_config(path, overrides, _SCHEMAS, env_references=refs)
     # the section is always present after merging, so TrainConfig's score-mode default
     # would never apply: small local models score admissible commands unless told otherwise
     merged["rollout"].setdefault("action_mode", "score")
@@ -157,9 +162,11 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: trainer: {exc}") from exc
     try:
-        return TrainConfig.model_validate({**merged, "trainer": trainer})
+        config = TrainConfig.model_validate({**merged, "trainer": trainer})
     except ValidationError as exc:
         raise ConfigError(format_validation(exc, source)) from exc
+    config._env_references = refs
+    return config
 
 
 def _check_trainer_types(values: dict[str, Any], source: str) -> None:
