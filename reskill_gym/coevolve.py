@@ -48,6 +48,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_json
 from reskill_gym.creator import CreatorConfig, Reservoir, SkillCreator, version_test_history
 from reskill_gym.creator.reservoir import DedupBy
@@ -577,7 +578,7 @@ class CoEvolution:
     def load(self, directory: str | os.PathLike[str]) -> None:
         """Read a checkpoint written by :meth:`save`."""
         path = Path(directory) / CHECKPOINT_FILE
-        self.load_state_dict(json.loads(path.read_text()))
+        self.load_state_dict(json.loads(safe_files.read_text(path)))
 
     def close(self) -> None:
         """Stop a running creator pass (its result is discarded)."""

@@ -59,6 +59,7 @@ import numpy as np
 import typer
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_json
 from reskill_gym.coevolve import CoEvolutionConfig, CoEvolutionEvent
 from reskill_gym.episode import Episode
@@ -500,7 +501,7 @@ class EvolveRun(RunDriver):
         atomic_write_json(folder / STATE_FILE, self.state_dict())
 
     def load_state(self, ckpt: Path) -> None:
-        self.load_state_dict(json.loads((ckpt / STATE_FILE).read_text()))
+        self.load_state_dict(json.loads(safe_files.read_text(ckpt / STATE_FILE)))
 
     def close_resources(self) -> None:
         """Close the agent (unless the caller gave it)."""

@@ -47,6 +47,7 @@ import json
 import logging
 import math
 import os
+import re
 import resource
 import shutil
 import tempfile
@@ -60,6 +61,7 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_text, fsync_dir
 from reskill_gym.skills.bundle import DEFAULT_BUDGET_CHARS, DEFAULT_MAX_ACTIVE_SKILLS
 
@@ -100,6 +102,9 @@ logger = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 _LATEST = "LATEST"
 _LOGS = ("metrics.jsonl", "events.jsonl")
+_CHECKPOINT_NAME = re.compile(r"^step_\d{6,}\Z")
+#: Largest metrics/events log a resume rewrites (refused beyond: a run writes far less).
+MAX_LOG_BYTES = 1 << 30
 
 
 class ConfigError(ValueError):
@@ -539,12 +544,20 @@ def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
     """The newest complete checkpoint folder of a run (``None`` before the first)."""
     root = Path(run_dir) / CHECKPOINTS
     marker = root / _LATEST
-    if marker.is_file():
-        folder = root / marker.read_text().strip()
-        if (folder / "run.json").is_file():
+    try:  # LATEST names a folder inside checkpoints/, never a path elsewhere
+        name = safe_files.read_text(marker, max_bytes=256).strip()
+    except (OSError, UnicodeDecodeError):
+        name = ""
+    if _CHECKPOINT_NAME.match(name):
+        folder = root / name
+        if not folder.is_symlink() and (folder / "run.json").is_file():
             return folder
     # LATEST missing or pointing at a folder being replaced: the newest complete one
-    complete = sorted(p for p in root.glob("step_*") if (p / "run.json").is_file())
+    complete = sorted(
+        p
+        for p in root.glob("step_*")
+        if _CHECKPOINT_NAME.match(p.name) and not p.is_symlink() and (p / "run.json").is_file()
+    )
     return complete[-1] if complete else None
 
 
@@ -595,10 +608,10 @@ def restore_coevolution(ckpt: Path, coevo: Any, library: Any) -> dict[str, Any]:
     refers to was pruned from the store."""
     from reskill_gym.coevolve import CoEvolution
 
-    meta: dict[str, Any] = json.loads((ckpt / "run.json").read_text())
+    meta: dict[str, Any] = json.loads(safe_files.read_text(ckpt / "run.json"))
     missing = [v for v in [meta["head"]] if v not in library.versions()]
     if isinstance(coevo, CoEvolution):
-        state = json.loads((ckpt / "coevolution.json").read_text())
+        state = json.loads(safe_files.read_text(ckpt / "coevolution.json"))
         arms = (state.get("tester") or {}).get("active") or {}
         referenced = arms.get("versions", []) if isinstance(arms, dict) else []
         missing += [v for v in referenced if v not in library.versions()]
@@ -617,16 +630,19 @@ def restore_coevolution(ckpt: Path, coevo: Any, library: Any) -> dict[str, Any]:
 # metrics.jsonl / events.jsonl
 # =========================================================================================
 def truncate_jsonl(path: Path, max_step: int) -> int:
-    """Keep lines with ``step < max_step`` (and any torn last line is dropped); returns kept."""
-    if not path.is_file():
+    """Keep lines with ``step < max_step`` (and any torn last line is dropped); returns kept.
+    A link or FIFO at ``path`` is an error (``safe_files``), never followed or waited on."""
+    if not os.path.lexists(path):
         return 0
     kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    text = safe_files.read_bytes(path, max_bytes=MAX_LOG_BYTES).decode("utf-8", "replace")
+    for line in text.splitlines():
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # torn, damaged or absurdly nested
             continue
-        if int(row.get("step", -1)) < max_step:
+        step = row.get("step", -1) if isinstance(row, dict) else None
+        if isinstance(step, int) and step < max_step:
             kept.append(line)
     atomic_write_text(path, "".join(k + "\n" for k in kept))
     return len(kept)
@@ -670,9 +686,9 @@ def append_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         return
     from reskill_gym.redaction import redact  # no credential reaches events/metrics files
 
-    with path.open("a", encoding="utf-8") as fh:
+    with safe_files.open_append(path) as fh:  # a link or FIFO here is an error, not a target
         for row in rows:
-            fh.write(redact(json.dumps(row, allow_nan=True, default=str)) + "\n")
+            fh.write((redact(json.dumps(row, allow_nan=True, default=str)) + "\n").encode("utf-8"))
         fh.flush()
         os.fsync(fh.fileno())
 

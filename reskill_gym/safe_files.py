@@ -1,7 +1,12 @@
 """The one way the project opens files in folders a user, a run or a skill library supplies.
 
-Exports ``UnsafeFileError``, ``FileTooLargeError``, ``open_regular``, ``read_bytes``, ``read_text`` and
-``open_append``.
+Exports ``UnsafeFileError``, ``FileTooLargeError``, ``open_regular``, ``open_text``,
+``read_bytes``, ``read_text`` and ``open_append``.
+
+Library code opens files only through this module and ``reskill_gym.atomic``;
+``tests/hardening/test_hardening_file_access.py`` greps the package for any other ``open``, ``read_text``,
+``write_text``, ``shutil`` or ``os.open`` call and fails unless the line is in its reviewed
+allow-list (package data, ``/proc``, engine data folders, temp folders the code made).
 
 Every folder the project reads or writes may hold something placed there to mislead it:
 a symbolic link that sends a read or a write elsewhere, or a FIFO (or device) that blocks
@@ -26,15 +31,17 @@ reskill_gym.safe_files.UnsafeFileError: [Errno 22] not a regular file (a FIFO): 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 __all__ = [
     "UnsafeFileError",
     "FileTooLargeError",
     "open_regular",
+    "open_text",
     "read_bytes",
     "read_text",
     "open_append",
@@ -110,6 +117,11 @@ def open_regular(path: str | Path, *, follow_links: bool = False) -> BinaryIO:
     """
     p = Path(path)
     return os.fdopen(_open_fd(p, os.O_RDONLY, follow_links), "rb")
+
+
+def open_text(path: str | Path, *, follow_links: bool = False) -> TextIO:
+    """``open_regular`` as UTF-8 text, for files read line by line (recordings, corpora)."""
+    return io.TextIOWrapper(open_regular(path, follow_links=follow_links), encoding="utf-8")
 
 
 def read_bytes(

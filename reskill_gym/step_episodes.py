@@ -48,6 +48,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_bytes, atomic_write_text
 from reskill_gym.episode import Episode
 
@@ -70,6 +71,8 @@ INDEX_FORMAT = 1
 #: zlib level: 1 writes ~3x faster than the default 6 for ~10 % larger files on episode JSON,
 #: and the write sits on a training step's critical path (benchmarks/perf/step_episodes.py).
 COMPRESS_LEVEL = 1
+#: Largest step file scanned when its index is missing (a step of ~400,000 episodes).
+MAX_STEP_FILE_BYTES = 1 << 30
 _STEP_FILE = re.compile(r"^step_(\d{6,})\.(jsonl\.gz|index\.json)$")
 
 
@@ -312,7 +315,7 @@ class StepEpisodes:
         index_path = files.get("index.json")
         if index_path is not None:
             try:
-                index = StepIndex.model_validate_json(index_path.read_bytes())
+                index = StepIndex.model_validate_json(safe_files.read_bytes(index_path))
                 for e in index.episodes:  # an entry is found through its file's step
                     e.step = step
                 return index
@@ -324,7 +327,7 @@ class StepEpisodes:
         return self._scan_step(step, data_path)
 
     def _scan_step(self, step: int, path: Path) -> StepIndex:
-        data = path.read_bytes()
+        data = safe_files.read_bytes(path, max_bytes=MAX_STEP_FILE_BYTES)
         entries = []
         for offset, length in _scan_members(data):
             try:
@@ -352,7 +355,7 @@ class StepEpisodes:
     def read(self, entry: EpisodeIndexEntry) -> Episode:
         """The full record of ``entry`` (one gzip member inflated)."""
         index = self._steps[entry.step]
-        with open(self.folder / index.file, "rb") as fh:
+        with safe_files.open_regular(self.folder / index.file) as fh:
             fh.seek(entry.offset)
             blob = fh.read(entry.length)
         return Episode.model_validate_json(gzip.decompress(blob))

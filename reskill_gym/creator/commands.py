@@ -89,12 +89,15 @@ def run_cmd(
     """
     from pydantic import ValidationError
 
+    from reskill_gym import safe_files
     from reskill_gym.atomic import atomic_write_text
     from reskill_gym.creator import CreatorConfig, Reservoir, SkillCreator
     from reskill_gym.skills import LibraryError, SkillError, SkillLibrary
 
     try:
-        fields: dict[str, Any] = json.loads(config.read_text()) if config else {}
+        fields: dict[str, Any] = (
+            json.loads(safe_files.read_text(config, follow_links=True)) if config else {}
+        )
         fields["backend"] = backend
         if min_reservoir_size is not None:
             fields["min_reservoir_size"] = min_reservoir_size
@@ -116,8 +119,8 @@ def run_cmd(
     creator = SkillCreator(cfg)
     if state is not None and state.is_file():
         try:
-            creator.load_state_dict(json.loads(state.read_text()))
-        except (ValueError, KeyError) as e:
+            creator.load_state_dict(json.loads(safe_files.read_text(state, follow_links=True)))
+        except (OSError, ValueError, KeyError) as e:
             raise _fail(f"{state}: {e}") from None
     try:
         proposal = creator.propose(res, lib.view(), step=step)

@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from reskill_gym import safe_files
 from reskill_gym.episode import Episode
 from reskill_gym.skills import Skill
 
@@ -157,7 +158,7 @@ class PromptSet(Mapping[str, PromptTemplate]):
         for role in ROLES:
             path = Path(override_dir) / f"{role}.md" if override_dir is not None else None
             if path is not None and path.is_file():
-                out[role] = PromptTemplate.parse(role, path.read_text(encoding="utf-8"), str(path))
+                out[role] = PromptTemplate.parse(role, safe_files.read_text(path), str(path))
             else:
                 ref = pkg.joinpath(f"{role}.md")
                 out[role] = PromptTemplate.parse(

@@ -49,6 +49,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ValidationError
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_text
 from reskill_gym.episode import Episode
 
@@ -373,7 +374,7 @@ def _read_jsonl(path: Path) -> tuple[dict[str, Any], list[Episode]]:
         raise FileNotFoundError(f"reservoir file {path} does not exist")
     header: dict[str, Any] = {}
     eps: list[Episode] = []
-    with path.open(encoding="utf-8") as fh:
+    with safe_files.open_text(path, follow_links=True) as fh:  # the path the user typed
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue

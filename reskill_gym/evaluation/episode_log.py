@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reskill_gym import safe_files
 from reskill_gym.episode import Episode
 from reskill_gym.evaluation.agents import ActionMode, parse_agent_spec
 from reskill_gym.evaluation.config import EvalAbortedError, EvalConfig
@@ -214,7 +215,7 @@ def check_resume(out_dir: Path, config: EvalConfig) -> None:
     if not path.exists():
         return
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = json.loads(safe_files.read_text(path))
     except (ValueError, UnicodeDecodeError) as e:
         raise EvalAbortedError(f"{path}: not JSON ({e}); remove it or use another --out") from e
     if not isinstance(old, dict):

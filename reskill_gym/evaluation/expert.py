@@ -58,6 +58,7 @@ import gymnasium as gym
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_json, atomic_write_text
 from reskill_gym.evaluation.config import EvalAbortedError, EvalConfig, ExpertConfig
 from reskill_gym.evaluation.episode_log import CONFIG_FILE, EpisodeLog, check_resume, config_meta
@@ -295,7 +296,7 @@ class ExpertRun:
 
 def _read_states(path: Path) -> list[ExpertState]:
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(safe_files.read_text(path).splitlines(), 1):
         if line.strip():
             try:
                 out.append(ExpertState.model_validate_json(line))

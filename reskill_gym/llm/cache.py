@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_json
 
 __all__ = ["ResponseCache", "cache_key", "cache_root"]
@@ -83,7 +84,7 @@ class ResponseCache:
     def get(self, key: str) -> dict[str, Any] | None:
         p = self.path(key)
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(safe_files.read_text(p))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as e:

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from reskill_gym import safe_files
 from reskill_gym.llm.errors import LLMConfigError
 
 __all__ = [
@@ -128,7 +129,10 @@ def read_gguf_metadata(path: str | Path) -> dict[str, Any]:
     """
     p = Path(path)
     try:
-        with p.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        with (
+            safe_files.open_regular(p, follow_links=True) as fh,
+            mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm,
+        ):
             if mm[:4] != b"GGUF":
                 raise LLMConfigError(f"{p} is not a GGUF file (starts with {bytes(mm[:4])!r})")
             cur = _Cursor(mm, p)

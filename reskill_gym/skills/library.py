@@ -419,10 +419,13 @@ class SkillLibrary:
             changes["created_at_step"] = step
         elif created != skill.created_at_step:
             changes["created_at_step"] = created
+        from reskill_gym.redaction import redact
+
+        rationale = prov.rationale or clip_text(reason.replace("---", "-").strip(), 1000)
         filled = {
             "proposed_by": prov.proposed_by or proposed_by,
-            "rationale": prov.rationale
-            or (clip_text(reason.replace("---", "-").strip(), 1000) or None),
+            # the reason may quote an endpoint's echo: SKILL.md is shared, so it is redacted
+            "rationale": redact(rationale) if rationale else None,
             "parent_version": prov.parent_version or base_id,
         }
         if filled != prov.model_dump():

@@ -59,6 +59,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_text
 from reskill_gym.skills.errors import SkillError
 from reskill_gym.skills.model import (
@@ -505,7 +506,7 @@ def spec_errors(skill_dir: str | Path) -> list[str]:
     if md is None:  # pragma: no cover
         return ["Missing required file: SKILL.md"]
     try:  # pragma: no cover
-        fm, _ = _split_front_matter(md.read_text(encoding="utf-8"), str(md))
+        fm, _ = _split_front_matter(safe_files.read_text(md), str(md))
     except SkillError as exc:  # pragma: no cover
         return [str(exc)]
     errors = [
@@ -513,7 +514,7 @@ def spec_errors(skill_dir: str | Path) -> list[str]:
     ]  # pragma: no cover
     try:  # pragma: no cover
         parse_skill_md(
-            md.read_text(encoding="utf-8"), path=md, dir_name=skill_dir.name, max_content_chars=None
+            safe_files.read_text(md), path=md, dir_name=skill_dir.name, max_content_chars=None
         )
     except SkillError as exc:  # pragma: no cover
         errors.append(str(exc))

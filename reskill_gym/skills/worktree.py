@@ -26,6 +26,7 @@ import logging
 import os
 from pathlib import Path
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_bytes
 from reskill_gym.skills import store
 from reskill_gym.skills.errors import LibraryError, SkillError
@@ -120,7 +121,7 @@ def check_worktree(root: Path, old: str | None, new: str) -> None:
                 continue
             if rel in tracked or not os.path.lexists(target):
                 continue
-            if not target.is_file() or store.sha256_hex(target.read_bytes()) != sha:
+            if not target.is_file() or store.sha256_hex(safe_files.read_bytes(target)) != sha:
                 problems.append(f"{name}/{rel} (untracked, would be overwritten)")
     if problems:
         shown = ", ".join(problems[:10]) + (

@@ -46,6 +46,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_json
 from reskill_gym.versioning.assignment import allocate_flat, clamp_probabilities
 from reskill_gym.versioning.bayes import (
@@ -782,7 +783,7 @@ class VersionTester:
         """A tester restored from ``save()``; errors name the file."""
         source = Path(path)
         try:
-            state = json.loads(source.read_text(encoding="utf-8"))
+            state = json.loads(safe_files.read_text(source))
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"{source}: cannot read version-tester state: {exc}") from exc
         tester = cls()

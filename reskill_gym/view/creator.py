@@ -21,6 +21,7 @@ import json
 import re
 from typing import Any
 
+from reskill_gym import safe_files
 from reskill_gym.view.sources import RunFolder
 
 __all__ = ["creator_payload"]
@@ -45,7 +46,7 @@ def _artifacts(run: RunFolder) -> dict[int, list[dict[str, Any]]]:
             if not _ARTIFACT.match(f.name) or f.is_symlink() or not f.is_file():
                 continue
             size = f.stat().st_size
-            with open(f, "rb") as fh:
+            with safe_files.open_regular(f) as fh:
                 raw = fh.read(MAX_ARTIFACT_BYTES)
             text = raw.decode("utf-8", "replace")
             item: dict[str, Any] = {"name": f.name, "size": size, "truncated": size > len(raw)}

@@ -28,6 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+from reskill_gym import safe_files
 from reskill_gym.step_episodes import EpisodeIndexEntry, StepEpisodes
 from reskill_gym.view.sources import MAX_LINE_BYTES, RunFolder
 
@@ -250,7 +251,7 @@ class _EvalSource(EpisodeSource):
             self._spans, self._offset, self._ident = [], 0, ident
         if st.st_size == self._offset:
             return
-        with open(self.path, "rb") as fh:
+        with safe_files.open_regular(self.path) as fh:
             fh.seek(self._offset)
             data = fh.read(st.st_size - self._offset)
         pos = 0
@@ -294,7 +295,7 @@ class _EvalSource(EpisodeSource):
 
     def _record(self, n: int) -> dict[str, Any]:
         start, length = self._spans[n]
-        with open(self.path, "rb") as fh:
+        with safe_files.open_regular(self.path) as fh:
             fh.seek(start)
             rec = json.loads(fh.read(length))
         return rec if isinstance(rec, dict) else {}

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from reskill_gym import safe_files
 from reskill_gym.view.sources import MAX_LINE_BYTES, RunFolder
 
 __all__ = ["eval_payload"]
@@ -42,7 +43,7 @@ def _success(run: RunFolder) -> dict[str, Any]:
     key = (str(path), (st.st_ino, st.st_size, st.st_mtime_ns))
     if key not in _CACHE:
         recs = []
-        with open(path, "rb") as fh:
+        with safe_files.open_regular(path) as fh:
             for raw in fh:
                 if not raw.endswith(b"\n") or len(raw) > MAX_LINE_BYTES:
                     continue  # a torn last line (a writer mid-append) or a damaged one

@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from reskill_gym import safe_files
+
 __all__ = ["RunKind", "RunFolder", "JsonlTail", "open_runs", "ViewerInputError"]
 
 logger = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ class JsonlTail:
             self.version += 1
         if st.st_size == self._offset:
             return self._rows
-        with open(self.path, "rb") as fh:
+        with safe_files.open_regular(self.path) as fh:
             fh.seek(self._offset)
             data = fh.read(st.st_size - self._offset)
         end = data.rfind(b"\n")
@@ -107,7 +109,7 @@ def _read_config(run: Path) -> dict[str, Any]:
 
             data = load_yaml_file(yaml_path)
         elif json_path.is_file():
-            data = json.loads(json_path.read_bytes())
+            data = json.loads(safe_files.read_bytes(json_path))
         else:
             return {}
     except Exception as exc:  # a damaged config must not hide the rest of the run

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_path
 from reskill_gym.coevolve import CoEvolutionEvent, CoEvolutionLike, NoCoEvolution
 from reskill_gym.episode import Episode
@@ -668,8 +669,8 @@ class GRPOTrainer:
         if self.config.metrics_path:
             path = Path(self.config.metrics_path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(metrics, allow_nan=True) + "\n")
+            with safe_files.open_append(path) as fh:
+                fh.write((json.dumps(metrics, allow_nan=True) + "\n").encode("utf-8"))
                 fh.flush()
 
     # ----- checkpoints ------------------------------------------------------------------

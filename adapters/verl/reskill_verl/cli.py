@@ -48,6 +48,8 @@ from pathlib import Path
 
 import typer
 
+from reskill_gym import safe_files
+
 __all__ = [
     "verl_app",
     "config_dir",
@@ -371,8 +373,8 @@ def preflight(
     model_path = str(config.actor_rollout_ref.model.path)  # type: ignore[attr-defined]
     path = pf.find_model_config(model_path, model_config)
     try:
-        shape = pf.ModelShape.from_config(json.loads(path.read_text()))
-    except (ValueError, json.JSONDecodeError) as exc:
+        shape = pf.ModelShape.from_config(json.loads(safe_files.read_text(path, follow_links=True)))
+    except (OSError, ValueError) as exc:
         typer.echo(f"error: {path}: {exc}", err=True)
         raise typer.Exit(2) from None
     plan = pf.plan_memory(config, shape, gpu_gib)

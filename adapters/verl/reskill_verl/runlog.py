@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_text
 from reskill_gym.runfolder import append_jsonl
 
@@ -176,10 +177,10 @@ class RunLog:
 
     def rows(self) -> list[dict[str, Any]]:
         """The rows written so far."""
-        if not self.metrics_path.is_file():
+        if not os.path.lexists(self.metrics_path):
             return []
         return [
             json.loads(line)
-            for line in self.metrics_path.read_text(encoding="utf-8").splitlines()
+            for line in safe_files.read_text(self.metrics_path).splitlines()
             if line.strip()
         ]

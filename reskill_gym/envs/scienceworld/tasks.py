@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -151,7 +152,7 @@ def load_task_table(path: str | os.PathLike[str] | None = None) -> dict[str, Tas
     """Read the task table (default: the shipped ``task_table.json``), validated."""
     file = Path(path) if path is not None else TASK_TABLE_PATH
     try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
+        raw = json.loads(safe_files.read_text(file, follow_links=True))
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{file}: cannot read the ScienceWorld task table: {exc}") from exc
     tasks = raw.get("tasks") if isinstance(raw, dict) else None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_text
 
 __all__ = [
@@ -138,7 +139,7 @@ def load_corpus_jsonl(path: str | os.PathLike[str], *, limit: int | None = None)
     if not path.is_file():
         raise FileNotFoundError(f"corpus file not found: {path}")
     passages: list[Passage] = []
-    with path.open(encoding="utf-8") as fh:
+    with safe_files.open_text(path, follow_links=True) as fh:  # data caches link files
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue

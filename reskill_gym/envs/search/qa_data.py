@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_text
 from reskill_gym.envs.search.corpus import CorpusFormatError
 
@@ -195,14 +196,14 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         return pq.read_table(path).to_pylist()
     if path.suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(safe_files.read_text(path, follow_links=True))
         except json.JSONDecodeError as exc:
             raise CorpusFormatError(f"{path}: not valid JSON ({exc.msg})") from None
         if not isinstance(data, list):
             raise CorpusFormatError(f"{path}: expected a JSON list of question objects")
         return data
     rows = []
-    with path.open(encoding="utf-8") as fh:
+    with safe_files.open_text(path, follow_links=True) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue

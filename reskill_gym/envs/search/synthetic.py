@@ -37,6 +37,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_text
 from reskill_gym.envs.search.corpus import (
     Corpus,
@@ -717,7 +718,7 @@ def load_or_generate(
                     s: load_qa_file(folder / f"{s}.jsonl", split=s)
                     for s in ("train", "seen", "unseen")
                 }
-                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+                meta = json.loads(safe_files.read_text(meta_path))
                 if meta.get("fingerprint") == corpus.fingerprint:
                     kb = KnowledgeBase(corpus, examples, cfg)
                     _MEMO[(memo_key[0], _stamp(folder))] = kb
