@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_text, fsync_dir
 
 __all__ = [
@@ -184,7 +185,7 @@ def publish_policy(src: str | os.PathLike[str], dest: str | os.PathLike[str]) ->
             try:
                 os.link(item, tmp / item.name)
             except OSError:
-                shutil.copy2(item, tmp / item.name)
+                safe_files.copy_file(item, tmp / item.name)
         tmp.chmod(0o755)
         fsync_dir(tmp)
         _replace_dir(tmp, dest)
@@ -298,7 +299,7 @@ def lora_base(folder: str | os.PathLike[str], resolve_local_model: Callable[[str
         candidates += [c for c in (manifest.base, manifest.base_path) if c]
     else:  # a PEFT folder from elsewhere: its adapter_config names the base
         try:
-            cfg = json.loads((folder / _ADAPTER_CONFIG).read_text(encoding="utf-8"))
+            cfg = json.loads(safe_files.read_text(folder / _ADAPTER_CONFIG))
         except (OSError, ValueError) as exc:
             raise PolicyFolderError(f"{folder / _ADAPTER_CONFIG}: cannot read it ({exc})") from None
         base = cfg.get("base_model_name_or_path") if isinstance(cfg, dict) else None

@@ -31,6 +31,7 @@ from typing import Any
 
 import typer
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_text, fsync_dir
 
 __all__ = ["export_run", "model_card", "export_command"]
@@ -66,7 +67,7 @@ def _copy_store(src: Path, dest: Path) -> None:
                     "holds nothing else"
                 )
         for name in files:
-            shutil.copy2(Path(root) / name, dest / rel / name, follow_symlinks=False)
+            safe_files.copy_file(Path(root) / name, dest / rel / name)
 
 
 def _metric(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -215,16 +216,16 @@ def export_run(
     try:
         for item in sorted(policy.iterdir()):
             if item.is_file() and not item.is_symlink():
-                shutil.copy2(item, tmp / item.name)
+                safe_files.copy_file(item, tmp / item.name)
         library = SkillLibrary.open(run / "skills")
         library.export(tmp / "skills")
         if history:
             _copy_store(run / "skills" / ".reskill", tmp / "skills" / ".reskill")
         if (run / "plots").is_dir():
-            shutil.copytree(run / "plots", tmp / "plots", symlinks=False)
+            safe_files.copy_tree(run / "plots", tmp / "plots")  # a linked figure: error
         if (run / "report.md").is_file():
-            shutil.copy2(run / "report.md", tmp / "training-report.md")
-        shutil.copy2(run / "config.yaml", tmp / "config.yaml")
+            safe_files.copy_file(run / "report.md", tmp / "training-report.md")
+        safe_files.copy_file(run / "config.yaml", tmp / "config.yaml")
         atomic_write_text(tmp / "README.md", model_card(run))  # replaces PEFT's own card
         tmp.chmod(0o755)
         fsync_dir(tmp)

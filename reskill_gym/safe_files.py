@@ -1,7 +1,7 @@
 """The one way the project opens files in folders a user, a run or a skill library supplies.
 
 Exports ``UnsafeFileError``, ``FileTooLargeError``, ``open_regular``, ``open_text``,
-``read_bytes``, ``read_text`` and ``open_append``.
+``read_bytes``, ``read_text``, ``open_append``, ``copy_file`` and ``copy_tree``.
 
 Library code opens files only through this module and ``reskill_gym.atomic``;
 ``tests/hardening/test_hardening_file_access.py`` greps the package for any other ``open``, ``read_text``,
@@ -45,6 +45,8 @@ __all__ = [
     "read_bytes",
     "read_text",
     "open_append",
+    "copy_file",
+    "copy_tree",
 ]
 
 #: Default cap on one read: larger inputs are refused, not truncated.
@@ -151,3 +153,43 @@ def open_append(path: str | Path) -> BinaryIO:
     """
     p = Path(path)
     return os.fdopen(_open_fd(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")
+
+
+def copy_file(src: str | Path, dest: str | Path, *, follow_links: bool = False) -> Path:
+    """Copy a regular file (any size, streamed) to ``dest`` atomically; returns ``dest``.
+
+    ``src`` is opened like ``open_regular`` (a link or FIFO is an ``UnsafeFileError``, so a
+    copy never carries a file from outside the folder it was asked to copy); ``dest`` is
+    written through ``reskill_gym.atomic`` (a link there is replaced, not written through).
+    """
+    from reskill_gym.atomic import atomic_path
+
+    with open_regular(src, follow_links=follow_links) as fh, atomic_path(dest) as tmp:
+        with tmp.open("wb") as out:
+            while chunk := fh.read(1 << 20):
+                out.write(chunk)
+    return Path(dest)
+
+
+def copy_tree(src: str | Path, dest: str | Path) -> list[Path]:
+    """Copy a folder of regular files and sub-folders to ``dest`` (created); returns the
+    files written. A link or anything but a regular file or folder inside ``src`` is an
+    ``UnsafeFileError`` naming it, raised before anything is written."""
+    root = Path(src)
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in sorted([*dirnames, *filenames]):
+            p = Path(dirpath) / name
+            mode = os.lstat(p).st_mode
+            if stat.S_ISLNK(mode):
+                raise UnsafeFileError(p, f"is a symbolic link (-> {os.readlink(p)}); not copied")
+            if stat.S_ISREG(mode):
+                files.append(p)
+            elif not stat.S_ISDIR(mode):
+                raise UnsafeFileError(p, f"not a regular file ({_kind(mode)}); not copied")
+    out = Path(dest)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for p in files:
+        written.append(copy_file(p, out / p.relative_to(root)))
+    return written

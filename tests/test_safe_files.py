@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from reskill_gym import safe_files
 from reskill_gym.safe_files import UnsafeFileError, open_append, read_bytes, read_text
 
 
@@ -55,3 +56,28 @@ def test_append_creates_and_appends(tmp_path: Path) -> None:
         with open_append(tmp_path / "log.jsonl") as fh:
             fh.write(line)
     assert (tmp_path / "log.jsonl").read_bytes() == b"a\nb\n"
+
+
+def test_copy_file_and_tree_refuse_links_and_fifos(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.png").write_bytes(b"\x89PNG" + b"x" * (3 << 20))  # several copy chunks
+    (src / "sub" / "b.txt").write_text("b")
+    written = safe_files.copy_tree(src, tmp_path / "dest")
+    assert sorted(p.relative_to(tmp_path / "dest").as_posix() for p in written) == [
+        "a.png",
+        "sub/b.txt",
+    ]
+    assert (tmp_path / "dest" / "a.png").read_bytes() == (src / "a.png").read_bytes()
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not yours")
+    (src / "sub" / "link.png").symlink_to(outside)
+    with pytest.raises(safe_files.UnsafeFileError, match="symbolic link.*link.png"):
+        safe_files.copy_tree(src, tmp_path / "dest2")
+    assert not (tmp_path / "dest2").exists()  # refused before anything was written
+    with pytest.raises(safe_files.UnsafeFileError, match="symbolic link"):
+        safe_files.copy_file(src / "sub" / "link.png", tmp_path / "c.png")
+    (src / "sub" / "link.png").unlink()
+    os.mkfifo(src / "pipe")
+    with pytest.raises(safe_files.UnsafeFileError, match="FIFO"):
+        safe_files.copy_tree(src, tmp_path / "dest3")

@@ -61,6 +61,15 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("reskill_gym/envs/search/retrievers.py", "shutil.rmtree(tmp, ignore_errors=True)"): (
         "the retriever's own temp build folder"
     ),
+    ("reskill_gym/policy_folder.py", "shutil.rmtree(tmp, ignore_errors=True)"): (
+        "the policy folder's own mkdtemp folder after a failed write"
+    ),
+    ("reskill_gym/policy_folder.py", "shutil.rmtree(old, ignore_errors=True)"): (
+        "the replaced policy folder, renamed aside by this code"
+    ),
+    ("reskill_gym/run_export.py", "shutil.rmtree(tmp, ignore_errors=True)"): (
+        "the export's own mkdtemp folder after a failed export"
+    ),
     # --- writes into a temp path the code made ------------------------------------------
     ("reskill_gym/llm/local.py", '(tmp / "reskill-gguf.json").write_text('): (
         "a marker inside the conversion's own temp folder, renamed into place as a whole"
