@@ -70,12 +70,18 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("reskill_gym/run_export.py", "shutil.rmtree(tmp, ignore_errors=True)"): (
         "the export's own mkdtemp folder after a failed export"
     ),
+    ("reskill_gym/envs/twcooking/games.py", "shutil.rmtree(tmp, ignore_errors=True)"): (
+        "the TextWorld generator's own temp folder"
+    ),
     # --- writes into a temp path the code made ------------------------------------------
     ("reskill_gym/llm/local.py", '(tmp / "reskill-gguf.json").write_text('): (
         "a marker inside the conversion's own temp folder, renamed into place as a whole"
     ),
     ("reskill_gym/llm/model_packages.py", 'with atomic_path(target) as tmp, tmp.open("wb")'): (
         "writes the temp path reskill_gym.atomic handed out"
+    ),
+    ("reskill_gym/envs/twcooking/games.py", 'with open(src, "rb") as fh:'): (
+        "fsync of a game the TextWorld generator just wrote into its own temp folder"
     ),
     # --- package data (inside the installed package or a model wheel) -------------------
     ("reskill_gym/llm/model_packages.py", 'with p.open("rb") as src:'): (
