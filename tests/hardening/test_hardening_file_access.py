@@ -73,6 +73,10 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("reskill_gym/envs/twcooking/games.py", "shutil.rmtree(tmp, ignore_errors=True)"): (
         "the TextWorld generator's own temp folder"
     ),
+    (
+        "adapters/verl/reskill_verl/checkpoint_policy.py",
+        "shutil.rmtree(work, ignore_errors=True)",
+    ): ("the policy export's own mkdtemp work folder"),
     # --- writes into a temp path the code made ------------------------------------------
     ("reskill_gym/llm/local.py", '(tmp / "reskill-gguf.json").write_text('): (
         "a marker inside the conversion's own temp folder, renamed into place as a whole"

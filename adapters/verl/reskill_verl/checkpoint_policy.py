@@ -22,6 +22,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from reskill_gym import safe_files
+from reskill_gym.atomic import atomic_write_text
+
 __all__ = ["policy_from_checkpoint"]
 
 _TOKENIZER_FILES = (
@@ -80,27 +83,30 @@ def policy_from_checkpoint(
         policy.mkdir()
         if (adapter / "adapter_config.json").is_file():
             if base is None:
-                base = json.loads((hf / "config.json").read_text()).get("_name_or_path") or None
-            cfg = json.loads((adapter / "adapter_config.json").read_text())
+                hf_config = safe_files.read_text(hf / "config.json", follow_links=True)
+                base = json.loads(hf_config).get("_name_or_path") or None
+            cfg = json.loads(safe_files.read_text(adapter / "adapter_config.json"))
             cfg["base_model_name_or_path"] = base
-            (policy / "adapter_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-            shutil.copy2(adapter / "adapter_model.safetensors", policy)
+            atomic_write_text(policy / "adapter_config.json", json.dumps(cfg, indent=2) + "\n")
+            safe_files.copy_file(
+                adapter / "adapter_model.safetensors", policy / "adapter_model.safetensors"
+            )
             kind = "lora"
         else:
             for item in merged.iterdir():
                 if item.is_file() and item.name not in _TOKENIZER_FILES:
-                    shutil.copy2(item, policy / item.name)
+                    safe_files.copy_file(item, policy / item.name)
             kind = "full"
         for name in _TOKENIZER_FILES:  # the merger saved the checkpoint's tokenizer
             if (merged / name).is_file():
-                shutil.copy2(merged / name, policy / name)
+                safe_files.copy_file(merged / name, policy / name)
         manifest = PolicyManifest(
             kind=kind,
             base=base if kind == "lora" else None,
             producer=f"veRL checkpoint {actor.parent.name}",
             steps_done=_step(actor),
         )
-        (policy / MANIFEST).write_text(manifest.model_dump_json(indent=1) + "\n")
+        atomic_write_text(policy / MANIFEST, manifest.model_dump_json(indent=1) + "\n")
         return publish_policy(policy, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
