@@ -159,11 +159,9 @@ def test_echoed_key_from_a_failing_creator_endpoint_stays_out_of_events_jsonl(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """End to end: the endpoint echoes the request's Authorization header in its error."""
-    torch = pytest.importorskip("torch")  # noqa: F841 - reskill_local.train imports it
-    from reskill_local.train import _append_jsonl
-
     from reskill_gym.envs.search import SearchEnv
     from reskill_gym.rollout import record_episode
+    from reskill_gym.runfolder import append_jsonl
     from reskill_gym.testing.agents import SearchMistakeAgent
     from reskill_gym.wrapper import SkillWrapper
 
@@ -222,7 +220,7 @@ def test_echoed_key_from_a_failing_creator_endpoint_stays_out_of_events_jsonl(
     assert seen, "the creator called the endpoint with its key"
     failed = [e for e in events if e.kind == "creator_failed"]
     assert failed, [e.kind for e in events]
-    _append_jsonl(tmp_path / "events.jsonl", [e.model_dump(mode="json") for e in events])
+    append_jsonl(tmp_path / "events.jsonl", [e.model_dump(mode="json") for e in events])
     written = (tmp_path / "events.jsonl").read_text()
     assert "authorization=" in written.lower() and REDACTED in written
     assert OPENAI not in written
