@@ -3,7 +3,7 @@
 Exports ``TurnConfig``, ``TurnPrompt``, ``PromptSegment``, ``PastTurn``, ``build_turn_prompt``,
 ``default_system_prompt``, ``parse_action``, ``ParseOutcome``, ``ScoreChoice``,
 ``choose_action``, ``candidate_scores``, ``choice_probabilities``, ``EpisodeRecorder``,
-``turn_training_rewards``, ``RolloutSession``, ``EnvPool``, ``EnvLease``, ``episode_metrics``,
+``penalize_invalid``, ``RolloutSession``, ``EnvPool``, ``EnvLease``, ``episode_metrics``,
 ``validation_metrics``, ``ScriptedAgent``, ``record_episode`` and ``record_episodes``.
 
 Used by every trainer (``reskill_local``, ``reskill_verl``), ``reskill eval`` and
@@ -35,7 +35,7 @@ from reskill_gym.rollout.prompt import (
     build_turn_prompt,
     default_system_prompt,
 )
-from reskill_gym.rollout.recorder import EpisodeRecorder, turn_training_rewards
+from reskill_gym.rollout.recorder import EpisodeRecorder, penalize_invalid
 from reskill_gym.rollout.scripted import ScriptedAgent, record_episode, record_episodes
 from reskill_gym.rollout.session import RolloutSession
 
@@ -53,7 +53,7 @@ __all__ = [
     "candidate_scores",
     "choice_probabilities",
     "EpisodeRecorder",
-    "turn_training_rewards",
+    "penalize_invalid",
     "RolloutSession",
     "EnvPool",
     "EnvLease",

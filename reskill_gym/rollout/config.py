@@ -116,8 +116,9 @@ class TurnConfig(BaseModel):
     invalid_action_penalty: float = Field(
         0.1,
         ge=0.0,
-        description="Subtracted from the training reward of each invalid turn (published 0.1; "
-        "0 turns it off). The env return the tester sees is not changed.",
+        description="Subtracted from the advantage (after the GRPO normalisation) of each turn "
+        "whose reply carried no valid action (published 0.1; 0 turns it off); the env return "
+        "the version tester sees is not changed (reskill_gym.rollout.penalize_invalid).",
     )
     record_prompts: bool = Field(
         False,

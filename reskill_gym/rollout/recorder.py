@@ -1,6 +1,6 @@
-"""Turning a played episode into the one ``Episode`` record, and the training reward of a turn.
+"""Turning a played episode into the one ``Episode`` record, and the invalid-action penalty.
 
-Exports ``EpisodeRecorder`` and ``turn_training_rewards``.
+Exports ``EpisodeRecorder`` and ``penalize_invalid``.
 
 The recorder is filled by :class:`reskill_gym.rollout.RolloutSession` (and by nothing else):
 ``begin`` with the reset ``info``, ``add`` per turn, ``end``/``fail`` once. It takes bare
@@ -20,11 +20,13 @@ the creator and the reports read what the env said, not what the library added.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from reskill_gym.episode import Episode, StopReason, Turn
 
-__all__ = ["EpisodeRecorder", "turn_training_rewards"]
+__all__ = ["EpisodeRecorder", "penalize_invalid"]
+
+T = TypeVar("T")
 
 
 class EpisodeRecorder:
@@ -81,19 +83,18 @@ class EpisodeRecorder:
         return self.episode
 
 
-def turn_training_rewards(episode: Episode, invalid_action_penalty: float) -> list[float]:
-    """The training reward of each turn sample: the episode return, minus the penalty on
-    turns whose reply carried no valid action.
+def penalize_invalid(advantage: T, invalid: Any, penalty: float) -> T:
+    """The invalid-action penalty, the one definition both trainers apply: ``advantage -
+    penalty * invalid``, in advantage units, *after* the group normalisation.
 
-    Every turn sample of an episode carries the episode's return (GRPO groups are episodes of
-    one task); the env return the version tester sees is never changed.
+    ``invalid`` is 1 (or ``True``) where a reply carried no valid action: a turn's flag in the
+    local trainer, a token mask of invalid replies in the veRL adapter (any numpy or torch
+    array works). The published code subtracts the penalty from the reward before the
+    normalisation instead, which divides it by the group's standard deviation (``-penalty /
+    eps`` in a group whose episodes all scored alike). The env return, which the version
+    tester sees, is never changed.
 
-    >>> ep = Episode(episode_id="e", env_id="x", task_id="t", reward=1.0,
-    ...              turns=[Turn(observation="o", action="a"), Turn(observation="o", action="",
-    ...                     valid=False, parse="empty")])
-    >>> turn_training_rewards(ep, 0.1)
+    >>> [penalize_invalid(1.0, not valid, 0.1) for valid in (True, False)]
     [1.0, 0.9]
     """
-    return [
-        episode.reward - (invalid_action_penalty if not t.valid else 0.0) for t in episode.turns
-    ]
+    return advantage - penalty * invalid

@@ -19,7 +19,7 @@ from reskill_gym.rollout import (
     choose_action,
     episode_metrics,
     parse_action,
-    turn_training_rewards,
+    penalize_invalid,
 )
 from reskill_gym.skills import Skill, Trigger, write_skill
 
@@ -209,7 +209,8 @@ def test_invalid_turns_do_not_step_and_count_against_the_cap() -> None:
     assert [t.action for t in ep.turns] == ["", "go forward", ""]
     assert ep.actions == ["go forward"] and ep.valid_action_ratio == pytest.approx(1 / 3)
     assert s.env.unwrapped.room == 1  # only the valid turn moved
-    assert turn_training_rewards(ep, 0.1) == [-0.1, 0.0, -0.1]
+    adv = [penalize_invalid(0.0, not t.valid, 0.1) for t in ep.turns]
+    assert adv == [-0.1, 0.0, -0.1]
     m = episode_metrics([ep])
     assert m["episode/valid_action_ratio"] == pytest.approx(1 / 3)
     assert m["episode/parse/empty"] == pytest.approx(2 / 3)

@@ -59,7 +59,7 @@ from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_path
 from reskill_gym.coevolve import CoEvolutionEvent, CoEvolutionLike, NoCoEvolution
 from reskill_gym.episode import Episode
-from reskill_gym.rollout import TurnConfig, episode_metrics
+from reskill_gym.rollout import TurnConfig, episode_metrics, penalize_invalid
 from reskill_gym.runloop import (
     DEFAULT_GROUP_SIZE,
     DEFAULT_GROUPS_PER_STEP,
@@ -575,7 +575,7 @@ class GRPOTrainer:
             for r, a in zip(kept, ep_adv):
                 assert r.episode is not None and len(r.samples) == len(r.episode.turns)
                 for sample, turn in zip(r.samples, r.episode.turns):
-                    samples.append((sample, float(a) - (penalty if not turn.valid else 0.0)))
+                    samples.append((sample, penalize_invalid(float(a), not turn.valid, penalty)))
             if cfg.grpo_double_normalize:
                 samples = whiten_token_advantages(samples)
             if cfg.skip_zero_advantage:

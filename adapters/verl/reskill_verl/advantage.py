@@ -42,6 +42,8 @@ from typing import Any
 
 import torch
 
+from reskill_gym.rollout import penalize_invalid
+
 __all__ = ["per_turn_grpo_advantages", "invalid_token_mask", "masked_whiten"]
 
 
@@ -152,7 +154,7 @@ def per_turn_grpo_advantages(
     mask = response_mask.to(torch.float32)
     adv = base.unsqueeze(-1) * mask
     if penalty and invalid is not None:
-        adv = adv - penalty * invalid.to(torch.float32) * mask
+        adv = penalize_invalid(adv, invalid.to(torch.float32) * mask, penalty)
     if double_normalize:
         adv = masked_whiten(adv, mask)
     return adv
