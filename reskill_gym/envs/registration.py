@@ -290,11 +290,12 @@ def seed_library_path(env_name: str) -> Path:
     candidates = []
     if os.environ.get("RESKILL_SKILLS_DIR"):
         candidates.append(Path(os.environ["RESKILL_SKILLS_DIR"]) / env_name)
-    spec = get_spec(env_name)
-    if spec.seed_skills is not None:
+    spec = find_spec(env_name)  # an env handed over as an object may be registered nowhere
+    if spec is not None and spec.seed_skills is not None:
         candidates.append(Path(spec.seed_skills))
+    name = spec.name if spec is not None else env_name
     here = Path(__file__).resolve().parent.parent  # reskill_gym/
-    candidates += [here.parent / "skills" / spec.name, here / "seed_skills" / spec.name]
+    candidates += [here.parent / "skills" / name, here / "seed_skills" / name]
     for c in candidates:
         if c.is_dir():
             return c
