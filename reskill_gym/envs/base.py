@@ -226,7 +226,10 @@ class TextEnv(gym.Env[str, str], abc.ABC):
             raise RuntimeError(f"{self.env_name}: call reset() before step() (episode is over)")
         if not isinstance(action, str):
             raise TypeError(f"action must be str, got {type(action).__name__}")
-        cleaned = " ".join(action.split())
+        from reskill_gym.safe_text import valid_unicode
+
+        # a lone surrogate (a policy's "\ud800") cannot be encoded for an engine or a log
+        cleaned = " ".join(valid_unicode(action).split())
         if len(cleaned) > self.max_action_chars:
             logger.warning(
                 "%s: action of %d chars truncated to %d",

@@ -198,7 +198,12 @@ class RolloutSession:
 
     # ----- acting -----------------------------------------------------------------------
     def act(self, reply: str, **usage: Any) -> Turn:
-        """Parse a generated reply under the configured format, then step (or not)."""
+        """Parse a generated reply under the configured format, then step (or not).
+
+        Lone surrogates in ``reply`` become U+FFFD first: the record must encode as UTF-8."""
+        from reskill_gym.safe_text import valid_unicode
+
+        reply = valid_unicode(reply)
         fmt = self.config.action_format
         assert fmt is not None, "TurnConfig.resolve() fills action_format"
         outcome = parse_action(reply, self.admissible, action_format=fmt, env_name=self.env_name)

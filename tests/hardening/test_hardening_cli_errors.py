@@ -141,3 +141,33 @@ def test_real_process_prints_no_traceback(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr + proc.stdout
         errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
         assert len(errors) == 1, proc.stderr
+
+
+def test_a_lone_surrogate_in_a_reply_or_an_action_is_replaced_not_a_crash(
+    kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A policy's ``"\\ud800"`` used to crash the episode log's JSON encoding and engines."""
+    import json
+
+    from reskill_gym.envs.search import SearchEnv
+
+    env = SearchEnv(cache_dir=str(tmp_path / "cache"))
+    env.reset(options={"task_id": env.task_ids("train")[0]})
+    obs, *_ = env.step("search[\ud800 capital]")
+    assert isinstance(obs, str)
+    obs.encode("utf-8")
+    env.close()
+    (tmp_path / "surrogate_policy.py").write_text(
+        "def act(messages, info):\n    return '<answer> \\ud800 </answer>'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("surrogate_policy", None)
+    out = tmp_path / "o"
+    res = kit.cli(
+        "eval", "--env", "search", "--agent", "python:surrogate_policy:act", "--tasks", "1",
+        "--no-skills-baseline", "--skills", str(Path(__file__).resolve().parents[2] / "skills" / "search"),
+        "--out", out,
+    )  # fmt: skip
+    assert res.exit_code == 0 and res.exception is None, res.output
+    rows = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert rows and not any(r.get("error") for r in rows), rows
