@@ -205,8 +205,13 @@ class EnvConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _gym_short_form(cls, data: Any) -> Any:
+        return cls.short_form(data)
+
+    @classmethod
+    def short_form(cls, data: Any) -> Any:
         """``{gym_id: X, kwargs: {...}, task_key: ...}`` -> the ``gym`` env with those
-        options (its ``kwargs`` are ``gym.make``'s, see reskill_gym.envs.gym_adapter)."""
+        options (its ``kwargs`` are ``gym.make``'s, see reskill_gym.envs.gym_adapter); any
+        other input as it is. The key check of config files reads the section through it."""
         if not isinstance(data, dict) or "gym_id" not in data:
             return data
         from reskill_gym.envs.gym_adapter import ADAPTER_KEYS
@@ -301,6 +306,9 @@ def check_keys(data: Any, schema: Any, prefix: str, source: str) -> None:
     fields = _children(schema)
     if fields is None or not isinstance(data, dict):
         return
+    short_form = getattr(schema, "short_form", None)
+    if callable(short_form):  # a section with a shorthand (env: {gym_id: ...}) checks its expansion
+        data = short_form(data)
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:

@@ -177,3 +177,33 @@ def test_eval_records_error_episodes_for_a_broken_env_and_goes_on(tmp_path) -> N
         rows = (tmp_path / mode / "episodes.jsonl").read_text().splitlines()
         assert len(rows) == 2 and all('"stop_reason":"error"' in r.replace(" ", "") for r in rows)
         assert ("step raised KeyError" if mode == "raise" else "step_timeout_s=0.2") in rows[0]
+
+
+def test_evolve_runs_on_an_unmodified_env_from_the_short_form(tmp_path, monkeypatch) -> None:
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from reskill_gym.cli import app
+
+    (tmp_path / "vault_agent.py").write_text(
+        "def act(messages, info):\n"
+        "    code = info['task'].split('code ')[1].rstrip(')')\n"
+        "    return '<action>press ' + code[min(info['turn'], len(code) - 1)] + '</action>'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = {
+        "run": {"steps": 2, "skills_mode": "coevolve", "out_dir": str(tmp_path), "name": "v"},
+        "env": {**OPTS, "kwargs": {"code_len": 2}, "skills": "none", "max_tasks": 3},
+        "agent": {"spec": "python:vault_agent:act", "group_size": 2, "groups_per_step": 2},
+        "coevolution": {"async_creator": False, "creator": {"backend": "rules"}},
+    }
+    (tmp_path / "evolve.yaml").write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(
+        app, ["evolve", "--config", str(tmp_path / "evolve.yaml"), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(r) for r in (tmp_path / "v" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1]
+    assert all(r["episode/success_rate"] == 1.0 for r in rows)  # the agent reads the code
