@@ -59,6 +59,9 @@ from reskill_gym.rollout.recorder import EpisodeRecorder
 
 __all__ = ["RolloutSession"]
 
+#: Longest reply kept (LLMConfig.max_answer_chars' default): longer ones are clipped.
+MAX_REPLY_CHARS = 262_144
+
 logger = logging.getLogger(__name__)
 
 
@@ -200,10 +203,12 @@ class RolloutSession:
     def act(self, reply: str, **usage: Any) -> Turn:
         """Parse a generated reply under the configured format, then step (or not).
 
-        Lone surrogates in ``reply`` become U+FFFD first: the record must encode as UTF-8."""
-        from reskill_gym.safe_text import valid_unicode
+        Lone surrogates in ``reply`` become U+FFFD first (the record must encode as UTF-8),
+        and a reply over ``MAX_REPLY_CHARS`` is clipped with a marker, as an LLM backend clips
+        its answers: a policy's 30 MB string must not be parsed, prompted and stored whole."""
+        from reskill_gym.safe_text import clip_text, valid_unicode
 
-        reply = valid_unicode(reply)
+        reply = clip_text(valid_unicode(reply), MAX_REPLY_CHARS)
         fmt = self.config.action_format
         assert fmt is not None, "TurnConfig.resolve() fills action_format"
         outcome = parse_action(reply, self.admissible, action_format=fmt, env_name=self.env_name)

@@ -81,3 +81,25 @@ def test_rendered_skill_md_must_fit_the_read_caps(kit, tmp_path: Path) -> None:
     kit.user_error(kit.cli("skills", "import", src, "-L", lib_dir), "big", "front matter")
     for cmd in ("ls", "status"):  # the library stays usable
         assert kit.cli("skills", cmd, "-L", lib_dir).exit_code == 0
+
+
+def test_a_huge_policy_reply_is_clipped_before_it_is_stored(
+    kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 30 MB reply used to be parsed, prompted and stored whole (60 MB per episode)."""
+    import sys
+
+    (tmp_path / "huge_policy.py").write_text(
+        "def act(messages, info):\n    return '<answer> x </answer>' + 'y' * 30_000_000\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("huge_policy", None)
+    out = tmp_path / "o"
+    skills = Path(__file__).resolve().parents[2] / "skills" / "search"
+    res = kit.cli(
+        "eval", "--env", "search", "--agent", "python:huge_policy:act", "--tasks", "1",
+        "--no-skills-baseline", "--skills", skills, "--out", out,
+    )  # fmt: skip
+    assert res.exit_code == 0 and res.exception is None, res.output
+    assert (out / "episodes.jsonl").stat().st_size < 2_000_000
+    assert "[clipped " in (out / "episodes.jsonl").read_text()
