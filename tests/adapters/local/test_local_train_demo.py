@@ -1,7 +1,7 @@
 """The README's first command end to end, killed with SIGKILL while a version test is live.
 
 `reskill train --config configs/demo.yaml` runs until a version test has started (the
-demo's rules creator proposes after step 0); it is killed -9 in the middle of the next step,
+demo's rules creator proposes after step 1); it is killed -9 in the middle of the next step,
 the restored state is compared with the checkpoint, and `reskill train --resume` finishes
 the run: the test is decided, the report is written and its path printed.
 
@@ -46,13 +46,14 @@ def test_demo_killed_mid_test_resumes_and_decides(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline and proc.poll() is None:
-            if latest_checkpoint(run) is not None:
+            ckpt = latest_checkpoint(run)
+            if ckpt is not None and ckpt.name == "step_000002":  # the test starts after step 1
                 break
             time.sleep(0.5)
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
         ckpt = latest_checkpoint(run)
-        assert ckpt is not None and ckpt.name == "step_000001"
-        time.sleep(5.0)  # inside step 1, with the version test live
+        assert ckpt is not None and ckpt.name == "step_000002"
+        time.sleep(5.0)  # inside step 2, with the version test live
         assert proc.poll() is None and latest_checkpoint(run) == ckpt
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -65,7 +66,7 @@ def test_demo_killed_mid_test_resumes_and_decides(tmp_path: Path) -> None:
     active = saved["tester"]["active"]
     assert active is not None and len(active["versions"]) == 2, "no version test was live"
     check = TrainingRun.resume(run)  # the demo's own policy: SmolLM2 with a LoRA adapter
-    assert check.restore() == 1 and check.coevo.state_dict() == saved
+    assert check.restore() == 2 and check.coevo.state_dict() == saved
     assert set(active["versions"]) <= set(check.library.versions())
     check.close()
 
@@ -81,7 +82,8 @@ def test_demo_killed_mid_test_resumes_and_decides(tmp_path: Path) -> None:
     assert decided["data"]["candidates"] == [active["versions"][1]]
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(len(rows))) and len(rows) >= 3
-    tested = [r for r in rows if r.get("versions/testing")]
+    # a test live at the end of step k splits the groups of step k + 1
+    tested = [r for prev, r in zip(rows, rows[1:]) if prev.get("versions/testing")]
     assert tested and all("arms/candidate/episodes" in r for r in tested)
     report = (run / "report.md").read_text()
     assert "1 decided" in report and decided["data"]["candidates"][0] in report
