@@ -28,8 +28,8 @@ def test_demo_config_is_set_up_to_decide_a_test() -> None:
     cfg = load_config(REPO / "configs" / "demo.yaml")
     co = cfg.coevolution
     per_step = cfg.trainer.rollouts_per_step
-    # a pass can run after the first step, and a test started at step 1 is decidable at step 3
-    assert co.min_reservoir_size <= per_step and co.creator.min_reservoir_size <= per_step
+    # a pass can run after the second step, and a test started then is decidable at step 3
+    assert co.min_reservoir_size <= 2 * per_step and co.creator.min_reservoir_size <= 2 * per_step
     assert co.tester.min_episodes <= co.tester.min_steps * per_step
     assert cfg.run.steps >= 2 + co.tester.min_steps
     assert co.creator.backend == "rules" and not cfg.run.wandb
