@@ -30,12 +30,13 @@ transformers and peft are imported only by the functions that write or load weig
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,9 +130,7 @@ def write_policy_folder(
         steps_done=steps_done,
         producer=producer,
     )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
-    try:
+    with _staged_folder(dest) as tmp:
         if lora:
             # the adapter names its base as the run's config did (PEFT writes the loaded
             # model's internal path otherwise: a cache folder on the training machine)
@@ -141,12 +140,22 @@ def write_policy_folder(
         tokenizer.save_pretrained(tmp)
         atomic_write_text(tmp / MANIFEST, manifest.model_dump_json(indent=1) + "\n")
         _readable(tmp)
+    return dest
+
+
+@contextlib.contextmanager
+def _staged_folder(dest: Path) -> Iterator[Path]:
+    """A new folder beside ``dest``, fsynced and moved over ``dest`` when the block ends;
+    removed if the block raises, so ``dest`` is never half-written."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        yield tmp
         fsync_dir(tmp)
         _replace_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return dest
 
 
 def _readable(folder: Path) -> None:
@@ -176,9 +185,7 @@ def publish_policy(src: str | os.PathLike[str], dest: str | os.PathLike[str]) ->
     policy files are never modified in place), else copied."""
     src, dest = Path(src), Path(dest)
     read_manifest(src)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
-    try:
+    with _staged_folder(dest) as tmp:
         for item in sorted(src.iterdir()):
             if not item.is_file() or item.is_symlink():
                 continue
@@ -187,11 +194,6 @@ def publish_policy(src: str | os.PathLike[str], dest: str | os.PathLike[str]) ->
             except OSError:
                 safe_files.copy_file(item, tmp / item.name)
         tmp.chmod(0o755)
-        fsync_dir(tmp)
-        _replace_dir(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 
