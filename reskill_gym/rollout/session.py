@@ -66,9 +66,18 @@ logger = logging.getLogger(__name__)
 
 
 def _bare(observation: str, info: Mapping[str, Any]) -> str:
-    from reskill_gym.wrapper import strip_skill_block
+    """The engine's observation, without the skill block.
 
-    return strip_skill_block(observation, info)
+    ``SkillWrapper`` hands it over as ``info["observation"]`` (next to ``bundle_text``, which
+    the prompt shows in its own segment), so the session never has to cut the block back
+    off the augmented observation. An env without the wrapper has no block: its observation
+    is already bare. Both keys are required so that a foreign env whose ``info`` happens to
+    carry an ``observation`` of its own is read as before.
+    """
+    bare = info.get("observation")
+    if isinstance(bare, str) and "bundle_text" in info:
+        return bare
+    return observation
 
 
 def env_name_of(env: Any) -> str:

@@ -255,6 +255,50 @@ def test_engine_rejections_are_recorded_not_invalid() -> None:
     assert t.valid and t.invalid_action and t.action == "dance"
 
 
+class Footer(gym.ObservationWrapper[str, str, str]):
+    """A wrapper outside ``SkillWrapper`` that decorates the observation it returns."""
+
+    def observation(self, observation: str) -> str:
+        return observation + "\n[footer]"
+
+
+class OwnInfo(Door):
+    """An env without ``SkillWrapper`` whose info carries an ``observation`` of its own."""
+
+    def _engine_reset(self, task_id: str, seed: int | None, options: dict[str, Any]) -> Any:
+        obs, info = super()._engine_reset(task_id, seed, options)
+        return obs, {**info, "observation": {"rgb": None}}
+
+
+def test_session_reads_the_bare_observation_from_info() -> None:
+    """The prompt shows ``info["observation"]`` and the bundle from ``info``: what the
+    returned observation looks like (a wrapper on top may change it) does not matter."""
+    from reskill_gym.skills import LibraryView
+    from reskill_gym.wrapper import SkillWrapper
+
+    skill = Skill(
+        name="go-on", description="d", content="Keep going.", trigger=Trigger(type="beginning")
+    )
+    env = Footer(SkillWrapper(Door(max_turns=5), LibraryView("v1", [skill])))
+    s = RolloutSession(env, TurnConfig(), episode_id="e")
+    s.reset(task_id="t0", seed=0)
+    segs = {x.kind: x.text for x in s.prompt().user_segments}
+    assert segs["observation"].endswith("\nRoom 0.") and "Keep going." in segs["skills"]
+    assert (
+        s.prompt().user_text().count("Keep going.") == 1
+        and "[footer]" not in s.prompt().user_text()
+    )
+    s.act("<action>go forward</action>")
+    assert s.recorder.episode.turns[0].observation == "Room 0."
+    assert s.recorder.episode.turns[0].skill_ids == ["go-on@1"]
+    # no SkillWrapper: the returned observation is the bare one, whatever info carries
+    s = RolloutSession(OwnInfo(max_turns=5), TurnConfig(), episode_id="e")
+    s.reset(task_id="t0", seed=0)
+    assert next(x.text for x in s.prompt().user_segments if x.kind == "observation").endswith(
+        "\nRoom 0."
+    )
+
+
 # ----- through the real Search env, with a skill library ------------------------------------
 @pytest.fixture(scope="module")
 def search_env(tmp_path_factory: pytest.TempPathFactory) -> Any:
