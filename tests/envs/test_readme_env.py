@@ -13,15 +13,15 @@ import importlib
 import json
 import re
 import sys
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
-from reskill_gym.envs.registration import register, unregister
 from reskill_gym.envs.contract import check_env_contract
+from reskill_gym.envs.registration import register, unregister
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
