@@ -257,6 +257,11 @@ class ReskillVerlConfig(BaseModel):
                 "reskill.rollout.action_mode: veRL rollouts generate replies; score mode "
                 "(choosing among admissible actions by log-probs) is the local trainer's"
             )
+        from reskill_gym.envs.registration import check_env_kwargs
+
+        # a key the env does not take (alfworld's difficulty left over after reskill.env=gym)
+        # fails here, with its name, instead of in every Ray worker's first reset
+        check_env_kwargs(self.env, self.env_kwargs, "reskill.env_kwargs")
         return self
 
     @classmethod
