@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from reskill_gym.evaluation import EvalAbortedError, EvalConfig, run_and_report
-from reskill_gym.yaml_loading import YAMLLoadError, load_yaml_file
+from reskill_gym.evaluation.config import merge_eval_config, validate_eval_config
+from reskill_gym.runfolder import ConfigError
+from reskill_gym.safe_text import error_line
 
 ROOT = Path(__file__).resolve().parents[1]  # relative paths in a config may name repo files
 
@@ -62,32 +64,30 @@ def _resolve(path: str) -> str:
     return str(ROOT / p)
 
 
-def load_config(path: Path, overrides: dict[str, Any]) -> tuple[list[EvalConfig], Path]:
-    """One ``EvalConfig`` per difficulty, and the output folder."""
+def load_config(path: Path, flags: dict[str, Any]) -> tuple[list[EvalConfig], Path]:
+    """One ``EvalConfig`` per difficulty, and the output folder.
+
+    The file is read by ``reskill eval --config``'s loader (bounded YAML, keys checked);
+    ``flags`` (None: not given) replace its values.
+    """
     try:
-        data = load_yaml_file(path) or {}
-    except YAMLLoadError as e:
-        raise SystemExit(str(e)) from None
-    if not isinstance(data, dict):
-        raise SystemExit(f"{path}: expected a mapping of EvalConfig fields")
-    data = dict(data)
-    expert = dict(data.pop("expert", None) or {})
-    for key in ("states_per_task",):
-        if overrides.get(key) is not None:
-            expert[key] = overrides.pop(key)
-        overrides.pop(key, None)
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    out = Path(str(data.pop("out", f"runs/{path.stem}")))
-    difficulties = data.pop("difficulties", None) or [data.pop("difficulty", None)]
+        data, extra, source = merge_eval_config(
+            path, flags=flags, extra_keys=("out", "difficulties")
+        )
+    except ConfigError as e:
+        raise SystemExit(f"error: {error_line(e)}") from None
+    out = Path(str(extra.get("out", f"runs/{path.stem}")))
+    difficulties = extra.get("difficulties") or [data.pop("difficulty", None)]
     data["skills"] = [_resolve(s) for s in data.get("skills", [])]
+    expert = dict(data.pop("expert", None) or {})
     expert["placebo_skills"] = [_resolve(s) for s in expert.get("placebo_skills", [])]
     data["metric"] = "expert"
     configs = []
     for d in difficulties:
         try:
-            configs.append(EvalConfig(**data, difficulty=d, expert=expert))
-        except ValueError as e:
-            raise SystemExit(f"{path}: {e}") from None
+            configs.append(validate_eval_config(data | {"difficulty": d, "expert": expert}, source))
+        except ConfigError as e:
+            raise SystemExit(f"error: {error_line(e)}") from None
     return configs, out
 
 
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             "agent": args.agent,
             "out": args.out,
             "tasks": args.tasks,
-            "states_per_task": args.states_per_task,
+            "expert": {"states_per_task": args.states_per_task},
             "skills": [args.skills] if args.skills else None,
             "splits": args.splits,
         },

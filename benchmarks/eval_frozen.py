@@ -20,22 +20,18 @@ import sys
 from pathlib import Path
 
 from reskill_gym.evaluation import EvalAbortedError, EvalConfig, run_and_report
-from reskill_gym.yaml_loading import YAMLLoadError, load_yaml_file
+from reskill_gym.evaluation.config import load_eval_config
+from reskill_gym.runfolder import ConfigError
+from reskill_gym.safe_text import error_line
 
 
-def load_config(path: Path, overrides: dict[str, object]) -> tuple[EvalConfig, Path]:
-    try:  # bounded: size, depth and alias expansion capped (no YAML bomb hangs a run)
-        data = load_yaml_file(path) or {}
-    except YAMLLoadError as e:
-        raise SystemExit(str(e)) from None
-    if not isinstance(data, dict):
-        raise SystemExit(f"{path}: expected a mapping of EvalConfig fields")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    out = Path(str(data.pop("out", f"runs/eval-{path.stem}")))
+def load_config(path: Path, flags: dict[str, object]) -> tuple[EvalConfig, Path]:
+    """The config (``reskill eval --config``'s loader: bounded YAML, keys checked) and ``out``."""
     try:
-        return EvalConfig(**data), out
-    except ValueError as e:
-        raise SystemExit(f"{path}: {e}") from None
+        config, extra = load_eval_config(path, flags=flags)
+    except ConfigError as e:
+        raise SystemExit(f"error: {error_line(e)}") from None
+    return config, Path(str(extra.get("out", f"runs/eval-{path.stem}")))
 
 
 def main(argv: list[str] | None = None) -> int:

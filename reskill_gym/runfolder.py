@@ -355,11 +355,13 @@ def merge_config(
     schemas: Mapping[str, Any],
     *,
     env_references: dict[tuple[str, ...], str] | None = None,
+    sections: bool = True,
 ) -> tuple[dict[str, Any], str]:
     """Merge a YAML file (or nothing) with ``key=value`` overrides; check every key.
 
-    Returns the merged plain dict (every section of ``schemas`` present, as a dict) and the
-    source name for messages. Values are not validated here: the caller builds its models.
+    Returns the merged plain dict (with ``sections``, every key of ``schemas`` is a section:
+    present, as a dict; without, ``schemas`` names the top-level keys of a flat config such
+    as ``reskill eval``'s) and the source name for messages. Values are not validated here: the caller builds its models.
     ``env_references``, when given, is filled with the ``${oc.env:...}`` references of the
     input by key path, so the run folder's ``config.yaml`` can store the reference instead
     of the value (an API key read from the environment stays there). The values of
@@ -370,7 +372,7 @@ def merge_config(
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    sections = tuple(schemas)
+    names = tuple(schemas)
     source = str(path) if path is not None else "config"
     if path is not None:
         p = Path(path)
@@ -384,7 +386,8 @@ def merge_config(
         except Exception as exc:
             raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
         if not OmegaConf.is_dict(user):
-            raise ConfigError(f"{p}: the top level must be a mapping of sections {sections}")
+            what = f"sections {names}" if sections else "keys"
+            raise ConfigError(f"{p}: the top level must be a mapping of {what}")
     else:
         user = OmegaConf.create({})
     bad = [o for o in overrides if "=" not in o or o.startswith("=")]
@@ -418,7 +421,7 @@ def merge_config(
                 f"as a literal; give it again ({dotted}=...) or as ${{oc.env:VARIABLE}}"
             )
     config = cast("dict[str, Any]", merged)  # check_keys let through only section names
-    for section in sections:
+    for section in names if sections else ():
         if config.get(section) is None:
             config[section] = {}
         elif not isinstance(config[section], dict):

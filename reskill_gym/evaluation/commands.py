@@ -112,23 +112,43 @@ def _run_expert_and_report(config: EvalConfig, out: Path, *, console: Any = None
     return run
 
 
+def _default(name: str) -> Any:
+    """An ``EvalConfig`` field's default, for help texts (the model holds the one value)."""
+    field = EvalConfig.model_fields[name]
+    return field.get_default(call_default_factory=True)
+
+
 def eval_command(
+    overrides: list[str] = typer.Argument(
+        None,
+        help="Config overrides as key=value with dotted paths (e.g. rollout.score_norm=sum "
+        "expert.conditions=[none,library]); they replace the --config file's values.",
+    ),
+    config_file: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Eval config YAML: EvalConfig fields plus out (benchmarks/configs/eval_*.yaml). "
+        "The flags below are shorthands; a flag given wins over the file and the overrides.",
+    ),
     env: str = typer.Option(
-        ..., "--env", help="A registered env (`reskill env list`): alfworld, scienceworld, ..."
+        None, "--env", help="A registered env (`reskill env list`): alfworld, scienceworld, ..."
     ),
     split: list[str] = typer.Option(
-        ["unseen"], "--split", help="Split(s): train, seen, unseen (repeatable)."
+        [],
+        "--split",
+        help=f"Split(s): train, seen, unseen (repeatable; default {_default('splits')}).",
     ),
     skills: list[str] = typer.Option(
         [], "--skills", help="Library PATH[@VERSION] (repeatable; VERSION: id, prefix, HEAD~N)."
     ),
     agent: str = typer.Option(
-        ...,
+        None,
         "--agent",
         help="anthropic:<model> | openai:<base_url>#<model> | local:<path|default> | run:<run folder> (its trained policy) | python:<module>:<function>.",
     ),
     baseline: bool = typer.Option(
-        True,
+        None,
         "--skills-baseline/--no-skills-baseline",
         help="Also run every task without skills (paired baseline; on by default).",
     ),
@@ -136,11 +156,21 @@ def eval_command(
         None, "--tasks", min=1, help="Tasks per split, evenly spread (default: all)."
     ),
     seeds: list[str] = typer.Option(
-        ["0"], "--seeds", help="Seeds per task: --seeds 0,1,2 or repeat --seeds."
+        [],
+        "--seeds",
+        help=f"Seeds per task: --seeds 0,1,2 or repeat --seeds (default {_default('seeds')}).",
     ),
-    workers: int = typer.Option(1, "--workers", min=1, help="Episodes in parallel (threads)."),
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help=f"Episodes in parallel (threads; default {_default('workers')}).",
+    ),
     out: Path = typer.Option(
-        ..., "--out", help="Output folder (episodes.jsonl, report.md, PNGs); rerun to resume."
+        None,
+        "--out",
+        help="Output folder (episodes.jsonl, report.md, PNGs); rerun to resume. Required "
+        "here or as out: in --config.",
     ),
     mode: str = typer.Option(
         None,
@@ -166,7 +196,10 @@ def eval_command(
         "sampling temperature) for --metric expert.",
     ),
     max_tokens: int = typer.Option(
-        256, "--max-tokens", min=1, help="Max tokens per generated reply."
+        None,
+        "--max-tokens",
+        min=1,
+        help=f"Max tokens per generated reply (default {_default('max_tokens')}).",
     ),
     history: int = typer.Option(
         None, "--history", min=0, help="per_turn layout: earlier turns shown (rollout default 3)."
@@ -183,16 +216,22 @@ def eval_command(
         help="score mode: mean (default, as training) or sum of token log-probs.",
     ),
     retry_errors: bool = typer.Option(
-        False, "--retry-errors", help="On resume, re-run the error episodes."
+        None, "--retry-errors", help="On resume, re-run the error episodes."
     ),
     max_retries: int = typer.Option(
-        3, "--max-retries", min=0, help="Transport retries per request (429/5xx/timeouts)."
+        None,
+        "--max-retries",
+        min=0,
+        help="Transport retries per request (429/5xx/timeouts; llm.max_retries, default "
+        "the LLM config's).",
     ),
-    timeout_s: float = typer.Option(120.0, "--timeout", help="Per-request timeout, seconds."),
+    timeout_s: float = typer.Option(
+        None, "--timeout", help="Per-request timeout, seconds (llm.timeout_s)."
+    ),
     metric: str = typer.Option(
-        "success",
+        None,
         "--metric",
-        help="success (play episodes) or expert (score planner-labelled states under "
+        help="success (play episodes; default) or expert (score planner-labelled states under "
         "none/library/placebo/shuffled skills; alfworld, local: agents).",
     ),
     perturb_share: float = typer.Option(
@@ -227,105 +266,100 @@ def eval_command(
         "a Gymnasium id as --env, the gym adapter's options (task_key, actions_key, ...).",
     ),
 ) -> None:
-    """Evaluate frozen skill libraries with an agent; write episodes.jsonl, report.md and plots."""
+    """Evaluate frozen skill libraries with an agent; write episodes.jsonl, report.md and plots.
+
+    The run is an ``EvalConfig``: a ``--config`` YAML file, then ``key=value`` overrides,
+    then the flags given (each flag is a shorthand for one key).
+    """
     from rich.console import Console
+
+    from reskill_gym.evaluation.config import merge_eval_config, validate_eval_config
+    from reskill_gym.runfolder import ConfigError
+    from reskill_gym.safe_text import error_line
+
+    def fail(message: str) -> typer.Exit:
+        typer.echo(f"error: {message}", err=True)
+        return typer.Exit(code=2)
 
     try:
         seed_list = [int(x) for s in seeds for x in s.replace(",", " ").split()]
     except ValueError:
-        typer.echo(f"error: --seeds takes integers, got {seeds}", err=True)
-        raise typer.Exit(code=2) from None
-    if out.exists() and not out.is_dir():
-        typer.echo(
-            f"error: --out {out}: is a file; give a folder (it is created if missing)", err=True
-        )
-        raise typer.Exit(code=2)
+        raise fail(f"--seeds takes integers, got {seeds}") from None
     from reskill_gym.envs.commands import parse_env_kwargs
     from reskill_gym.envs.contract import resolve_env
     from reskill_gym.envs.registration import EnvPluginError, UnknownEnvError, get_spec
 
-    try:
-        env, env_options = resolve_env(env, parse_env_kwargs(env_kwargs))
-        env_spec = get_spec(env)
-    except (UnknownEnvError, EnvPluginError) as e:
-        typer.echo(f"error: --env: {e}", err=True)
-        raise typer.Exit(code=2) from None
-    if difficulty is not None and difficulty not in env_spec.difficulties:
-        levels = ", ".join(env_spec.difficulties) or f"none (the {env} env has no levels)"
-        typer.echo(f"error: --difficulty {difficulty!r}: choose one of {levels}", err=True)
-        raise typer.Exit(code=2)
-    kind = agent.split(":", 1)[0].lower()
-    llm: dict[str, Any] = {"max_retries": max_retries, "timeout_s": timeout_s}
-    if kind == "local":
-        # The env's defaults for a small CPU model (ALFWorld: small rooms and a short
-        # horizon). Explicit flags win; the report records the values.
-        local = env_spec.local_agent_defaults
-        if difficulty is None and "difficulty" in local:
-            difficulty = str(local["difficulty"])
-            log.info("eval: local agent on %s: --difficulty %s (its default)", env, difficulty)
-        if max_turns is None and "max_turns" in local:
-            max_turns = int(local["max_turns"])
-            log.info("eval: local agent on %s: --max-turns %d (its default)", env, max_turns)
-    expert: dict[str, Any] = {
-        k: v
-        for k, v in {
+    flag_env_kwargs = parse_env_kwargs(env_kwargs) if env_kwargs is not None else None
+    flags: dict[str, Any] = {
+        "env": env,
+        "splits": split or None,
+        "skills": skills or None,
+        "agent": agent,
+        "baseline": baseline,
+        "tasks": tasks,
+        "seeds": seed_list or None,
+        "workers": workers,
+        "max_turns": max_turns,
+        "difficulty": difficulty,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "retry_errors": retry_errors,
+        "metric": metric,
+        "out": str(out) if out is not None else None,
+        "rollout": {
+            "action_mode": mode,
+            "history_turns": history,
+            "action_format": action_format,
+            "score_norm": score_norm,
+        },
+        "llm": {"max_retries": max_retries, "timeout_s": timeout_s},
+        "expert": {
             "perturb_share": perturb_share,
             "perturbed": perturbed,
             "states_per_task": states_per_task,
             "placebo_skills": placebo_skills or None,
             "label": label_method,
-        }.items()
-        if v is not None
+        },
     }
-    if metric not in ("success", "expert"):
-        typer.echo(f"error: --metric {metric!r}: choose success or expert", err=True)
-        raise typer.Exit(code=2)
-    if expert and metric != "expert":
-        typer.echo(f"error: {', '.join(expert)}: only with --metric expert", err=True)
-        raise typer.Exit(code=2)
-    extra: dict[str, Any] = {"metric": metric}
-    if expert:
-        extra["expert"] = expert
-    if temperature is not None:
-        extra["temperature"] = temperature
     try:
-        # model_validate: the flat rollout keys (mode, history_turns, ...) are input that
-        # EvalConfig's validator folds into ``rollout``, not fields of its constructor.
-        config = EvalConfig.model_validate(
-            {
-                **extra,
-                "env": env,
-                "env_kwargs": env_options,
-                "splits": split,
-                "skills": skills,
-                "agent": agent,
-                "baseline": baseline,
-                "tasks": tasks,
-                "seeds": seed_list,
-                "workers": workers,
-                "mode": mode,
-                "max_turns": max_turns,
-                "difficulty": difficulty,
-                "max_tokens": max_tokens,
-                "history_turns": history,
-                "action_format": action_format,
-                "score_norm": score_norm,
-                "retry_errors": retry_errors,
-                "llm": llm,
-            }
-        )
-    except ValueError as e:
-        from reskill_gym.safe_text import error_line
-
-        typer.echo(f"error: {error_line(e)}", err=True)
-        raise typer.Exit(code=2) from None
+        data, extra, source = merge_eval_config(config_file, overrides or [], flags=flags)
+    except ConfigError as e:
+        raise fail(error_line(e)) from None
+    if extra.get("out") is None:
+        raise fail("--out is required (or out: in the --config file)")
+    out = Path(str(extra["out"]))
+    if out.exists() and not out.is_dir():
+        raise fail(f"--out {out}: is a file; give a folder (it is created if missing)")
+    if data.get("env") is None:
+        raise fail("--env is required (or env: in the --config file)")
+    if data.get("agent") is None:
+        raise fail("--agent is required (or agent: in the --config file)")
+    try:
+        # a Gymnasium id as env: the adapter's options move into env_kwargs
+        given_kwargs = data.get("env_kwargs") if flag_env_kwargs is None else flag_env_kwargs
+        data["env"], data["env_kwargs"] = resolve_env(str(data["env"]), given_kwargs or {})
+        env_spec = get_spec(data["env"])
+    except (UnknownEnvError, EnvPluginError) as e:
+        raise fail(f"--env: {e}") from None
+    if str(data["agent"]).split(":", 1)[0].lower() == "local":
+        # The env's defaults for a small CPU model (ALFWorld: small rooms and a short
+        # horizon), for what neither the file nor a flag set; the report records the values.
+        for key, value in env_spec.local_agent_defaults.items():
+            if key in ("difficulty", "max_turns") and data.get(key) is None:
+                data[key] = value
+                log.info("eval: local agent on %s: %s %s (its default)", env_spec.name, key, value)
+    if data.get("metric", "success") != "expert" and data.get("expert"):
+        names = ", ".join(f"expert.{k}" for k in data["expert"])
+        raise fail(f"{names}: only with --metric expert (or metric: expert in the config)")
+    try:
+        config = validate_eval_config(data, source)
+    except ConfigError as e:
+        raise fail(error_line(e)) from None
     console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
     t0 = time.monotonic()
     try:
         run = run_and_report(config, out, console=console)
     except EvalAbortedError as e:
-        from reskill_gym.safe_text import error_line
-
         typer.echo(f"error: {error_line(e)}", err=True)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:

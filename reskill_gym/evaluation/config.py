@@ -1,7 +1,8 @@
 """The configuration of ``reskill eval``: what runs, under which conditions, how it is played.
 
 Exports ``EvalConfig``, ``ExpertConfig``, ``ConditionName``, ``CONDITIONS``,
-``EvalAbortedError`` and ``NO_SKILLS``.
+``EvalAbortedError``, ``NO_SKILLS``, ``load_eval_config``, ``merge_eval_config`` and
+``validate_eval_config``.
 
 ``EvalConfig`` is one evaluation run (success metric or ``--metric expert``); its ``rollout``
 block is the turn contract's ``TurnConfig``, the same block a training config has, so a
@@ -9,6 +10,11 @@ policy is evaluated with the prompt, parser and choice rule it was trained with.
 ``ExpertConfig`` is its ``expert:`` block (how expert-labelled states are drawn and which
 conditions are scored, see :mod:`reskill_gym.evaluation.expert`). The models only validate;
 running is :mod:`reskill_gym.evaluation.runner`'s and :mod:`reskill_gym.evaluation.expert`'s.
+
+``load_eval_config`` is the one way an eval config is read (``reskill eval --config``, the
+benchmark scripts): a YAML file of ``EvalConfig`` fields, ``key=value`` overrides with
+dotted paths, then the command line's flags, merged and checked the way ``reskill train``
+and ``reskill evolve`` read theirs (:func:`reskill_gym.runfolder.merge_config`).
 
 >>> EvalConfig(env="alfworld", agent="python:m:f", skills=["skills/alfworld"]).mode
 'generate'
@@ -18,9 +24,22 @@ running is :mod:`reskill_gym.evaluation.runner`'s and :mod:`reskill_gym.evaluati
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    computed_field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from reskill_gym.evaluation.agents import ActionMode, normalize_agent_spec, parse_agent_spec
 from reskill_gym.evaluation.states import StateConfig
@@ -33,6 +52,9 @@ __all__ = [
     "CONDITIONS",
     "EvalAbortedError",
     "NO_SKILLS",
+    "load_eval_config",
+    "merge_eval_config",
+    "validate_eval_config",
 ]
 
 #: The name of the paired baseline condition (every unit run without skills).
@@ -46,6 +68,36 @@ _FLAT_ROLLOUT_KEYS = {
     "action_format": "action_format",
     "score_norm": "score_norm",
 }
+
+
+def _fold_flat_keys(data: Any) -> Any:
+    """Move the flat rollout keys of ``data`` (``mode``, ``score_norm``, ...) into its
+    ``rollout`` block; a flat key that contradicts the block is a ``ValueError``."""
+    if not isinstance(data, dict) or not any(k in data for k in _FLAT_ROLLOUT_KEYS):
+        return data
+    data = dict(data)
+    given = data.get("rollout")
+    if isinstance(given, TurnConfig):
+        rollout = given.model_dump(exclude_unset=True)
+    elif isinstance(given, dict):
+        rollout = dict(given)
+    elif given is None:
+        rollout = {}
+    else:
+        return data  # the field validator reports the wrong type
+    for key, name in _FLAT_ROLLOUT_KEYS.items():
+        if key not in data:
+            continue
+        value = data.pop(key)
+        if value is None:  # unset (mode None = auto)
+            continue
+        if name in rollout and rollout[name] != value:
+            raise ValueError(
+                f"{key}: {value!r} contradicts rollout.{name}: {rollout[name]!r}; set one"
+            )
+        rollout[name] = value
+    data["rollout"] = rollout
+    return data
 
 
 class EvalAbortedError(RuntimeError):
@@ -178,31 +230,7 @@ class EvalConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _flat_rollout_keys(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not any(k in data for k in _FLAT_ROLLOUT_KEYS):
-            return data
-        data = dict(data)
-        given = data.get("rollout")
-        if isinstance(given, TurnConfig):
-            rollout = given.model_dump(exclude_unset=True)
-        elif isinstance(given, dict):
-            rollout = dict(given)
-        elif given is None:
-            rollout = {}
-        else:
-            return data  # the field validator reports the wrong type
-        for key, name in _FLAT_ROLLOUT_KEYS.items():
-            if key not in data:
-                continue
-            value = data.pop(key)
-            if value is None:  # unset (mode None = auto)
-                continue
-            if name in rollout and rollout[name] != value:
-                raise ValueError(
-                    f"{key}: {value!r} contradicts rollout.{name}: {rollout[name]!r}; set one"
-                )
-            rollout[name] = value
-        data["rollout"] = rollout
-        return data
+        return _fold_flat_keys(data)
 
     @field_validator("agent")
     @classmethod
@@ -303,6 +331,20 @@ class EvalConfig(BaseModel):
             # training temperature (1.0), not greedy (where it is just top-1 again)
             self.temperature = 1.0
 
+    @model_serializer(mode="wrap")
+    def _no_secrets_in_files(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> Any:
+        # A JSON dump is what run folders store (config.json, summary.json): the value of a
+        # credential-named key (llm.api_key, an env_kwargs token) becomes [REDACTED] there,
+        # as in a training run's config.yaml; the live config keeps it for the agent.
+        data = handler(self)
+        if not info.mode_is_json() or not isinstance(data, dict):
+            return data
+        from reskill_gym.runfolder import config_for_file
+
+        return config_for_file(data, {})
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def mode(self) -> ActionMode:
@@ -317,3 +359,105 @@ class EvalConfig(BaseModel):
         if self.difficulty is not None:
             opts["difficulty"] = self.difficulty
         return opts
+
+
+# =========================================================================================
+# Loading: YAML file + key=value overrides + command-line flags
+# =========================================================================================
+def _schema(extra_keys: Sequence[str]) -> dict[str, Any]:
+    """Top-level keys an eval config file may hold: EvalConfig's fields, the flat rollout
+    keys it folds into ``rollout``, and the caller's own keys (``out``, ...)."""
+    fields: dict[str, Any] = {n: f.annotation for n, f in EvalConfig.model_fields.items()}
+    return fields | dict.fromkeys(_FLAT_ROLLOUT_KEYS, Any) | dict.fromkeys(extra_keys, Any)
+
+
+def _overlay(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``top``'s values laid over it (mappings merged key by key; None = unset)."""
+    out = dict(base)
+    for key, value in top.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            if not _overlay({}, value):  # a block of unset flags changes nothing
+                continue
+            under = out.get(key)
+            out[key] = _overlay(under if isinstance(under, dict) else {}, value)
+        else:
+            out[key] = value
+    return out
+
+
+def merge_eval_config(
+    path: str | os.PathLike[str] | None,
+    overrides: Sequence[str] = (),
+    *,
+    flags: Mapping[str, Any] | None = None,
+    extra_keys: Sequence[str] = ("out",),
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Merge a YAML file (or nothing), ``key=value`` overrides and ``flags``; check the keys.
+
+    Later wins: the file, then the overrides (dotted paths: ``rollout.score_norm=sum``),
+    then ``flags`` (a nested mapping of the values the command line gave; None = not given).
+    Returns the ``EvalConfig`` input, the values of ``extra_keys`` (keys the caller reads
+    itself, such as ``out``) and the source name for messages. An unknown key fails with
+    a close match (``ConfigError``); values are validated by :func:`validate_eval_config`.
+
+    >>> data, extra, _ = merge_eval_config(
+    ...     None, ["rollout.score_norm=sum", "out=runs/x"], flags={"env": "alfworld", "seeds": None}
+    ... )
+    >>> data, extra
+    ({'rollout': {'score_norm': 'sum'}, 'env': 'alfworld'}, {'out': 'runs/x'})
+    >>> merge_eval_config(None, ["rollout.score_nrm=sum"])
+    Traceback (most recent call last):
+    ...
+    reskill_gym.runfolder.ConfigError: override: unknown key 'rollout.score_nrm' (did you mean 'rollout.score_norm'?)
+    """
+    from reskill_gym.runfolder import ConfigError, check_keys, merge_config
+
+    schema = _schema(extra_keys)
+    merged, source = merge_config(path, overrides, schema, sections=False)
+    try:  # the file's flat keys into rollout:, so a flag's rollout value replaces them
+        merged = _fold_flat_keys(merged)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    top = {k: v for k, v in (flags or {}).items() if v is not None}
+    check_keys(top, schema, "", "flags")  # a caller's mistake, not the user's
+    data = _overlay(merged, top)
+    extra = {k: data.pop(k) for k in extra_keys if k in data}
+    return data, extra, source
+
+
+def validate_eval_config(data: Mapping[str, Any], source: str = "config") -> EvalConfig:
+    """``EvalConfig`` from merged input; a bad value is a ``ConfigError`` naming its key."""
+    from reskill_gym.runfolder import ConfigError, format_validation
+
+    for key in ("env", "agent"):
+        if data.get(key) is None:
+            raise ConfigError(f"{source}: {key} is required (--{key} or {key}: in --config)")
+    try:
+        return EvalConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(format_validation(exc, source)) from None
+    except ValueError as exc:  # a check outside pydantic's error list (an unknown env, ...)
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_eval_config(
+    path: str | os.PathLike[str] | None,
+    overrides: Sequence[str] = (),
+    *,
+    flags: Mapping[str, Any] | None = None,
+    extra_keys: Sequence[str] = ("out",),
+) -> tuple[EvalConfig, dict[str, Any]]:
+    """Read an eval config: :func:`merge_eval_config`, then :func:`validate_eval_config`.
+
+    Returns the config and the values of ``extra_keys`` given (``{"out": ...}``).
+
+    >>> cfg, extra = load_eval_config(
+    ...     None, ["env=alfworld", "agent=python:m:f", "expert.perturbed=2"], flags={"workers": 4}
+    ... )
+    >>> cfg.workers, cfg.expert.perturbed, extra
+    (4, 2, {})
+    """
+    data, extra, source = merge_eval_config(path, overrides, flags=flags, extra_keys=extra_keys)
+    return validate_eval_config(data, source), extra
