@@ -27,8 +27,9 @@ metrics namespace, checkpoints and resume are the local trainer's
 run. The ``agent`` section (:class:`AgentConfig`) replaces ``trainer``. A checkpoint holds
 ``coevolution.json``, ``evolve.json`` (step, task queue, generator state) and ``run.json``;
 a resumed run replays the steps after it. Episodes whose env or agent failed are dropped
-(an ``episode_dropped`` event); a rejected API key or bad agent spec ends the run
-(:class:`EvolveAbortedError`).
+(an ``episode_dropped`` event); a step whose every rollout failed ends the run
+(:class:`~reskill_gym.runloop.StepFailedError`, resumable); a rejected API key or bad agent
+spec ends the run (:class:`EvolveAbortedError`).
 
 Cross-domain transfer (the paper's figure): evolve on one env, then evaluate the frozen
 library on another - ``reskill eval --env scienceworld --skills <run>/skills``; see
@@ -80,6 +81,7 @@ from reskill_gym.runloop import (
     GROUPS_PER_STEP_HELP,
     PlannedRollout,
     RunDriver,
+    StepFailedError,
     StepOutcome,
     StepPlanner,
 )
@@ -540,7 +542,7 @@ def evolve_command(
     typer.echo(f"run folder: {run.run_dir}")
     try:
         summary = run.run(progress=False if no_progress else None)
-    except (EvolveAbortedError, ConfigError) as exc:
+    except (EvolveAbortedError, StepFailedError, ConfigError) as exc:
         typer.echo(f"error: {error_line(exc)}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(

@@ -1,7 +1,7 @@
 """The run driver: one loop for every command that writes a run folder step by step.
 
 Exports ``RunDriver``, ``StepPlanner``, ``PlannedRollout``, ``StepOutcome``,
-``DEFAULT_GROUP_SIZE``, ``DEFAULT_GROUPS_PER_STEP``, ``GROUP_SIZE_HELP`` and
+``StepFailedError``, ``DEFAULT_GROUP_SIZE``, ``DEFAULT_GROUPS_PER_STEP``, ``GROUP_SIZE_HELP`` and
 ``GROUPS_PER_STEP_HELP``.
 
 ``reskill train`` (``reskill_local.train.TrainingRun``: GRPO on a local model) and
@@ -12,6 +12,11 @@ what one step does and what state they keep. Everything else is here, once:
   opens the library and the co-evolution, restores the newest checkpoint, runs the remaining
   steps (rows first, episodes, checkpoint second, then wandb and the progress line), closes
   everything and writes the report and the :class:`~reskill_gym.runfolder.RunSummary`.
+  A step whose every rollout failed (the env or the agent raised or timed out on each) ends
+  the run with a :class:`StepFailedError` after its rows, events and episodes are written
+  (to read what failed) and before its checkpoint, so ``--resume`` drops those lines and
+  replays the step once the cause is fixed; a step where only some rollouts failed goes on
+  (each failure an ``episode_dropped`` event);
   A subclass supplies :meth:`RunDriver.build`, :meth:`RunDriver.run_step`,
   :meth:`RunDriver.save_state` / :meth:`RunDriver.load_state` and the step count;
 - :class:`StepPlanner` draws a step's groups: ``groups_per_step`` tasks in shuffled epochs
@@ -68,6 +73,7 @@ __all__ = [
     "StepPlanner",
     "PlannedRollout",
     "StepOutcome",
+    "StepFailedError",
     "DEFAULT_GROUP_SIZE",
     "DEFAULT_GROUPS_PER_STEP",
     "GROUP_SIZE_HELP",
@@ -193,6 +199,10 @@ class StepOutcome:
     events: list[Any]
     plan: Any
     episodes: list[Any] = field(default_factory=list)
+
+
+class StepFailedError(RuntimeError):
+    """Every rollout of a step failed: nothing to learn from, most likely a broken env."""
 
 
 D = TypeVar("D", bound="RunDriver")
@@ -387,6 +397,7 @@ class RunDriver(ABC):
                     append_jsonl(self.run_dir / "events.jsonl", events)
                     if self.config.run.record_episodes:
                         record_episodes(self.run_dir, step, outcome.episodes, self.coevo)
+                    self._check_step(step, outcome)  # logged to read, never checkpointed
                     self.save_checkpoint(step + 1)
                     log_wandb(self._wandb, row, step)
                     bar.end_step(step, row, events)
@@ -407,6 +418,22 @@ class RunDriver(ABC):
             tests_started=started,
             tests_decided=decided,
             report=report,
+        )
+
+    def _check_step(self, step: int, outcome: StepOutcome) -> None:
+        """Raise :class:`StepFailedError` when every episode of the step has an error."""
+        failed = [e for e in outcome.episodes if getattr(e, "error", None)]
+        if not outcome.episodes or len(failed) < len(outcome.episodes):
+            return
+        from reskill_gym.safe_text import clip_text, terminal_text
+
+        first = failed[0]
+        why = clip_text(terminal_text(str(first.error), one_line=True), 200)
+        raise StepFailedError(
+            f"step {step}: all {len(failed)} rollouts failed (e.g. task "
+            f"{getattr(first, 'task_id', '?')}: {why}); the run "
+            f"folder keeps the last checkpoint: fix the env, then reskill {self.command} "
+            f"--resume {self.run_dir}"
         )
 
     def close(self) -> None:

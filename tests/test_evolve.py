@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from reskill_gym.cli import app
 from reskill_gym.evolve import EvolveAbortedError, EvolveRun, load_evolve_config
 from reskill_gym.runfolder import ConfigError, latest_checkpoint
+from reskill_gym.runloop import StepFailedError
 from reskill_gym.step_episodes import StepEpisodes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,8 +230,10 @@ def test_agent_bug_drops_episodes_and_bad_credentials_abort(tmp_path: Path) -> N
     from reskill_gym.llm import LLMAuthError
 
     broken = _tiny_run(tmp_path, "broken", CallableAgent(lambda m, i: None, name="none"))
-    summary = broken.run()
-    assert summary.steps_done == 1
+    # every rollout of the step failed: the run stops, the step is logged, not checkpointed
+    with pytest.raises(StepFailedError, match="step 0: all 2 rollouts failed"):
+        broken.run()
+    assert not (tmp_path / "broken" / "checkpoints" / "LATEST").exists()
     (row,) = _rows(tmp_path / "broken" / "metrics.jsonl")
     assert row["episode/count"] == 0 and row["episode/dropped"] == 2
     dropped = [e for e in _rows(tmp_path / "broken" / "events.jsonl")]

@@ -19,6 +19,8 @@ from pathlib import Path
 import typer
 
 from reskill_gym.runfolder import set_console_log_level
+from reskill_gym.runloop import StepFailedError
+from reskill_gym.safe_text import error_line
 
 __all__ = ["train_command"]
 
@@ -57,7 +59,11 @@ def train_command(
         raise typer.Exit(2) from exc
     set_console_log_level(run.config.run.log_level)
     typer.echo(f"run folder: {run.run_dir}")
-    summary = run.train(progress=False if no_progress else None)
+    try:
+        summary = run.train(progress=False if no_progress else None)
+    except StepFailedError as exc:  # every rollout of a step failed: the env is broken
+        typer.echo(f"error: {error_line(exc)}", err=True)
+        raise typer.Exit(2) from exc
     typer.echo(
         f"done: {summary.steps_done} steps, {summary.tests_started} version test(s) started and "
         f"{summary.tests_decided} decided in this session, library HEAD {summary.head}; "
