@@ -16,7 +16,7 @@ from typing import Any
 import typer
 
 from reskill_gym.evaluation.config import EvalAbortedError, EvalConfig
-from reskill_gym.evaluation.runner import run_eval
+from reskill_gym.evaluation.runner import EvalRun, run_eval
 
 __all__ = ["eval_command", "run_and_report"]
 
@@ -377,3 +377,22 @@ def eval_command(
         f"{run.ran} episodes run, {run.skipped} resumed, {run.errors} errors in "
         f"{time.monotonic() - t0:.0f}s -> {out}/report.md"
     )
+    failed = _all_errored(run)
+    if failed:
+        # nothing was measured: a script or CI job must not read the report as a result
+        typer.echo(
+            f"error: all {failed} episodes errored ({run.episodes_path}: its error field "
+            "says why per episode); nothing was measured",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+
+
+def _all_errored(run: EvalRun) -> int:
+    """The number of episodes of ``run`` when every one is an error
+    episode, else 0: the newest record of each episode counts, resumed ones included."""
+    newest = {r.key: r for r in run.records}
+    results = [newest[j.key] for j in run.jobs if j.key in newest]
+    if results and all(r.error is not None for r in results):
+        return len(results)
+    return 0

@@ -133,3 +133,38 @@ def test_required_keys_name_the_flag_and_the_file_key(tmp_path: Path, policy: st
     assert code == 2 and "--out is required (or out: in the --config file)" in output
     code, output = _eval("--env", "search", "--out", tmp_path / "o")
     assert code == 2 and "--agent is required" in output
+
+
+def test_a_run_where_every_episode_errored_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#26: a policy that raises on every turn used to end with exit 0 and a report of nothing."""
+    (tmp_path / "eval_cmd_raising.py").write_text(
+        "CALLS = []\n\n"
+        "def act(messages, info):\n"
+        "    CALLS.append(1)\n"
+        "    if len(CALLS) > 1:\n"
+        "        return '<answer>paris</answer>'\n"
+        "    raise RuntimeError('policy bug')\n\n"
+        "def always(messages, info):\n"
+        "    raise RuntimeError('policy bug')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("eval_cmd_raising", None)
+    base = ("--env", "search", "--split", "unseen", "--tasks", "2", "--max-turns", "2")
+    out = tmp_path / "all"
+    code, output = _eval(*base, "--agent", "python:eval_cmd_raising:always", "--out", out)
+    rows = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all("policy bug" in r["error"] for r in rows)
+    assert code == 1, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "all 2 episodes errored" in errors[0], output
+    assert str(out / "episodes.jsonl") in errors[0] and (out / "report.md").is_file()
+    # a resume that runs nothing still says so: the run is still all errors
+    code, output = _eval(*base, "--agent", "python:eval_cmd_raising:always", "--out", out)
+    assert code == 1 and "0 episodes run, 2 resumed" in output, output
+    # partial errors: exit 0, the count reported
+    out = tmp_path / "some"
+    code, output = _eval(*base, "--agent", "python:eval_cmd_raising:act", "--out", out)
+    assert code == 0 and "2 episodes run, 0 resumed, 1 errors" in output, output
+    assert "error:" not in output
