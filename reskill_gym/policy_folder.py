@@ -162,9 +162,9 @@ def _readable(folder: Path) -> None:
     """0755 / 0644 like any other written file (mkdtemp and some writers make 0700 / 0600):
     a policy is shared, uploaded, served by another user's process."""
     folder.chmod(0o755)
-    for item in folder.iterdir():
-        if item.is_file() and not item.is_symlink():
-            item.chmod(0o644)
+    for item in safe_files.list_folder(folder, links="skip", special="skip"):
+        if item.kind == "file":
+            item.path.chmod(0o644)
 
 
 def _replace_dir(new: Path, dest: Path) -> None:
@@ -186,13 +186,14 @@ def publish_policy(src: str | os.PathLike[str], dest: str | os.PathLike[str]) ->
     src, dest = Path(src), Path(dest)
     read_manifest(src)
     with _staged_folder(dest) as tmp:
-        for item in sorted(src.iterdir()):
-            if not item.is_file() or item.is_symlink():
+        # regular files only: a link or FIFO in a checkpoint's policy is left out
+        for item in safe_files.list_folder(src, links="skip", special="skip"):
+            if item.kind != "file":
                 continue
             try:
-                os.link(item, tmp / item.name)
+                os.link(item.path, tmp / item.name)
             except OSError:
-                safe_files.copy_file(item, tmp / item.name)
+                safe_files.copy_file(item.path, tmp / item.name)
         tmp.chmod(0o755)
     return dest
 
@@ -225,8 +226,17 @@ def is_run_folder(path: str | os.PathLike[str]) -> bool:
 
 def _newest_checkpoint_policy(run: Path) -> Path | None:
     root = run / "checkpoints"
-    found = sorted(p.parent for p in root.glob("step_*/" + POLICY_DIR + "/" + MANIFEST))
-    return found[-1] / POLICY_DIR if found else None
+    steps = safe_files.list_folder(
+        root, links="skip", special="skip", match="step_*", missing_ok=True
+    )
+    found = [
+        e.path / POLICY_DIR
+        for e in steps
+        if e.kind == "folder"
+        and not (e.path / POLICY_DIR).is_symlink()
+        and (e.path / POLICY_DIR / MANIFEST).is_file()
+    ]
+    return found[-1] if found else None
 
 
 def resolve_policy_path(path: str | os.PathLike[str]) -> Path:

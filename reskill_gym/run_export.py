@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import shutil
-import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,18 +55,19 @@ def _cell(text: Any, limit: int = _CELL_CHARS) -> str:
 
 def _copy_store(src: Path, dest: Path) -> None:
     """Copy a ``.reskill`` store: regular files and folders only (a link is an error)."""
-    for root, dirs, files in os.walk(src, followlinks=False):
-        rel = Path(root).relative_to(src)
-        (dest / rel).mkdir(parents=True, exist_ok=True)
-        for name in [*dirs, *files]:
-            mode = os.lstat(Path(root) / name).st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                raise ExportError(
-                    f"{Path(root) / name}: not a regular file or folder; a library store "
-                    "holds nothing else"
-                )
-        for name in files:
-            safe_files.copy_file(Path(root) / name, dest / rel / name)
+    entries = safe_files.walk_tree(src, links="include", special="include")
+    for e in entries:  # all checked before anything is copied
+        if e.kind in ("link", "special"):
+            raise ExportError(
+                f"{e.path}: not a regular file or folder ({e.kind}); a library store "
+                "holds nothing else"
+            )
+    dest.mkdir(parents=True, exist_ok=True)
+    for e in entries:
+        if e.kind == "folder":
+            (dest / e.rel).mkdir(exist_ok=True)
+        else:
+            safe_files.copy_file(e.path, dest / e.rel)
 
 
 def _metric(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -214,9 +214,10 @@ def export_run(
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
     try:
-        for item in sorted(policy.iterdir()):
-            if item.is_file() and not item.is_symlink():
-                safe_files.copy_file(item, tmp / item.name)
+        # the policy's files; a link or FIFO in it is left out, as publish_policy does
+        for item in safe_files.list_folder(policy, links="skip", special="skip"):
+            if item.kind == "file":
+                safe_files.copy_file(item.path, tmp / item.name)
         library = SkillLibrary.open(run / "skills")
         library.export(tmp / "skills")
         if history:

@@ -56,6 +56,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, cast
 
@@ -564,11 +565,14 @@ def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
         if not folder.is_symlink() and (folder / "run.json").is_file():
             return folder
     # LATEST missing or pointing at a folder being replaced: the newest complete one
-    complete = sorted(
-        p
-        for p in root.glob("step_*")
-        if _CHECKPOINT_NAME.match(p.name) and not p.is_symlink() and (p / "run.json").is_file()
+    steps = safe_files.list_folder(
+        root, links="skip", special="skip", match="step_*", missing_ok=True
     )
+    complete = [
+        e.path
+        for e in steps
+        if _CHECKPOINT_NAME.match(e.name) and e.kind == "folder" and (e.path / "run.json").is_file()
+    ]
     return complete[-1] if complete else None
 
 
@@ -605,10 +609,12 @@ def write_checkpoint(
         raise
     atomic_write_text(root / _LATEST, name + "\n")
     fsync_dir(root)
-    existing = sorted(p for p in root.glob("step_*") if p.is_dir())
+    # only real folders named like checkpoints go; a link or FIFO here is left alone
+    listed = safe_files.list_folder(root, links="skip", special="skip")
+    existing = [e.path for e in listed if e.kind == "folder" and fnmatchcase(e.name, "step_*")]
     for old in existing[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
-    for stale in root.glob(".step_*"):
+    for stale in [e.path for e in listed if e.kind == "folder" and e.name.startswith(".step_")]:
         shutil.rmtree(stale, ignore_errors=True)
     return final
 

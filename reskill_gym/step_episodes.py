@@ -244,10 +244,10 @@ def truncate_step_episodes(run_dir: str | os.PathLike[str], keep_before: int) ->
     """Remove the files of steps ``>= keep_before`` (replayed after a resume); returns how many."""
     folder = Path(run_dir) / EPISODES_DIR
     removed = 0
-    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
-        m = _STEP_FILE.match(p.name)
-        if m and int(m.group(1)) >= keep_before and p.is_file() and not p.is_symlink():
-            p.unlink()
+    for e in safe_files.list_folder(folder, links="skip", special="skip", missing_ok=True):
+        m = _STEP_FILE.match(e.name)
+        if m and int(m.group(1)) >= keep_before and e.kind == "file":
+            e.path.unlink()
             removed += 1
     return removed
 
@@ -287,10 +287,11 @@ class StepEpisodes:
     def refresh(self) -> bool:
         """Pick up steps written (or replaced) since the last call; True if anything changed."""
         found: dict[int, dict[str, Path]] = {}
-        for p in self.folder.iterdir() if self.folder.is_dir() else []:
-            m = _STEP_FILE.match(p.name)
-            if m and not p.is_symlink() and p.is_file():
-                found.setdefault(int(m.group(1)), {})[m.group(2)] = p
+        listed = safe_files.list_folder(self.folder, links="skip", special="skip", missing_ok=True)
+        for e in listed:
+            m = _STEP_FILE.match(e.name)
+            if m and e.kind == "file":
+                found.setdefault(int(m.group(1)), {})[m.group(2)] = e.path
         changed = False
         for step in [s for s in self._steps if s not in found]:
             del self._steps[step], self._stamps[step]

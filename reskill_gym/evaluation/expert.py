@@ -307,11 +307,16 @@ def _read_states(path: Path) -> list[ExpertState]:
 
 def _default_placebo(library: str) -> list[str]:
     root = Path(library).resolve()
-    sibs = sorted(
-        p
-        for p in root.parent.iterdir()
-        if p.is_dir() and p != root and any(q.joinpath("SKILL.md").is_file() for q in p.iterdir())
-    )
+
+    def holds_skills(folder: Path) -> bool:
+        # links and FIFOs among the siblings are left out: never followed, never opened
+        subs = safe_files.list_folder(folder, links="skip", special="skip")
+        return any(q.kind == "folder" and (q.path / "SKILL.md").is_file() for q in subs)
+
+    siblings = safe_files.list_folder(root.parent, links="skip", special="skip")
+    sibs = [
+        e.path for e in siblings if e.kind == "folder" and e.path != root and holds_skills(e.path)
+    ]
     if not sibs:
         raise ValueError(
             f"placebo: {library} has no sibling skill library to draw other-domain skills "

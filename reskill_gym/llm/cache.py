@@ -99,4 +99,11 @@ class ResponseCache:
         atomic_write_json(self.path(key), value, ensure_ascii=False, sort_keys=True)
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.directory.glob("??/*.json"))
+        shards = safe_files.list_folder(
+            self.directory, links="skip", special="skip", match="??", missing_ok=True
+        )
+        return sum(
+            len(safe_files.list_folder(d.path, links="skip", special="skip", match="*.json"))
+            for d in shards
+            if d.kind == "folder"
+        )

@@ -134,6 +134,7 @@ def resolve_local_model(spec: str) -> tuple[Path, str | None]:
         return path.parent, path.name
     if path.is_dir():
         from reskill_gym.policy_folder import PolicyFolderError, resolve_policy_path
+        from reskill_gym.safe_files import list_folder
 
         try:  # a run folder names its policy/ (reskill_gym.policy_folder)
             path = resolve_policy_path(path)
@@ -141,7 +142,12 @@ def resolve_local_model(spec: str) -> tuple[Path, str | None]:
             raise LLMConfigError(str(e)) from None
         if (path / "config.json").exists() or (path / _ADAPTER_CONFIG).exists():
             return path, None
-        ggufs = sorted(path.glob("*.gguf"))
+        # the user's model folder: a .gguf that is a link is kept (a Hugging Face cache
+        # snapshot is links into its blobs); the engine opens the file it names
+        found = list_folder(
+            path, links="include", special="skip", match="*.gguf", follow_links=True
+        )
+        ggufs = [e.path for e in found if e.kind == "file" or e.path.is_file()]
         if len(ggufs) == 1:
             return path, ggufs[0].name
         raise LLMConfigError(

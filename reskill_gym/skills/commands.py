@@ -231,17 +231,21 @@ def _skill_folders(path: Path, *, refuse_links: bool = True) -> list[Path]:
     link points at as if it were part of the folder given. ``refuse_links=False`` (for
     ``validate``, which reports each folder's problems) returns it instead.
     """
+    from reskill_gym import safe_files
     from reskill_gym.skills.errors import SkillError
     from reskill_gym.skills.skillmd import _link_message, is_skill_dir
 
     if is_skill_dir(path):
         return [path]
     if path.is_dir():
-        children = sorted(p for p in path.iterdir() if not p.name.startswith("."))
-        for p in children:
-            if refuse_links and p.is_symlink() and p.is_dir():
-                raise SkillError(_link_message(p), path=p)
-        return [p for p in children if p.is_dir()]
+        # files, FIFOs and devices are not skill folders: left out; a link is decided below
+        children = safe_files.list_folder(
+            path, links="include", special="skip", hidden=False, follow_links=True
+        )
+        for e in children:
+            if refuse_links and e.kind == "link" and e.path.is_dir():
+                raise SkillError(_link_message(e.path), path=e.path)
+        return [e.path for e in children if e.kind == "folder" or e.path.is_dir()]
     return [path]
 
 

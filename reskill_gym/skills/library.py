@@ -42,6 +42,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_bytes
 from reskill_gym.safe_text import clip_text
 from reskill_gym.skills import journal, store
@@ -561,14 +562,19 @@ class SkillLibrary:
             for v in removed:
                 (self.store / "versions" / f"{v}.json").unlink()
             objects = self.store / "objects"
-            for d in sorted(objects.iterdir()) if objects.is_dir() else []:
-                if d.is_symlink() or not d.is_dir():  # not ours: never follow, never delete
+            listed = safe_files.list_folder(
+                objects, links="include", special="include", missing_ok=True
+            )
+            for item in listed:
+                d = item.path
+                if item.kind != "folder":  # not ours: never follow, never delete
                     logger.warning("%s: not an object folder; left alone", d)
                     continue
-                for p in d.iterdir():
-                    if p.name not in live and store.is_sha(p.name) and not p.is_symlink():
-                        p.unlink()
-                if not any(d.iterdir()):
+                # only regular files named like objects go; anything else stays
+                for f in safe_files.list_folder(d, links="skip", special="skip"):
+                    if f.name not in live and store.is_sha(f.name) and f.kind == "file":
+                        f.path.unlink()
+                if not safe_files.list_folder(d, links="include", special="include"):
                     d.rmdir()
             if removed:
                 append_history(

@@ -564,34 +564,27 @@ def skill_files(folder: str | Path) -> dict[str, bytes]:
     if not root.is_dir():
         raise SkillError("not a folder", path=root)
     out: dict[str, bytes] = {}
-    stack = [(root, "")]
-    while stack:
-        here, prefix = stack.pop()
-        try:
-            entries = sorted(os.scandir(here), key=lambda e: e.name)
-        except OSError as exc:
-            raise SkillError(f"cannot list ({exc.strerror})", path=here) from None
-        for entry in entries:
-            name = entry.name
-            if name.startswith(".") or name == "__pycache__":
-                continue  # never stored, never read (status() lists them as untracked)
-            rel = prefix + name
-            p = Path(entry.path)
-            if entry.is_symlink():
-                raise SkillError(_link_message(p), path=p)
-            if "\\" in name or not _printable_name(name):
-                raise SkillError(
-                    "file name cannot be stored (backslash or control character)", path=p
-                )
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((p, rel + "/"))
-                continue
-            problem = stored_path_problem(rel)
-            if problem is not None:
-                raise SkillError(problem, path=p)
-            if len(out) >= MAX_FILES_PER_SKILL:
-                raise SkillError(f"more than {MAX_FILES_PER_SKILL} files", path=root)
-            out[rel] = read_file_nofollow(p)
+    try:  # hidden entries are never stored, never read (status() lists them as untracked)
+        entries = safe_files.walk_tree(root, links="include", special="include", hidden=False)
+    except OSError as exc:
+        where = Path(exc.filename) if exc.filename else root
+        raise SkillError(f"cannot list ({exc.strerror})", path=where) from None
+    for entry in entries:
+        rel, p = entry.rel, entry.path
+        if "__pycache__" in rel.split("/"):
+            continue  # never stored, like hidden entries
+        if entry.kind == "link":
+            raise SkillError(_link_message(p), path=p)
+        if "\\" in entry.name or not _printable_name(entry.name):
+            raise SkillError("file name cannot be stored (backslash or control character)", path=p)
+        if entry.kind == "folder":
+            continue
+        problem = stored_path_problem(rel)
+        if problem is not None:
+            raise SkillError(problem, path=p)
+        if len(out) >= MAX_FILES_PER_SKILL:
+            raise SkillError(f"more than {MAX_FILES_PER_SKILL} files", path=root)
+        out[rel] = read_file_nofollow(p)  # a FIFO or device: "not a regular file"
     return dict(sorted(out.items()))
 
 

@@ -135,10 +135,12 @@ def skill_dirs(root: Path) -> list[Path]:
     if not root.is_dir():
         raise LibraryError(f"{root}: not a folder")
     out = []
-    for p in sorted(root.iterdir()):
-        if p.name.startswith("."):
-            continue
-        if p.is_symlink():
+    # root was named by the user (a link there is theirs); links inside are checked here
+    for e in safe_files.list_folder(
+        root, links="include", special="skip", hidden=False, follow_links=True
+    ):
+        p = e.path
+        if e.kind == "link":
             if p.is_dir() and find_skill_md(p) is not None:
                 raise SkillError(_link_message(p), path=p)
             continue
@@ -297,9 +299,11 @@ def put_version(store: Path, tree: Mapping[str, Mapping[str, str]]) -> str:
 
 def stored_versions(store: Path) -> list[str]:
     """Ids of all stored (not pruned) versions, sorted."""
-    return sorted(
-        p.stem for p in (store / "versions").glob("*.json") if _VERSION_ID_RE.match(p.stem)
+    # a linked or special version file is listed: reading it is the error that names it
+    found = safe_files.list_folder(
+        store / "versions", links="include", special="include", match="*.json", missing_ok=True
     )
+    return sorted(e.path.stem for e in found if _VERSION_ID_RE.match(e.path.stem))
 
 
 def read_tree(root: Path, version: str) -> Tree:

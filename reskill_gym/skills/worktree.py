@@ -47,15 +47,15 @@ def untracked_entries(folder: Path) -> list[str]:
     while stack:
         here, prefix = stack.pop()
         try:
-            entries = list(os.scandir(here))
+            entries = safe_files.list_folder(here, links="include", special="include")
         except OSError:
-            continue
+            continue  # unreadable: nothing to report from it (reading the skill says why)
         for e in entries:
             rel = prefix + e.name
-            if e.name.startswith(".") or e.name == "__pycache__" or e.is_symlink():
-                out.append(rel + ("/" if e.is_dir(follow_symlinks=False) else ""))
-            elif e.is_dir(follow_symlinks=False):
-                stack.append((Path(e.path), rel + "/"))
+            if e.name.startswith(".") or e.name == "__pycache__" or e.kind == "link":
+                out.append(rel + ("/" if e.kind == "folder" else ""))
+            elif e.kind == "folder":
+                stack.append((e.path, rel + "/"))
     return sorted(out)
 
 

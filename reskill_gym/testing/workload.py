@@ -67,7 +67,7 @@ def rss_mib(pid: int) -> float:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
-            for t in Path(f"/proc/{p}/task").iterdir():
+            for t in Path(f"/proc/{p}/task").iterdir():  # /proc: the kernel's, not a folder of ours
                 kids = (t / "children").read_text().split()
                 pids.extend(int(k) for k in kids)
         except (FileNotFoundError, ProcessLookupError, PermissionError):

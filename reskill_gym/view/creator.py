@@ -37,13 +37,15 @@ def _artifacts(run: RunFolder) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
     if root is None:
         return out
-    for d in sorted(root.iterdir()):
-        m = _STEP_DIR.match(d.name)
-        if not m or d.is_symlink() or not d.is_dir():
+    # links and FIFOs in the creator folder are left out (never followed, never opened)
+    for e in safe_files.list_folder(root, links="skip", special="skip"):
+        m = _STEP_DIR.match(e.name)
+        if not m or e.kind != "folder":
             continue
         files = []
-        for f in sorted(d.iterdir()):
-            if not _ARTIFACT.match(f.name) or f.is_symlink() or not f.is_file():
+        for fe in safe_files.list_folder(e.path, links="skip", special="skip"):
+            f = fe.path
+            if not _ARTIFACT.match(f.name) or fe.kind != "file":
                 continue
             size = f.stat().st_size
             with safe_files.open_regular(f) as fh:

@@ -1,9 +1,11 @@
-"""The file-access rule: library code opens, reads, writes and copies files only through
-``reskill_gym.safe_files`` (links and FIFOs refused, reads capped) and ``reskill_gym.atomic``
-(temp file and rename). Any other ``open``/``read_text``/``write_bytes``/``shutil``/``os.open``
-in ``reskill_gym`` or the adapters fails this test unless the line is in the reviewed
-allow-list below, each entry with the reason it is safe. A new call site is either moved to
-the safe layer or added here with its reason, in review.
+"""The file-access rule: library code opens, reads, writes, copies and lists files only
+through ``reskill_gym.safe_files`` (links and FIFOs refused, reads and listings bounded) and
+``reskill_gym.atomic`` (temp file and rename). Any other ``open``/``read_text``/
+``write_bytes``/``shutil``/``os.open`` -- or folder listing: ``iterdir``/``glob``/``rglob``/
+``os.walk``/``os.listdir``/``scandir`` -- in ``reskill_gym`` or the adapters fails this test
+unless the line is in the reviewed allow-list below, each entry with the reason it is safe.
+A new call site is either moved to the safe layer (``safe_files.list_folder`` /
+``walk_tree`` for listings) or added here with its reason, in review.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ DIRECT = re.compile(
     r"|\.(?:read_text|read_bytes|write_text|write_bytes)\("
     r"|\bshutil\.(?!which\b)\w+"
     r"|\b(?:copytree|copyfile|copy2)\b"
+    # folder listings: each would follow a linked folder and type entries by their target
+    r"|(?<![\w.])(?:scandir|listdir)\("
+    r"|\.(?:iterdir|walk|fwalk|listdir|scandir|glob|rglob|iglob)\("
 )
 SAFE_CALL = re.compile(r"\bsafe_files\.\w+\(")
 
@@ -128,6 +133,21 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("reskill_gym/envs/alfworld/official.py", "json.loads(gamefile.read_text())"): (
         "official ALFWorld game files (the data the alfworld package downloads)"
     ),
+    # --- listings that stay (safe_files.list_folder is the rule) -------------------------
+    ("reskill_gym/run_export.py", "any(dest.iterdir())"): (
+        "is the export destination the user typed empty: one entry read, nothing opened"
+    ),
+    ("reskill_gym/skills/source.py", "any(dest.iterdir())"): (
+        "is the checkout destination the user typed empty: one entry read, nothing opened"
+    ),
+    ("reskill_gym/runfolder.py", "any(run_dir.iterdir())"): (
+        "is the new run folder empty: one entry read, nothing opened"
+    ),
+    ("reskill_gym/envs/scienceworld/engine.py", 'Path("/proc").iterdir()'): "/proc",
+    ("reskill_gym/testing/workload.py", '/task").iterdir()'): "/proc",
+    ("reskill_gym/envs/alfworld/official.py", 'base.glob("*/*/game.tw-pddl")'): (
+        "official ALFWorld game files (the data the alfworld package downloads)"
+    ),
     # --- a user's own dotfile, read to detect a login ------------------------------------
     ("adapters/verl/reskill_verl/preflight.py", 'netrc.read_text(errors="ignore")'): (
         "~/.netrc, read only to say whether a W&B login exists"
@@ -192,12 +212,22 @@ def test_the_rule_sees_what_it_forbids() -> None:
         'with p.open("a", encoding="utf-8") as fh:',
         "shutil.copytree(a, b)",
         "fd = os.open(p, os.O_RDONLY)",
+        "for p in sorted(folder.iterdir()):",
+        'for p in root.glob("step_*"):',
+        'files = list(folder.rglob("*.json"))',
+        "for root, dirs, files in os.walk(src, followlinks=False):",
+        "entries = list(os.scandir(here))",
+        "names = os.listdir(folder)",
+        "for dirpath, _, names in folder.walk():",
     ]
     fine = [
         "data = safe_files.read_bytes(p)",
         "with safe_files.open_regular(p) as fh:",
         "lib = SkillLibrary.open(root)",
         "shutil.which('java')",
+        'for e in safe_files.list_folder(root, match="step_*"):',
+        "entries = safe_files.walk_tree(src)",
+        "entries = list_folder(path)",
     ]
     assert all(DIRECT.search(SAFE_CALL.sub("SAFE(", c)) for c in caught)
     assert not any(DIRECT.search(SAFE_CALL.sub("SAFE(", c)) for c in fine)

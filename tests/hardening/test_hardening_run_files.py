@@ -107,3 +107,32 @@ def test_eval_log_skips_deeply_nested_and_huge_lines(tmp_path: Path) -> None:
         b'{"key": "a"}\n' + b'{"k": ' * 100_000 + b"1" + b"}" * 100_000 + b'\n{"key": "b"}\n'
     )
     assert [r["key"] for r in EpisodeLog(log).raw_records()] == ["a", "b"]
+
+
+def test_run_folder_listings_skip_links_and_fifos(tmp_path: Path) -> None:
+    """Checkpoints and ``episodes/`` are listed through ``safe_files.list_folder``: a
+    linked ``step_*`` folder is never taken as a checkpoint (its ``run.json`` lies outside),
+    a FIFO among step files is left out without blocking, and checkpoint clean-up never
+    deletes through a link."""
+    from reskill_gym.runfolder import latest_checkpoint, write_checkpoint
+    from reskill_gym.step_episodes import StepEpisodes, truncate_step_episodes
+
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    (outside / "step_000009").mkdir(parents=True)
+    (outside / "step_000009" / "run.json").write_text('{"steps_done": 9}')
+    first = write_checkpoint(run, 1, lambda folder: None, {}, keep=1)
+    (run / "checkpoints" / "LATEST").unlink()  # fall back to listing the folders
+    (run / "checkpoints" / "step_000009").symlink_to(outside / "step_000009")
+    os.mkfifo(run / "checkpoints" / "step_000010")
+    assert latest_checkpoint(run) == first
+    write_checkpoint(run, 2, lambda folder: None, {}, keep=1)  # prunes step_000001 only
+    assert not first.exists() and (outside / "step_000009" / "run.json").is_file()
+    episodes = run / "episodes"
+    episodes.mkdir()
+    os.mkfifo(episodes / "step_000000.jsonl.gz")
+    (episodes / "step_000001.jsonl.gz").symlink_to(outside / "step_000009" / "run.json")
+    t0 = time.perf_counter()
+    assert StepEpisodes(run).refresh() is False
+    assert truncate_step_episodes(run, 0) == 0
+    assert time.perf_counter() - t0 < 5
+    assert (outside / "step_000009" / "run.json").is_file()

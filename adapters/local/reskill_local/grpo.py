@@ -778,7 +778,7 @@ class GRPOTrainer:
 
             files = [folder / "adapter_model.safetensors"]
         else:
-            files = sorted(folder.glob("model*.safetensors"))
+            files = [e.path for e in safe_files.list_folder(folder, match="model*.safetensors")]
         if not files or not all(f.is_file() for f in files):
             raise FileNotFoundError(f"{folder}: no weights (model*.safetensors) to resume from")
         weights: dict[str, torch.Tensor] = {}

@@ -79,6 +79,7 @@ from reskill_gym.runfolder import (
     unwrap_optional,
 )
 from reskill_gym.runloop import RunDriver, StepOutcome
+from reskill_gym.safe_files import list_folder
 from reskill_local.grpo import OPTIMIZER_STATE, GRPOConfig
 
 __all__ = [
@@ -281,9 +282,9 @@ class TrainingRun(RunDriver):
     def after_checkpoint(self, final: Path) -> None:
         """Resume needs the optimizer state of the newest checkpoint only: older kept ones
         hold the weights (their policy/) and the small trainer state."""
-        for older in final.parent.glob("step_*"):
-            if older != final:
-                (older / OPTIMIZER_STATE).unlink(missing_ok=True)
+        for older in list_folder(final.parent, links="skip", special="skip", match="step_*"):
+            if older.path != final and older.kind == "folder":
+                (older.path / OPTIMIZER_STATE).unlink(missing_ok=True)
 
     def on_run_end(self) -> None:
         """Publish ``<run>/policy/`` (see :meth:`_publish_policy`)."""

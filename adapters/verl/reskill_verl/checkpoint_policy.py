@@ -93,9 +93,9 @@ def policy_from_checkpoint(
             )
             kind = "lora"
         else:
-            for item in merged.iterdir():
-                if item.is_file() and item.name not in _TOKENIZER_FILES:
-                    safe_files.copy_file(item, policy / item.name)
+            for item in safe_files.list_folder(merged, links="skip", special="skip"):
+                if item.kind == "file" and item.name not in _TOKENIZER_FILES:
+                    safe_files.copy_file(item.path, policy / item.name)
             kind = "full"
         for name in _TOKENIZER_FILES:  # the merger saved the checkpoint's tokenizer
             if (merged / name).is_file():

@@ -83,7 +83,7 @@ def index_official(
         if not base.is_dir():
             out[split] = games
             continue
-        for gamefile in sorted(base.glob("*/*/game.tw-pddl")):
+        for gamefile in sorted(base.glob("*/*/game.tw-pddl")):  # alfworld's downloaded data
             rel = gamefile.relative_to(root_path).as_posix()
             task_type = _task_type(gamefile.parent.parent.name)
             if "movable" in rel or "Sliced" in rel or task_type is None:

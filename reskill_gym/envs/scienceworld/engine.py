@@ -52,7 +52,7 @@ def java_pids(parent: int | None = None) -> list[int]:
     Zombies (exited, not yet reaped) count too: a zombie is a leak of its own kind.
     """
     found = []
-    for entry in Path("/proc").iterdir():
+    for entry in Path("/proc").iterdir():  # the kernel's process table, not a user folder
         if not entry.name.isdigit():
             continue
         try:
