@@ -38,6 +38,7 @@ import gymnasium as gym
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reskill_gym.envs.base import SPLITS, EngineCrashedError, EngineStep, TextEnv
+from reskill_gym.envs.timeout import EnvStepTimeout
 
 __all__ = ["GymTextEnv", "GymEnvOptions", "SuccessRuleWrapper", "EnvStepTimeout"]
 
@@ -64,10 +65,6 @@ _DEFAULT_SEEDS: dict[str, list[int]] = {
     "seen": list(range(20)),
     "unseen": list(range(10_000, 10_020)),
 }
-
-
-class EnvStepTimeout(EngineCrashedError):
-    """A step (or reset) that did not return within ``step_timeout_s``."""
 
 
 class GymEnvOptions(BaseModel):

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 
 from reskill_gym.envs.spec import EnvSpec
+from reskill_gym.envs.timeout import TIMEOUT_KEY
 
 if TYPE_CHECKING:
     from reskill_gym.wrapper import SkillWrapper
@@ -251,21 +252,49 @@ def make_env(name: str, **kwargs: Any) -> Any:
     """Build the raw env of ``name`` (no skills) with ``kwargs``.
 
     Where the spec has a success rule, ``info["won"]`` is set by it on every step.
+    ``step_timeout_s`` (any env): each reset and step runs under that limit
+    (:mod:`reskill_gym.envs.timeout`), unless the factory takes the keyword itself.
     """
     spec = get_spec(name)
-    env = _factory(spec)(**kwargs)
-    base = getattr(env, "unwrapped", env)
-    if getattr(base, "env_name", None) != spec.name:
-        # rollouts find the spec (prompt role, reply format) by the env's name
-        try:
-            base.env_name = spec.name
-        except AttributeError:
-            logger.debug("env %s: cannot set env_name on %s", spec.name, type(base).__name__)
-    if spec.success is not None:
-        from reskill_gym.envs.gym_adapter import SuccessRuleWrapper
+    factory = _factory(spec)
+    limit = None
+    if TIMEOUT_KEY in kwargs and not _takes(factory, TIMEOUT_KEY):
+        limit = kwargs.pop(TIMEOUT_KEY)
 
-        env = SuccessRuleWrapper(env, spec.is_success)
-    return env
+    def build() -> Any:
+        env = factory(**kwargs)
+        base = getattr(env, "unwrapped", env)
+        if getattr(base, "env_name", None) != spec.name:
+            # rollouts find the spec (prompt role, reply format) by the env's name
+            try:
+                base.env_name = spec.name
+            except AttributeError:
+                logger.debug("env %s: cannot set env_name on %s", spec.name, type(base).__name__)
+        if spec.success is not None:
+            from reskill_gym.envs.gym_adapter import SuccessRuleWrapper
+
+            env = SuccessRuleWrapper(env, spec.is_success)
+        return env
+
+    if limit is None:
+        return build()
+    from reskill_gym.envs.timeout import StepTimeoutWrapper
+
+    return StepTimeoutWrapper(build, float(limit), spec.name)
+
+
+def _parameters(factory: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
+    # a class: its __init__ (mypy: __init__ of a value typed as a callable is "unsound")
+    init = getattr(factory, "__init__") if isinstance(factory, type) else factory  # noqa: B009
+    return inspect.signature(init).parameters
+
+
+def _takes(factory: Callable[..., Any], key: str) -> bool:
+    """Whether ``factory`` names ``key`` among its parameters (``**kwargs`` does not count)."""
+    try:
+        return key in _parameters(factory)
+    except (TypeError, ValueError):  # no signature (a builtin): it takes no such keyword
+        return False
 
 
 def list_tasks(name: str, split: str, **kwargs: Any) -> list[str]:
@@ -324,9 +353,8 @@ def check_env_kwargs(env_name: str, kwargs: Mapping[str, Any], where: str = "env
     ``max_turns: nan`` is an error instead of an episode with no horizon. ``ValueError``.
     """
     factory = _factory(get_spec(env_name))
-    # a class: its __init__ (mypy: __init__ of a value typed as a callable is "unsound")
     init = getattr(factory, "__init__") if isinstance(factory, type) else factory  # noqa: B009
-    params = inspect.signature(init).parameters
+    params = _parameters(factory)
     try:
         hints = typing.get_type_hints(init)
     except Exception:  # an annotation that cannot be resolved: names are still checked
@@ -336,6 +364,15 @@ def check_env_kwargs(env_name: str, kwargs: Mapping[str, Any], where: str = "env
     else:
         names = [n for n, p in params.items() if n != "self" and p.kind is not p.VAR_POSITIONAL]
     for key, value in kwargs.items():
+        if key == TIMEOUT_KEY and key not in params:  # every env takes it (make_env's)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ValueError(f"{where}.{key}: must be a number of seconds > 0 (got {value!r})")
+            continue
         if names is not None and key not in names:
             close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
             hint = f" (did you mean '{close[0]}'?)" if close else f"; known: {', '.join(names)}"

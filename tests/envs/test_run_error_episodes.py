@@ -181,3 +181,30 @@ def test_train_whose_every_rollout_fails_says_so_and_resumes(tmp_path, tiny_mode
     again = CliRunner().invoke(app, ["train", "--resume", str(run), fixed, "--no-progress"])
     assert again.exit_code == 0, again.output
     assert [r["step"] for r in _rows(run / "metrics.jsonl")] == [0, 1]
+
+
+# ----- a step that hangs: env.kwargs.step_timeout_s ---------------------------------------
+def test_evolve_and_train_time_out_a_hanging_step_and_go_on(
+    tmp_path, monkeypatch, tiny_model_dir
+) -> None:
+    pytest.importorskip("reskill_local")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hang = {"tasks": "ok-0,ok-1,hang-0", "hang_s": 3.0, "step_timeout_s": 0.3}
+    t0 = time.monotonic()
+    for name, result in (
+        ("evolve", _evolve(tmp_path, "evolve", **hang)),
+        ("train", _train(tmp_path, tiny_model_dir, "train", **hang)),
+    ):
+        assert result.exit_code == 0, result.output
+        run = tmp_path / name
+        rows = _rows(run / "metrics.jsonl")
+        assert [r["step"] for r in rows] == [0, 1]
+        assert all(r["episode/dropped"] == 2.0 for r in rows), name
+        dropped = _dropped(run)
+        assert len(dropped) == 4 and all(e["data"]["task_id"] == "hang-0" for e in dropped)
+        assert (
+            "EnvStepTimeout: env flaky-test: step took longer than step_timeout_s=0.3"
+            in (dropped[0]["message"])
+        )
+    # 8 stuck steps of 3 s each would take 24 s; each waited 0.3 s
+    assert time.monotonic() - t0 < 20
