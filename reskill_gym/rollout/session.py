@@ -1,6 +1,6 @@
 """One episode through the turn contract: reset, prompt, reply -> action, step, record.
 
-Exports ``RolloutSession``.
+Exports ``RolloutSession`` and ``Encoder``.
 
 Every loop that plays an episode — the local trainer (many sessions advanced together, one
 batched model call per turn), the veRL agent loop (one session per trajectory, env calls in
@@ -42,7 +42,7 @@ decides (drop the episode, retry, record an error) and calls :meth:`fail`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from reskill_gym.episode import Episode, ParseHow, StopReason, Turn
@@ -57,7 +57,10 @@ from reskill_gym.rollout.prompt import (
 )
 from reskill_gym.rollout.recorder import EpisodeRecorder
 
-__all__ = ["RolloutSession"]
+__all__ = ["RolloutSession", "Encoder"]
+
+Encoder = Callable[[list[dict[str, str]]], Sequence[int]]
+"""A trainer's ``messages -> prompt token ids`` (chat template and generation prompt applied)."""
 
 #: Longest reply kept (LLMConfig.max_answer_chars' default): longer ones are clipped.
 MAX_REPLY_CHARS = 262_144
@@ -207,6 +210,54 @@ class RolloutSession:
     def messages(self) -> list[dict[str, str]]:
         """This turn's chat messages."""
         return self.prompt().messages()
+
+    def fit_prompt(self, encode: Encoder, limit: int) -> list[int] | None:
+        """This turn's prompt as token ids within ``limit`` tokens, or ``None``.
+
+        The one prompt-budget policy both trainers use (``encode`` is theirs: chat template,
+        generation prompt, tokenizer). The configured prompt when it fits; else, in the
+        ``per_turn`` layout, the largest history window below the configured one that fits
+        (oldest turns dropped first; found by binary search, as a longer window never has
+        fewer tokens); else ``None``: not even the turn without history fits, or the
+        ``concat`` stream, which cannot drop anything, has outgrown the budget. What to do
+        with ``None`` is the caller's (stop the episode: ``stop("length")``). The turn is
+        recorded under the configured prompt either way.
+
+        >>> from reskill_gym.envs.base import EngineStep, TextEnv
+        >>> class Hall(TextEnv):
+        ...     def task_ids(self, split=None): return ["t0"]
+        ...     def _engine_reset(self, task_id, seed, options):
+        ...         return "A hall.", {"task": "walk", "task_type": "walk",
+        ...                            "admissible_actions": ["walk"]}
+        ...     def _engine_step(self, action):
+        ...         return EngineStep("Another hall.", 0.0, False, False, admissible_actions=["walk"])
+        >>> s = RolloutSession(Hall(max_turns=9), TurnConfig(history_turns=3), episode_id="e")
+        >>> s.reset(task_id="t0")
+        >>> for _ in range(3): _ = s.act("<action>walk</action>")
+        >>> words = lambda messages: " ".join(m["content"] for m in messages).split()
+        >>> sizes = [len(words(s.prompt(history_turns=h).messages())) for h in range(4)]
+        >>> s.fit_prompt(words, sizes[3]) == words(s.messages())
+        True
+        >>> s.fit_prompt(words, sizes[2] - 1) == words(s.prompt(history_turns=1).messages())
+        True
+        >>> s.fit_prompt(words, sizes[0] - 1) is None
+        True
+        """
+        ids = list(encode(self.messages()))
+        if len(ids) <= limit:
+            return ids
+        if self.config.layout != "per_turn":
+            return None
+        best: list[int] | None = None
+        lo, hi = 0, min(self.config.history_turns, self.turn) - 1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            cand = list(encode(self.prompt(history_turns=mid).messages()))
+            if len(cand) <= limit:
+                best, lo = cand, mid + 1
+            else:
+                hi = mid - 1
+        return best
 
     # ----- acting -----------------------------------------------------------------------
     def act(self, reply: str, **usage: Any) -> Turn:

@@ -255,6 +255,35 @@ def test_engine_rejections_are_recorded_not_invalid() -> None:
     assert t.valid and t.invalid_action and t.action == "dance"
 
 
+def _words(messages: list[dict[str, str]]) -> list[str]:
+    """A tokenizer stand-in: one token per whitespace-separated word."""
+    return " ".join(m["content"] for m in messages).split()
+
+
+@pytest.mark.parametrize(("history_turns", "played"), [(4, 6), (4, 2), (0, 3)])
+def test_fit_prompt_keeps_the_largest_history_window_that_fits(
+    history_turns: int, played: int
+) -> None:
+    s = _play(TurnConfig(history_turns=history_turns), ["<action>go forward</action>"] * played)
+    window = min(history_turns, played)
+    configured = s.prompt().user_text()
+    sizes = [len(_words(s.prompt(history_turns=h).messages())) for h in range(window + 1)]
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+    assert s.fit_prompt(_words, sizes[-1] + 50) == _words(s.messages()), "fits as it is"
+    for limit in range(sizes[0] - 1, sizes[-1] + 1):  # every budget: shrinks, or never fits
+        fitting = [h for h in range(window + 1) if sizes[h] <= limit]
+        want = _words(s.prompt(history_turns=max(fitting)).messages()) if fitting else None
+        assert s.fit_prompt(_words, limit) == want, limit
+    assert s.prompt().user_text() == configured, "the turn keeps its configured prompt"
+
+
+def test_fit_prompt_concat_stream_fits_or_stops() -> None:
+    s = _play(TurnConfig(layout="concat"), ["<action>go forward</action>"] * 2)
+    n = len(_words(s.messages()))
+    assert s.fit_prompt(_words, n) == _words(s.messages())
+    assert s.fit_prompt(_words, n - 1) is None  # nothing to drop: the episode must stop
+
+
 class Footer(gym.ObservationWrapper[str, str, str]):
     """A wrapper outside ``SkillWrapper`` that decorates the observation it returns."""
 

@@ -11,9 +11,11 @@ reply and steps its env. A rollout is a list of (prompt tokens -> reply tokens) 
 for the loss plus the session's ``Episode`` record; only reply tokens are trained on, never
 the prompt, the observation or the skill block.
 
-A prompt longer than ``max_prompt_tokens``: in the per_turn layout the history window
-shrinks (oldest turns first) until it fits; in the concat layout the episode stops there
-(``stop_reason="length"``), as in veRL. An env that raises drops its episode: the error is
+A prompt longer than ``max_prompt_tokens`` is fitted by the turn contract
+(:meth:`reskill_gym.rollout.RolloutSession.fit_prompt`, as in veRL): in the per_turn layout
+the largest history window that fits; when nothing fits (per_turn without history, or the
+concat stream) the episode stops there (``stop_reason="length"``), and a first prompt that
+does not fit drops the episode (no turn to train on). An env that raises drops its episode: the error is
 logged and kept on the record, the other episodes go on.
 """
 
@@ -128,24 +130,18 @@ def _drop(live: _Live, exc: BaseException, where: str) -> None:
 
 
 def _prompt_ids(policy: Policy, live: _Live, limit: int) -> list[int] | None:
-    """Tokenised prompt that fits ``limit`` (per_turn: shrink the history), else ``None``."""
-    session = live.session
-    ids = policy.encode_prompt(session.messages())
-    if len(ids) <= limit:
-        return ids
-    if session.config.layout == "per_turn":
-        for keep in range(min(session.config.history_turns, session.turn) - 1, -1, -1):
-            ids = policy.encode_prompt(session.prompt(history_turns=keep).messages())
-            if len(ids) <= limit:
-                return ids
+    """This turn's prompt ids within ``limit`` (the turn contract's
+    :meth:`~reskill_gym.rollout.RolloutSession.fit_prompt`), else ``None``."""
+    ids = live.session.fit_prompt(policy.encode_prompt, limit)
+    if ids is None and live.session.config.layout == "per_turn":
         logger.warning(
-            "rollout %s: prompt of %d tokens exceeds max_prompt_tokens=%d with no history left",
+            "rollout %s: turn %d does not fit max_prompt_tokens=%d even without history; "
+            "the episode stops (raise max_prompt_tokens or lower rollout.max_observation_chars)",
             live.rollout.spec.rollout_id,
-            len(ids),
+            live.session.turn,
             limit,
         )
-        return ids
-    return None
+    return ids
 
 
 def run_rollouts(
@@ -203,7 +199,13 @@ def run_rollouts(
         ready: list[_Live] = []
         for item in live:
             ids = _prompt_ids(policy, item, sampling.max_prompt_tokens)
-            if ids is None:  # concat layout: the stream no longer fits
+            if ids is None and item.session.turn == 0:  # no turn to train on: as an env error
+                why = (
+                    f"the first prompt does not fit max_prompt_tokens={sampling.max_prompt_tokens}"
+                )
+                _drop(item, ValueError(why), "turn 0")
+                continue
+            if ids is None:
                 item.rollout.episode = item.session.stop("length")
                 _close(item.env, item.rollout.spec.rollout_id)
                 continue

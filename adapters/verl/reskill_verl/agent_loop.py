@@ -25,8 +25,8 @@ asks ``server_manager.generate`` for the reply and packs veRL samples:
    - ``per_turn`` (the published system's, after verl-agent): each turn is its own sample.
      prompt = the chat template of ``session.messages()`` (system, task, the last
      ``history_turns`` turns, observation, skills, admissible actions) with the generation
-     prompt; when it exceeds ``rollout.prompt_length`` the history window shrinks (oldest
-     turns first) until it fits. response = the reply's tokens. ``run`` returns a list of
+     prompt; when it exceeds ``rollout.prompt_length`` the history window shrinks to the
+     largest that fits (the turn contract's ``RolloutSession.fit_prompt``). response = the reply's tokens. ``run`` returns a list of
      ``AgentLoopOutput`` (one per turn), which only veRL's V1 trainer stores (one row per
      turn, keys ``{uid}_{session}_{turn}``); the loop refuses to start on the legacy trainer.
    - ``concat``: one growing chat token stream per episode (veRL's continuous-token helpers):
@@ -450,21 +450,10 @@ class ReskillEnvAgentLoop(AgentLoopBase):
 
     # ----- per_turn ----------------------------------------------------------------------
     def _fit_prompt(self, session: RolloutSession) -> list[int] | None:
-        """This turn's prompt ids within ``prompt_length``: the configured history window,
-        else the largest window that fits (binary search), else ``None`` (run off the loop)."""
-        ids = self._encode(session.messages())
-        if len(ids) <= self.prompt_length:
-            return ids
-        lo, hi = 0, min(session.config.history_turns, session.turn) - 1
-        best: list[int] | None = None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            cand = self._encode(session.prompt(history_turns=mid).messages())
-            if len(cand) <= self.prompt_length:
-                best, lo = cand, mid + 1
-            else:
-                hi = mid - 1
-        return best
+        """This turn's prompt ids within ``prompt_length`` (the turn contract's
+        :meth:`~reskill_gym.rollout.RolloutSession.fit_prompt`), else ``None``; encoding is
+        CPU work, so it runs off the event loop."""
+        return session.fit_prompt(self._encode, self.prompt_length)
 
     async def _play_per_turn(
         self,

@@ -241,6 +241,46 @@ def test_env_crash_drops_only_that_episode(base_policy, chain_env_cls) -> None:
     assert rollouts[0].episode.error == rollouts[0].error
 
 
+def test_prompt_budget_shrinks_history_or_drops_the_episode(base_policy, chain_env_cls) -> None:
+    """Over ``max_prompt_tokens`` the turn contract's fit keeps the largest history window
+    that fits; a first prompt that does not fit drops the episode (nothing over the budget
+    reaches the model)."""
+    from reskill_gym.rollout import RolloutSession
+
+    turn = TURN.model_copy(update={"history_turns": 2})
+    probe = RolloutSession(chain_env_cls(max_turns=2), turn, episode_id="probe")
+    probe.reset(task_id="door", seed=0)
+    first = len(base_policy.encode_prompt(probe.messages()))
+    probe.act_command("look")  # turn 1 fits that budget only without the history
+    assert len(base_policy.encode_prompt(probe.messages())) > first
+    assert len(base_policy.encode_prompt(probe.prompt(history_turns=0).messages())) <= first
+    specs = [RolloutSpec("g0-r0", "g0", "door", None, seed=0)]
+
+    def play(limit: int) -> list:
+        rollouts, _ = run_rollouts(
+            base_policy,
+            specs,
+            lambda task_id, version: chain_env_cls(max_turns=2),
+            turn,
+            Sampling(temperature=4.0, max_prompt_tokens=limit),
+            generator=torch.Generator().manual_seed(0),
+        )
+        return rollouts
+
+    # the first prompt just fits; later ones only without the (long) first observation
+    for r in play(first):
+        assert not r.dropped and len(r.samples) == 2, r.error
+        assert all(len(s.prompt_ids) <= first for s in r.samples)
+        later = [base_policy.tokenizer.decode(s.prompt_ids) for s in r.samples[1:]]
+        assert all("earlier turns" not in p for p in later)
+    for r in play(first - 1):
+        assert r.dropped and not r.samples
+        assert (
+            r.error
+            == f"turn 0: ValueError: the first prompt does not fit max_prompt_tokens={first - 1}"
+        )
+
+
 # ----- one real GRPO step -------------------------------------------------------------------
 class _RecordingCoEvolution:
     """A real (minimal) implementation of the protocol that remembers what it was told."""
