@@ -2,7 +2,8 @@
 
 Exports ``ConfigError``, ``RunConfig``, ``EnvConfig``, ``RunSummary``, ``StepProgress``,
 ``CHECKPOINTS``, ``check_keys``, ``format_validation``, ``unwrap_optional``,
-``merge_config``, ``config_for_file``, ``default_run_name``, ``create_run_folder``, ``reopen_run_folder``, ``copy_library``,
+``merge_config``, ``config_for_file``, ``default_run_name``, ``create_run_folder``,
+``release_start``, ``STARTING``, ``reopen_run_folder``, ``copy_library``,
 ``latest_checkpoint``, ``write_checkpoint``, ``restore_coevolution``, ``truncate_logs``,
 ``truncate_jsonl``, ``append_jsonl``, ``step_row``, ``event_rows``, ``record_episodes``,
 ``run_coevolution_config``, ``init_wandb``, ``log_wandb``, ``cpu_seconds`` and
@@ -22,6 +23,15 @@ Exports ``ConfigError``, ``RunConfig``, ``EnvConfig``, ``RunSummary``, ``StepPro
     episodes/            every episode played, per step (reskill_gym.step_episodes)
     creator/step_<N>/    each creator pass's inputs, prompts, answers and verdicts
     report.md, plots/    written at the end (``reskill report`` regenerates them)
+    .starting            from creation to the first checkpoint (see below)
+
+A run folder is made whole: ``config.yaml`` and ``skills/`` are written into a temporary
+folder renamed into place, so a seed library that cannot be copied leaves nothing. Until
+its first checkpoint the folder holds ``.starting``, locked (``flock``) by the process
+running it. A run that fails before that (an env or a policy that does not build, a
+config error found when the run is built) leaves a folder with ``.starting`` and no lock;
+a new run of the same name replaces it when it holds nothing but what creation wrote
+(with a warning naming it), else the error says what the folder is and how to resume it.
 
 Both configs share the ``run`` (:class:`RunConfig`) and ``env`` (:class:`EnvConfig`)
 sections and are checked key by key before anything heavy is built (:func:`merge_config`:
@@ -43,6 +53,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
+import fcntl
 import json
 import logging
 import math
@@ -50,6 +62,7 @@ import os
 import re
 import resource
 import shutil
+import stat
 import tempfile
 import time
 import types
@@ -80,6 +93,8 @@ __all__ = [
     "config_for_file",
     "default_run_name",
     "create_run_folder",
+    "release_start",
+    "STARTING",
     "reopen_run_folder",
     "copy_library",
     "latest_checkpoint",
@@ -487,25 +502,117 @@ def default_run_name(run: RunConfig, env_name: str) -> str:
     return f"{env_name}__{run.exp_name}__{run.seed}__{int(time.time())}"
 
 
+#: In a run folder from its creation until its first checkpoint, locked by the process
+#: running it (module docstring).
+STARTING = ".starting"
+#: What creation writes: a failed start holding only these (and empty folders) is replaced.
+_CREATED = frozenset({STARTING, "config.yaml", "skills"})
+#: Open, locked ``.starting`` files of the run folders this process started, by folder.
+_start_locks: dict[str, int] = {}
+
+
+def _lock_start(marker: Path) -> int | None:
+    """An fd of ``marker`` holding its exclusive lock; ``None`` if another process holds it."""
+    fd = os.open(marker, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return None
+        raise
+    return fd
+
+
+def release_start(run_dir: str | os.PathLike[str], *, started: bool) -> None:
+    """Drop this process's lock on ``run_dir/.starting``; ``started`` (the first checkpoint
+    is written) also removes the file, so the folder is an ordinary run folder."""
+    run_dir = Path(run_dir)
+    if started:
+        (run_dir / STARTING).unlink(missing_ok=True)
+    fd = _start_locks.pop(str(run_dir.absolute()), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _failed_start(run_dir: Path, command: str) -> int:
+    """The locked fd of ``.starting`` in a folder a failed start left, to be replaced; a
+    ``ConfigError`` saying what the folder is when it must not be."""
+    resume = f"continue it with `reskill {command} --resume {run_dir}` or pick another run.name"
+    marker = run_dir / STARTING
+    try:
+        kind = os.lstat(marker).st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"run folder {run_dir} already exists; {resume}") from None
+    fd = _lock_start(marker) if stat.S_ISREG(kind) else None
+    if fd is None:
+        raise ConfigError(
+            f"run folder {run_dir} is being started by another process (its {STARTING} is "
+            "locked); pick another run.name"
+        )
+    # nothing but what creation wrote: no step on record, no checkpoint, nothing of yours
+    extra = [
+        e.rel
+        for e in safe_files.walk_tree(run_dir, links="include", special="include")
+        if e.rel.split("/")[0] not in _CREATED and e.kind != "folder"
+    ]
+    if extra:
+        os.close(fd)
+        shown = ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
+        raise ConfigError(
+            f"run folder {run_dir} is what a run that stopped before its first checkpoint "
+            f"left, with more than its config and library ({shown}); {resume}"
+        )
+    return fd
+
+
 def create_run_folder(config: C, *, command: str) -> tuple[C, Path]:
     """Make the run folder, write ``config.yaml``, copy the initial library into ``skills/``.
 
     The name is ``run.name`` or CleanRL-style ``<env>__<exp>__<seed>__<unix time>``; the
     returned config has it set. ``command`` (``train``, ``evolve``) goes into the message
-    that says how to continue an existing folder.
+    that says how to continue an existing folder. The folder is written whole (a temporary
+    folder renamed into place) and holds a locked ``.starting`` until its first checkpoint;
+    an existing folder that a failed start left with nothing else is replaced.
     """
     run = config.run
     name = run.name or default_run_name(run, config.env.name)
     run_dir = Path(run.out_dir) / name
+    leftover_fd = None
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(
-            f"run folder {run_dir} already exists; continue it with "
-            f"`reskill {command} --resume {run_dir}` or pick another run.name"
-        )
+        leftover_fd = _failed_start(run_dir, command)
     config = config.model_copy(update={"run": run.model_copy(update={"name": name})})
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_config(run_dir / "config.yaml", config.to_container())
-    copy_library(config.env, config.run.skills_mode, run_dir / "skills")
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{name}.new."))
+    fd: int | None = None
+    try:
+        fd = _lock_start(tmp / STARTING)
+        if fd is None:  # a fresh temp folder: only another process racing for it
+            raise ConfigError(f"{tmp}: locked by another process; try again")
+        _write_config(tmp / "config.yaml", config.to_container())
+        copy_library(config.env, config.run.skills_mode, tmp / "skills")
+        tmp.chmod(0o755)  # mkdtemp's 0700 is no run folder's mode
+        fsync_dir(tmp)
+        if leftover_fd is not None:  # still locked: no other run can take it meanwhile
+            aside = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{name}.failed."))
+            os.replace(run_dir, aside / name)
+            logger.warning(
+                "%s: replacing the folder a run that failed before its first step left "
+                "(it held only its config and library)",
+                run_dir,
+            )
+            shutil.rmtree(aside, ignore_errors=True)
+        os.replace(tmp, run_dir)  # onto an empty folder the user made, or none
+        fsync_dir(run_dir.parent)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if leftover_fd is not None:
+            os.close(leftover_fd)
+    _start_locks[str(run_dir.absolute())] = fd
     return config, run_dir
 
 
@@ -523,6 +630,17 @@ def reopen_run_folder(
     if not cfg_path.is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
     config = load(cfg_path, overrides)
+    marker = run_dir / STARTING
+    if os.path.lexists(marker):  # a failed start resumed: hold it as its creator did
+        release_start(run_dir, started=False)  # a lock of an earlier call in this process
+        try:
+            fd = _lock_start(marker)
+        except OSError as exc:
+            why = f"{marker}: {exc.strerror}; a run folder's files are its own"
+            raise ConfigError(why) from None
+        if fd is None:
+            raise ConfigError(f"run folder {run_dir} is being run by another process")
+        _start_locks[str(run_dir.absolute())] = fd
     if overrides:
         _write_config(cfg_path, config.to_container())
     return config, run_dir
@@ -609,6 +727,7 @@ def write_checkpoint(
         raise
     atomic_write_text(root / _LATEST, name + "\n")
     fsync_dir(root)
+    release_start(run_dir, started=True)  # an ordinary run folder from now on
     # only real folders named like checkpoints go; a link or FIFO here is left alone
     listed = safe_files.list_folder(root, links="skip", special="skip")
     existing = [e.path for e in listed if e.kind == "folder" and fnmatchcase(e.name, "step_*")]

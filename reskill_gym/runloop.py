@@ -60,6 +60,7 @@ from reskill_gym.runfolder import (
     latest_checkpoint,
     log_wandb,
     record_episodes,
+    release_start,
     reopen_run_folder,
     restore_coevolution,
     run_coevolution_config,
@@ -368,7 +369,11 @@ class RunDriver(ABC):
     # ----- the loop -----------------------------------------------------------------------
     def run(self, *, progress: bool | None = None) -> RunSummary:
         """Build (if needed), restore the newest checkpoint, run the remaining steps."""
-        done = self.restore()
+        try:
+            done = self.restore()
+        except BaseException:  # e.g. an env or a policy that does not build
+            self.close()
+            raise
         self._wandb = init_wandb(self.config.run, self.run_dir, self.config.to_container())
         total = self.config.run.steps
         show = self.config.run.progress if progress is None else progress
@@ -447,3 +452,6 @@ class RunDriver(ABC):
         if self._wandb is not None:
             self._wandb.finish()
             self._wandb = None
+        # a run that ends before its first checkpoint leaves .starting unlocked: a new
+        # run of the same name may replace the folder (runfolder.create_run_folder)
+        release_start(self.run_dir, started=False)

@@ -51,6 +51,13 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("reskill_gym/runfolder.py", "shutil.rmtree(old, ignore_errors=True)"): (
         "checkpoints beyond run.keep_checkpoints (named step_*, inside checkpoints/)"
     ),
+    ("reskill_gym/runfolder.py", "shutil.rmtree(aside, ignore_errors=True)"): (
+        "a failed start's folder (only its config and library, checked while locked), "
+        "renamed aside by this code"
+    ),
+    ("reskill_gym/runfolder.py", "fd = os.open(marker, os.O_RDWR"): (
+        "the .starting lock: O_NOFOLLOW|O_NONBLOCK, opened only to flock, never read"
+    ),
     ("reskill_gym/runfolder.py", "shutil.rmtree(stale, ignore_errors=True)"): (
         "leftover .step_* temp folders of killed checkpoint writes"
     ),
