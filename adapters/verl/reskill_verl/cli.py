@@ -217,7 +217,12 @@ def parse_env_args(items: Sequence[str]) -> dict[str, object]:
 
 @verl_app.command("prepare")
 def prepare(
-    env: str = typer.Option(..., "--env", help="alfworld, scienceworld or search."),
+    env: str = typer.Option(
+        ...,
+        "--env",
+        help="A registered env (`reskill env list`), or a Gymnasium id: the gym adapter, "
+        "--env-arg its options (task_key=..., actions_key=...).",
+    ),
     out: Path = typer.Option(..., "--out", help="Output folder (train.parquet, val.parquet)."),
     split: str = typer.Option("train", "--split", help="Split of the training file."),
     val_splits: str = typer.Option(
@@ -253,14 +258,17 @@ def prepare(
     The rows' system message is the turn contract's default for the env; the agent loop
     builds every prompt itself from ``reskill.rollout``.
     """
+    from reskill_gym.envs.contract import resolve_env
     from reskill_verl.prepare import prepare_dataset
 
+    # a Gymnasium id nobody registered with reskill-gym: the gym env with gym_id set
+    env, env_kwargs = resolve_env(env, parse_env_args(env_arg))
     result = prepare_dataset(
         env,
         out,
         train_split=split,
         val_splits=[s for s in val_splits.split(",") if s.strip()],
-        env_kwargs=parse_env_args(env_arg),
+        env_kwargs=env_kwargs,
         limit_train=limit_train,
         limit_val=limit_val,
         shuffle_seed=shuffle_seed,

@@ -48,6 +48,16 @@ def test_verl_prepare_and_the_agent_loop_env_on_a_gym_env(tmp_path: Path, keypad
         f"seed-{n}" for n in range(10000, 10003)
     ]
 
+    # the Gymnasium id itself as --env: the same rows, through the gym adapter
+    by_id = tmp_path / "by-id"
+    rest = [a for a in args if not a.startswith("--env-arg=gym_id=")]
+    result = CliRunner().invoke(
+        app, ["verl", "prepare", "--env", GYM_ID, "--out", str(by_id), "--limit-val", "3", *rest]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((by_id / "manifest.json").read_text())["env_kwargs"] == OPTIONS
+    assert pq.read_table(by_id / "train.parquet").to_pylist() == train
+
     # the veRL run config: reskill.env_kwargs are the same options as the manifest's
     settings = ReskillVerlConfig.from_trainer_config(
         {"reskill": {"env": "gym", "env_kwargs": manifest["env_kwargs"], "skills": None}}
