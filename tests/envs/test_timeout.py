@@ -103,3 +103,23 @@ def test_every_env_accepts_the_option_and_checks_its_value() -> None:
     for bad in (0, -1, "fast", True, float("inf")):
         with pytest.raises(ValueError, match="env.kwargs.step_timeout_s: must be a"):
             check_env_kwargs(NAME, {"step_timeout_s": bad})
+
+
+def test_eval_records_a_timed_out_step_as_an_error_episode(tmp_path) -> None:
+    from reskill_gym.evaluation import EvalConfig, run_eval
+    from reskill_gym.evaluation.agents import CallableAgent
+
+    cfg = EvalConfig(
+        env=NAME,
+        env_kwargs={"step_timeout_s": 0.2, "hang_s": 2.0},
+        agent="python:unused:act",
+        tasks=1,
+        seeds=[0, 1],
+        baseline=True,
+        skills=[],
+    )
+    agent = CallableAgent(lambda messages, info: "<action>wait</action>", name="waiter")
+    run = run_eval(cfg, tmp_path, agent=agent)
+    assert run.ran == 2 and run.errors == 2
+    rows = (tmp_path / "episodes.jsonl").read_text().splitlines()
+    assert all("step took longer than step_timeout_s=0.2" in r for r in rows)
