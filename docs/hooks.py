@@ -5,20 +5,17 @@ Two pages are produced from the sources instead of being written twice:
 - ``index.md`` is the repository's ``README.md`` (its ``docs/`` links made site-relative),
   so the front door of the repository and of the site cannot drift apart;
 - ``configuration.md`` gets, after its hand-written overview, one table per config schema
-  generated from the models' field descriptions (pydantic ``Field(description=...)``, or
-  ``metadata["help"]`` for the local trainer's dataclass): the help text of a field is
-  written once, in its schema.
+  generated from the models' field descriptions (pydantic ``Field(description=...)``): the
+  help text of a field is written once, in its schema.
 
 :func:`config_reference` is importable without MkDocs, for the tests.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import importlib
 import re
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +59,7 @@ def _value(value: Any) -> str:
         value = value.value
     if isinstance(value, Path):
         value = str(value)
-    if hasattr(value, "model_dump") or dataclasses.is_dataclass(value):
+    if hasattr(value, "model_dump"):
         return "(its own table)"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -75,18 +72,6 @@ def _cell(text: str) -> str:
 def _rows(schema: type) -> list[tuple[str, str, str, str]]:
     """(name, type, default, description) of every field, in declaration order."""
     rows: list[tuple[str, str, str, str]] = []
-    if dataclasses.is_dataclass(schema):
-        hints = typing.get_type_hints(schema)
-        for f in dataclasses.fields(schema):
-            if f.default is not dataclasses.MISSING:
-                default = _value(f.default)
-            elif f.default_factory is not dataclasses.MISSING:
-                default = _value(f.default_factory())
-            else:
-                default = "(required)"
-            help_text = f.metadata.get("help", "")
-            rows.append((f.name, _type_name(hints[f.name]), default, help_text))
-        return rows
     for name, info in schema.model_fields.items():  # type: ignore[attr-defined]
         if info.is_required():
             default = "(required)"

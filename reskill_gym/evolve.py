@@ -188,12 +188,7 @@ class EvolveConfig(BaseModel):
 
         kind = parse_agent_spec(self.agent.spec).kind
         env = get_spec(self.env.name)
-        r = self.rollout
-        if "action_mode" not in r.model_fields_set:
-            mode = env.local_action_mode if kind == "local" else "generate"
-            self.rollout = TurnConfig.model_validate(
-                r.model_dump(exclude_unset=True) | {"action_mode": mode}
-            )
+        self.rollout = self.rollout.for_agent(env.name, local=kind == "local")
         if self.rollout.action_mode == "score":
             if kind != "local":
                 raise ValueError(

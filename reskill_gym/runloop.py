@@ -49,6 +49,12 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from reskill_gym.coevolve import CoEvolution, CoEvolutionLike, NoCoEvolution
+from reskill_gym.rollout.config import (  # re-exported: the run configs' group settings
+    DEFAULT_GROUP_SIZE,
+    DEFAULT_GROUPS_PER_STEP,
+    GROUP_SIZE_HELP,
+    GROUPS_PER_STEP_HELP,
+)
 from reskill_gym.runfolder import (
     RunSummary,
     StepProgress,
@@ -82,16 +88,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Rollouts per task: the GRPO group, which the version test splits between the arms.
-DEFAULT_GROUP_SIZE = 4
-#: Tasks (groups) per step.
-DEFAULT_GROUPS_PER_STEP = 2
-GROUP_SIZE_HELP = (
-    "Rollouts per task: the GRPO group (n), which a version test splits between the library "
-    "versions (published 8)."
-)
-GROUPS_PER_STEP_HELP = "Tasks per step; rollouts per step = group_size x groups_per_step."
 
 
 # =========================================================================================

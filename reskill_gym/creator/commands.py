@@ -18,6 +18,8 @@ from typing import Any
 
 import typer
 
+from reskill_gym.rollout.config import DEFAULT_GROUP_SIZE
+
 __all__ = ["creator_app"]
 
 creator_app = typer.Typer(
@@ -186,7 +188,9 @@ def record_cmd(
         ..., "--out", "-o", dir_okay=False, help="Reservoir JSONL file to write."
     ),
     tasks: int = typer.Option(25, "--tasks", min=1, help="Number of training tasks."),
-    group_size: int = typer.Option(4, "--group-size", min=1, help="Rollouts per task."),
+    group_size: int = typer.Option(
+        DEFAULT_GROUP_SIZE, "--group-size", min=1, help="Rollouts per task."
+    ),
     seed: int = typer.Option(0, "--seed"),
     library: Path = typer.Option(
         None,

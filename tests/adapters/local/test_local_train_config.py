@@ -59,7 +59,7 @@ def test_bad_values_name_the_field() -> None:
         load_config(None, ["run.steps=0"])
     with pytest.raises(ConfigError, match="group_size must be >= 2"):
         load_config(None, ["trainer.group_size=1"])
-    with pytest.raises(ConfigError, match="trainer.learning_rate: expected float"):
+    with pytest.raises(ConfigError, match="trainer.learning_rate: Input should be a valid number"):
         load_config(None, ["trainer.learning_rate=fast"])
     with pytest.raises(ConfigError, match="coevolution.tester.min_steps"):
         load_config(None, ["coevolution.tester.min_steps=0"])

@@ -50,7 +50,7 @@ def test_reskill_train_on_an_unmodified_gym_env(
             "kl_coef": 0.0,
             "max_samples_per_step": 4,
         },
-        "rollout": {"history_turns": 0},
+        "rollout": {"action_mode": "score", "history_turns": 0},  # gym: generate by default
         "coevolution": {"async_creator": False, "creator": {"backend": "rules"}},
     }
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
