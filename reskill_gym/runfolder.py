@@ -547,8 +547,8 @@ def _failed_start(run_dir: Path, command: str) -> int:
     fd = _lock_start(marker) if stat.S_ISREG(kind) else None
     if fd is None:
         raise ConfigError(
-            f"run folder {run_dir} is being started by another process (its {STARTING} is "
-            "locked); pick another run.name"
+            f"run folder {run_dir} is being started by a live run (its {STARTING} is "
+            f"locked); pick another run.name, or --resume {run_dir} once that run has stopped"
         )
     # nothing but what creation wrote: no step on record, no checkpoint, nothing of yours
     extra = [

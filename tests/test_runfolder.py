@@ -110,7 +110,7 @@ def test_a_failed_start_with_records_or_a_live_writer_is_kept(tmp_path: Path) ->
     with open(run / STARTING, "rb") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         busy = _evolve(tmp_path, broken=False)
-    assert busy.exit_code == 2 and "being started by another process" in busy.output
+    assert busy.exit_code == 2 and "being started by a live run" in busy.output
     # something beside what creation wrote (here: a note of yours): kept, and said why
     (run / "notes.txt").write_text("mine")
     kept = _evolve(tmp_path, broken=False)

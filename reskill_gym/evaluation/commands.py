@@ -186,7 +186,8 @@ def eval_command(
     difficulty: str = typer.Option(
         None,
         "--difficulty",
-        help="ALFWorld: tiny, small or std (default: the env's, std; tiny for local: agents).",
+        help="Env difficulty, e.g. ALFWorld or TextWorld tiny, small or std (default: the env's; "
+        "tiny for local: agents on alfworld).",
     ),
     temperature: float = typer.Option(
         None,
@@ -232,7 +233,8 @@ def eval_command(
         None,
         "--metric",
         help="success (play episodes; default) or expert (score planner-labelled states under "
-        "none/library/placebo/shuffled skills; alfworld, local: agents).",
+        "none/library/placebo/shuffled skills; envs with an expert planner such as alfworld "
+        "and textworld, local: agents).",
     ),
     perturb_share: float = typer.Option(
         None,

@@ -139,7 +139,7 @@ class GRPOConfig(BaseModel):
     max_new_tokens: int = Field(default=24, description="Reply length cap in generate mode.")
     max_prompt_tokens: int = Field(
         default=768,
-        description="per_turn layout: history is dropped (oldest first) until the prompt fits; concat: the episode stops.",
+        description="Prompt budget (RolloutSession.fit_prompt): per_turn keeps the largest history window that fits; when even no history fits, or a concat stream outgrows it, the episode stops (stop_reason length), and a first prompt that does not fit drops the rollout as an error.",
     )
     max_pack_tokens: int = Field(
         default=2048,
