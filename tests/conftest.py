@@ -53,6 +53,16 @@ def tiny_chat_model():
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_chat_model):
+    """:func:`build_tiny_chat_model` saved as a model folder (``trainer.model=<folder>``)."""
+    lm, tok = tiny_chat_model()
+    out = tmp_path_factory.mktemp("tiny-model")
+    lm.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_backend():
     """A real (untrained, tiny) transformers LM with a word-level tokenizer: LocalBackend's
     own log-prob code runs, in a fraction of a second per turn."""

@@ -125,16 +125,6 @@ def test_evolve_whose_every_rollout_fails_says_so_and_resumes(tmp_path, monkeypa
 
 
 # ----- reskill train ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_chat_model) -> Path:
-    """The untrained one-layer chat model of tests/conftest.py, saved as a model folder."""
-    lm, tok = tiny_chat_model()
-    out = tmp_path_factory.mktemp("tiny-model")
-    lm.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 def _train(tmp_path: Path, model: Path, name: str, tasks: str, **kwargs: Any) -> Any:
     config = {
         "run": {"steps": 2, "out_dir": str(tmp_path), "name": name, "report": False},

@@ -29,15 +29,6 @@ MESSAGES = [
 ACTIONS = ["go to 1", "take 2 from 3", "examine 2", "look"]
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, tiny_chat_model) -> Path:
-    lm, tok = tiny_chat_model()
-    out = tmp_path_factory.mktemp("tiny-model")
-    lm.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 def _overrides(out: Path, name: str, model: Path, *extra: str) -> list[str]:
     return [
         f"run.out_dir={out}",

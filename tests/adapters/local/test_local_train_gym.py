@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -23,16 +22,6 @@ SHORT_FORM = {
     "obs_key": "text",
     "max_turns": 3,
 }
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_chat_model) -> Path:
-    """The untrained one-layer chat model of tests/conftest.py, saved as a model folder."""
-    lm, tok = tiny_chat_model()
-    out = tmp_path_factory.mktemp("tiny-model")
-    lm.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 def test_reskill_train_on_an_unmodified_gym_env(
