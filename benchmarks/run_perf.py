@@ -41,14 +41,9 @@ SCRIPTS = [
 
 def machine_info() -> list[tuple[str, str]]:
     """What the numbers depend on: CPU, cores, memory, load, Python, torch/GPU, commit."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from reskill_gym.testing.workload import cpu_name
+
+    cpu = cpu_name()
     mem = "?"
     try:
         kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])

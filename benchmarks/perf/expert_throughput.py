@@ -1,7 +1,7 @@
 """Expert-metric scoring speed: shared-prefix scoring vs the uncached path, same states.
 
     python benchmarks/perf/expert_throughput.py [--models default qwen2.5-coder-1.5b]
-        [--states 20] [--quick] [--int8] [--json PATH]
+        [--states 20] [--quick] [--int8] [--bf16] [--json PATH]
 
 What it measures: ``reskill eval --metric expert`` scores every state under four conditions
 (none, library, placebo, shuffled) whose prompts differ only in the skill block at their
@@ -25,7 +25,9 @@ prompt (goal: <= 1e-4), and how often the best-scored command differs.
 ``--int8`` adds a third side, the cached path on a copy of the model whose ``nn.Linear``
 layers are dynamically quantised to int8 (``torch.ao.quantization.quantize_dynamic``), and
 reports its speed and its log-prob/top-1 deviation from the float32 reference: the project
-offers no reduced-precision option unless that deviation is within tolerance.
+offers no reduced-precision option unless that deviation is within tolerance. ``--bf16``
+adds the same side for a bfloat16 copy of the model (``LLMConfig.dtype: bfloat16``), which
+is fast only on CPUs with AVX-512 BF16 or AMX (the machine line says which flags it has).
 """
 
 from __future__ import annotations
@@ -81,9 +83,23 @@ def prompts_of(state: Any, library: Any, pool: list[Any], rollout: Any) -> list[
     ]
 
 
-def run_model(model: str, states: list[Any], *, int8: bool) -> dict[str, Any]:
+#: Reduced-precision sides: the cached path on a converted copy of the float32 model.
+REDUCED = ("int8", "bf16")
+
+
+def _reduced_copy(lm: Any, side: str) -> Any:
+    import copy
+
     import torch
 
+    if side == "int8":
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(copy.deepcopy(lm), {torch.nn.Linear}, dtype=torch.qint8)
+    return copy.deepcopy(lm).to(torch.bfloat16)
+
+
+def run_model(model: str, states: list[Any], *, reduced: tuple[str, ...] = ()) -> dict[str, Any]:
     from reskill_gym.evaluation.expert import placebo_pool
     from reskill_gym.llm import LLMConfig
     from reskill_gym.llm.local import LocalBackend
@@ -107,13 +123,13 @@ def run_model(model: str, states: list[Any], *, int8: bool) -> dict[str, Any]:
             tokenizer=tok,
         ),
     }
-    if int8:
-        import copy
-
-        from torch.ao.quantization import quantize_dynamic
-
-        qlm = quantize_dynamic(copy.deepcopy(lm), {torch.nn.Linear}, dtype=torch.qint8)
-        sides["int8"] = LocalBackend(LLMConfig(backend="local", model=model), lm=qlm, tokenizer=tok)
+    for side in reduced:
+        dtype = "bfloat16" if side == "bf16" else "float32"
+        sides[side] = LocalBackend(
+            LLMConfig(backend="local", model=model, dtype=dtype),
+            lm=_reduced_copy(lm, side),
+            tokenizer=tok,
+        )
     secs: dict[str, list[float]] = {s: [] for s in sides}
     lps: dict[str, list[list[list[float]]]] = {s: [] for s in sides}
     names = list(sides)
@@ -165,9 +181,9 @@ def run_model(model: str, states: list[Any], *, int8: bool) -> dict[str, Any]:
         statistics.median(u / c for u, c in zip(secs["uncached"], secs["cached"])), 2
     )
     out["max_abs_logprob_diff"], out["top1_differs"] = deviation("cached")
-    if int8:
-        out["int8_speedup_vs_cached"] = round(sum(secs["cached"]) / sum(secs["int8"]), 2)
-        out["int8_max_abs_logprob_diff"], out["int8_top1_differs"] = deviation("int8")
+    for side in reduced:
+        out[f"{side}_speedup_vs_cached"] = round(sum(secs["cached"]) / sum(secs[side]), 2)
+        out[f"{side}_max_abs_logprob_diff"], out[f"{side}_top1_differs"] = deviation(side)
     return out
 
 
@@ -177,6 +193,7 @@ def main() -> None:
     ap.add_argument("--states", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="SmolLM2 only, 8 states")
     ap.add_argument("--int8", action="store_true", help="also the int8 dynamic-quantised side")
+    ap.add_argument("--bf16", action="store_true", help="also the bfloat16 side")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -186,7 +203,8 @@ def main() -> None:
     t0 = time.monotonic()
     states = collect(n)
     collect_s = time.monotonic() - t0
-    rows = [run_model(m, states, int8=args.int8) for m in models]
+    reduced = tuple(side for side in REDUCED if getattr(args, side))
+    rows = [run_model(m, states, reduced=reduced) for m in models]
     print(f"## Expert-metric scoring throughput ({machine()})\n")
     print(
         f"{len(states)} ALFWorld tiny/unseen states x {len(CONDITIONS)} conditions, the same "
@@ -205,13 +223,13 @@ def main() -> None:
             f"{r['speedup']}x / {r['speedup_median_state']}x | "
             f"{r['max_abs_logprob_diff']:.1e} | {r['top1_differs']} of {r['prompts']} |"
         )
-    if args.int8:
-        print("\n| model | int8 vs cached float32 | max abs log-prob diff | top-1 differs |")
+    for side in reduced:
+        print(f"\n| model | {side} vs cached float32 | max abs log-prob diff | top-1 differs |")
         print("|---|---|---|---|")
         for r in rows:
             print(
-                f"| {r['model']} | {r['int8_speedup_vs_cached']}x | "
-                f"{r['int8_max_abs_logprob_diff']:.2f} | {r['int8_top1_differs']} of "
+                f"| {r['model']} | {r[f'{side}_speedup_vs_cached']}x | "
+                f"{r[f'{side}_max_abs_logprob_diff']:.2f} | {r[f'{side}_top1_differs']} of "
                 f"{r['prompts']} |"
             )
     if args.json:

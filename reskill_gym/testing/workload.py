@@ -75,6 +75,30 @@ def rss_mib(pid: int) -> float:
     return total / 1024
 
 
+def cpu_name() -> str:
+    """The CPU model from ``/proc/cpuinfo`` and which bf16 matmul flags it has.
+
+    The boxes that run the benchmarks change (Intel and AMD so far) and reduced-precision
+    speed depends on AVX-512 BF16 / AMX, so every measurement names them.
+    """
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():  # the kernel's file
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name} ({'bf16: ' + ' '.join(bf16) if bf16 else 'no bf16 matmul flags'})"
+
+
 def machine() -> str:
     """One line naming the machine and its load, printed beside every measurement."""
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
+    return (
+        f"{cpu_name()}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
+    )
