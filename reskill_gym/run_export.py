@@ -8,7 +8,7 @@ model or a PEFT adapter, tokenizer and chat template, ``reskill-policy.json``; s
 
     README.md            the model card: front matter (library, base model, tags), how to
                          load it, the run's config, the library's skills, measured results
-    skills/              the final library as plain SKILL.md folders (+ its .reskill history
+    skills/              the final library as plain SKILL.md folders (+ its version history
                          unless history=False)
     plots/, training-report.md   the run's figures and report (``reskill report``)
     config.yaml          the run's resolved config
@@ -51,23 +51,6 @@ def _cell(text: Any, limit: int = _CELL_CHARS) -> str:
 
     one = terminal_text(str(text), one_line=True).replace("|", "\\|").replace("`", "'")
     return clip_text(" ".join(one.split()), limit)
-
-
-def _copy_store(src: Path, dest: Path) -> None:
-    """Copy a ``.reskill`` store: regular files and folders only (a link is an error)."""
-    entries = safe_files.walk_tree(src, links="include", special="include")
-    for e in entries:  # all checked before anything is copied
-        if e.kind in ("link", "special"):
-            raise ExportError(
-                f"{e.path}: not a regular file or folder ({e.kind}); a library store "
-                "holds nothing else"
-            )
-    dest.mkdir(parents=True, exist_ok=True)
-    for e in entries:
-        if e.kind == "folder":
-            (dest / e.rel).mkdir(exist_ok=True)
-        else:
-            safe_files.copy_file(e.path, dest / e.rel)
 
 
 def _metric(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -219,9 +202,7 @@ def export_run(
             if item.kind == "file":
                 safe_files.copy_file(item.path, tmp / item.name)
         library = SkillLibrary.open(run / "skills")
-        library.export(tmp / "skills")
-        if history:
-            _copy_store(run / "skills" / ".reskill", tmp / "skills" / ".reskill")
+        library.export(tmp / "skills", history=history)
         if (run / "plots").is_dir():
             safe_files.copy_tree(run / "plots", tmp / "plots")  # a linked figure: error
         if (run / "report.md").is_file():

@@ -186,3 +186,18 @@ def test_adapters_and_the_viewer_are_reached_through_entry_points() -> None:
     assert pyproject["project"]["entry-points"]["verl.plugins"]["reskill"] == "reskill_verl.plugin"
     importers = [a for a, b in _arrows(import_graph()) if _top(b) == "reskill_gym.view"]
     assert [a for a in importers if _top(a) != "reskill_gym.view"] == []
+
+
+def test_only_the_skills_package_names_the_version_store() -> None:
+    """A library's ``.reskill`` store is ``reskill_gym.skills``' own layout: everything else
+    opens a library through it (``SkillLibrary``, ``skills.source``), so the layout can change
+    in one place (docs/architecture.md)."""
+    skills = PACKAGES["reskill_gym"] / "skills"
+    named = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in _modules().values()
+        if skills not in path.parents
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if '".reskill"' in line or "'.reskill'" in line or ".reskill/" in line
+    ]
+    assert not named, named

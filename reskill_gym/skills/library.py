@@ -583,8 +583,16 @@ class SkillLibrary:
                 )
             return removed
 
-    def export(self, dest: str | Path, version: str | None = None) -> list[Path]:
-        """Write ``version``'s skill folders (all their files) as plain folders into ``dest``."""
+    def export(
+        self, dest: str | Path, version: str | None = None, *, history: bool = False
+    ) -> list[Path]:
+        """Write ``version``'s skill folders (all their files) as plain folders into ``dest``.
+
+        ``history=True`` also copies the version store, so ``dest`` opens as this library
+        with its history (``reskill export`` ships a run's library that way); the store is
+        copied file by file, and a link or special file in it is an error before any of it is
+        copied.
+        """
         vid = self.head if version is None else self.resolve(version)
         dest = Path(dest)
         if dest.exists() and not dest.is_dir():
@@ -602,6 +610,8 @@ class SkillLibrary:
                 for rel in tree[name]:
                     atomic_write_bytes(targets[(name, rel)], blobs[(name, rel)])
                 out.append(dest / name)
+            if history:
+                store.copy_store(self.root, dest)
         except OSError as exc:
             raise LibraryError(f"{dest}: cannot write the export: {exc}") from None
         return out

@@ -297,6 +297,28 @@ def put_version(store: Path, tree: Mapping[str, Mapping[str, str]]) -> str:
     return vid
 
 
+def copy_store(src_root: Path, dest_root: Path) -> None:
+    """Copy the version store of the library at ``src_root`` into ``dest_root``.
+
+    Regular files and folders only: the store holds nothing else, so a link or a special file
+    in it is an error, raised before anything is copied.
+    """
+    src, dest = src_root / STORE, dest_root / STORE
+    entries = safe_files.walk_tree(src, links="include", special="include")
+    for e in entries:
+        if e.kind in ("link", "special"):
+            raise StoreError(
+                f"{e.path}: not a regular file or folder ({e.kind}); a library store "
+                "holds nothing else"
+            )
+    dest.mkdir(parents=True, exist_ok=True)
+    for e in entries:
+        if e.kind == "folder":
+            (dest / e.rel).mkdir(exist_ok=True)
+        else:
+            safe_files.copy_file(e.path, dest / e.rel)
+
+
 def stored_versions(store: Path) -> list[str]:
     """Ids of all stored (not pruned) versions, sorted."""
     # a linked or special version file is listed: reading it is the error that names it

@@ -115,6 +115,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("reskill_gym/envs/scienceworld/engine.py", '/status").read_text()'): "/proc",
     ("reskill_gym/testing/workload.py", '/status").read_text()'): "/proc",
     ("reskill_gym/testing/workload.py", '(t / "children").read_text()'): "/proc",
+    ("reskill_gym/testing/workload.py", 'Path("/proc/cpuinfo").read_text()'): "/proc",
     # --- ALFWorld engine data: the alfworld package's data and its download layout ------
     ("reskill_gym/envs/alfworld/render.py", "(Path(BUILTIN_DATA_PATH) / name).read_text()"): (
         "alfworld package data"
