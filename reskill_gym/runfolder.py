@@ -1,6 +1,7 @@
 """The run folder every single-machine run writes: config sections, logs, checkpoints, resume.
 
 Exports ``ConfigError``, ``RunConfig``, ``EnvConfig``, ``RunSummary``, ``StepProgress``,
+``eta_text``,
 ``CHECKPOINTS``, ``check_keys``, ``format_validation``, ``unwrap_optional``,
 ``merge_config``, ``config_for_file``, ``default_run_name``, ``create_run_folder``,
 ``release_start``, ``STARTING``, ``reopen_run_folder``, ``copy_library``,
@@ -85,6 +86,7 @@ __all__ = [
     "EnvConfig",
     "RunSummary",
     "StepProgress",
+    "eta_text",
     "CHECKPOINTS",
     "check_keys",
     "format_validation",
@@ -943,8 +945,21 @@ class RunSummary:
     report: Path | None
 
 
+def eta_text(seconds: float) -> str:
+    """``ETA 1h05m`` / ``ETA 12m`` / ``ETA 40s``: what is left at the pace so far."""
+    s = max(0, round(seconds))
+    if s >= 3600:
+        return f"ETA {s // 3600}h{s % 3600 // 60:02d}m"
+    return f"ETA {s // 60}m" if s >= 60 else f"ETA {s}s"
+
+
 class StepProgress:
-    """Rich progress bar + one line per step (also readable when stdout is not a terminal)."""
+    """Rich progress bar + one line per step with an ETA.
+
+    The step lines are printed with or without the live bar (``--no-progress`` drops only the
+    bar), so a run in the background (``nohup ... > log``) still says where it is and when
+    it should end. The ETA is the mean step time of this process times the steps left.
+    """
 
     _SHOWN = frozenset(
         {
@@ -963,9 +978,16 @@ class StepProgress:
         self.label = label
         self._progress: Any = None
         self._task: Any = None
+        self._console: Any = None
+        self._t0 = time.monotonic()
+        self._steps_here = 0
 
     def __enter__(self) -> StepProgress:
+        from rich.console import Console
+
+        self._t0 = time.monotonic()
         if not self.enabled:
+            self._console = Console(highlight=False, soft_wrap=True)
             return self
         from rich.progress import (
             BarColumn,
@@ -974,6 +996,7 @@ class StepProgress:
             SpinnerColumn,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
 
         self._progress = Progress(
@@ -982,8 +1005,10 @@ class StepProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
         )
         self._progress.__enter__()
+        self._console = self._progress.console
         self._task = self._progress.add_task(self.label, total=self.total, completed=self.done)
         return self
 
@@ -991,24 +1016,34 @@ class StepProgress:
         if self._progress is not None:
             self._progress.update(self._task, description=f"step {step}: {rollouts} rollouts")
 
+    def eta_s(self, step: int) -> float:
+        """Seconds left after ``step`` at this process's mean step time."""
+        per_step = (time.monotonic() - self._t0) / max(1, self._steps_here)
+        return per_step * max(0, self.total - step - 1)
+
     def end_step(self, step: int, row: Mapping[str, Any], events: list[dict[str, Any]]) -> None:
-        if self._progress is None:
+        from reskill_gym.safe_text import terminal_text
+
+        self._steps_here += 1
+        if self._console is None:
             return
         cand = row.get("versions/candidate")
         p_new = row.get("versions/p_candidate")
         reward = row.get("episode/reward_mean", math.nan)
         line = (
-            f"step {step:3d} | rollouts {int(row.get('episode/count', 0))}"
+            f"step {step:3d}/{self.total} | rollouts {int(row.get('episode/count', 0))}"
             f" ({int(row.get('episode/dropped', 0))} dropped) | reward {reward:.2f}"
             f" | test {cand or '-'}"
             + (f" | p_new {p_new:.2f}" if p_new is not None else "")
-            + f" | {row.get('time/step_s', 0.0):.0f}s"
+            + f" | {row.get('time/step_s', 0.0):.0f}s | {eta_text(self.eta_s(step))}"
         )
-        self._progress.console.print(line)
+        self._console.print(line, markup=False)
         for e in events:
             if e.get("kind") in self._SHOWN:
-                self._progress.console.print(f"      {e['kind']}: {e.get('message', '')[:150]}")
-        self._progress.update(self._task, advance=1, description=self.label)
+                message = terminal_text(str(e.get("message", ""))[:150], one_line=True)
+                self._console.print(f"      {e['kind']}: {message}", markup=False)
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, description=self.label)
 
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:

@@ -123,3 +123,40 @@ def test_a_seed_library_that_cannot_be_copied_leaves_no_folder(tmp_path: Path) -
     result = _evolve(tmp_path, skills=str(tmp_path / "no-such-library"))
     assert result.exit_code == 2 and "env.skills" in result.output, result.output
     assert _names(tmp_path / "runs") == []
+
+
+def test_eta_text() -> None:
+    from reskill_gym.runfolder import eta_text
+
+    assert [eta_text(s) for s in (0, 40.4, 61, 3599, 3900, -5)] == [
+        "ETA 0s",
+        "ETA 40s",
+        "ETA 1m",
+        "ETA 59m",
+        "ETA 1h05m",
+        "ETA 0s",
+    ]
+
+
+def test_step_lines_without_the_bar_say_where_the_run_is_and_when_it_ends(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--no-progress drops the live bar, not the step lines: a background run's log shows
+    each step, its events (control characters and markup shown as text) and an ETA from
+    this process's pace (resumed steps do not count)."""
+    import reskill_gym.runfolder as rf
+
+    clock = iter([100.0, 100.0, 130.0, 160.0])
+    monkeypatch.setattr(rf.time, "monotonic", lambda: next(clock))
+    row = {"episode/count": 8, "episode/dropped": 1, "episode/reward_mean": 0.25}
+    event = {"kind": "test_started", "message": "testing [bold]x\x1b[31m against y"}
+    with rf.StepProgress(False, total=6, done=2) as bar:  # resumed at step 2 of 6
+        bar.start_step(2, 8)
+        bar.end_step(2, row | {"time/step_s": 30.0}, [event])  # 30 s a step, 3 steps left
+        bar.start_step(3, 8)
+        bar.end_step(3, row | {"time/step_s": 30.0}, [])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("step   2/6 | rollouts 8 (1 dropped) | reward 0.25")
+    assert lines[0].endswith("| 30s | ETA 1m")  # 30 s x 3 steps left
+    assert lines[1] == "      test_started: testing [bold]x against y"
+    assert lines[2].endswith("| ETA 1m") and lines[2].startswith("step   3/6")  # 30 s x 2

@@ -32,14 +32,17 @@ def run_and_report(config: EvalConfig, out: Path, *, console: Any = None, **kw: 
         return _run_expert_and_report(config, out, console=console, **kw)
     from reskill_gym.evaluation.report import render_table, summarize, write_eval_report
 
+    eta = _Eta()
+
     def progress(rec: Any, n: int, total: int) -> None:
         status = (
             "error: " + str(rec.error_type) if rec.error else ("won" if rec.success else "lost")
         )
         log.info(
-            "eval [%d/%d] %s %s seed %d: %s in %d turns (%.1fs)",
+            "eval [%d/%d, %s] %s %s seed %d: %s in %d turns (%.1fs)",
             n,
             total,
+            eta.text(n, total),
             rec.condition,
             rec.task_id,
             rec.seed,
@@ -65,6 +68,24 @@ def run_and_report(config: EvalConfig, out: Path, *, console: Any = None, **kw: 
     return run
 
 
+class _Eta:
+    """Time left at this process's pace: items resumed from an earlier run (the first ``n``
+    this process reports) do not count towards the rate."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.first: int | None = None
+
+    def text(self, n: int, total: int) -> str:
+        from reskill_gym.runfolder import eta_text
+
+        if self.first is None:
+            self.first = n - 1
+        done_here = n - self.first
+        rate = (time.monotonic() - self.t0) / max(1, done_here)
+        return eta_text(rate * max(0, total - n))
+
+
 def _load_text() -> str:
     try:
         a, b, c = os.getloadavg()
@@ -82,12 +103,14 @@ def _run_expert_and_report(config: EvalConfig, out: Path, *, console: Any = None
     )
 
     load_before = _load_text()
+    eta = _Eta()
 
     def progress(rec: Any, n: int, total: int) -> None:
         log.info(
-            "eval expert [%d/%d] %s %s: p_opt %.3f, top1 %s, rank %d (%.1fs%s)",
+            "eval expert [%d/%d, %s] %s %s: p_opt %.3f, top1 %s, rank %d (%.1fs%s)",
             n,
             total,
+            eta.text(n, total),
             rec.condition,
             rec.state_key,
             rec.p_opt,
