@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reskill_gym.atomic import atomic_write_text
+from reskill_gym.llm.cache import cache_root
 
 __all__ = [
     "TASK_TYPES",
@@ -49,9 +50,8 @@ _SPLITS = ("train", "seen", "unseen")
 
 
 def default_cache_dir() -> Path:
-    """``$RESKILL_CACHE`` if set, else ``~/.cache/reskill-gym``."""
-    root = os.environ.get("RESKILL_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "reskill-gym"
+    """The project's one cache root (:func:`reskill_gym.llm.cache.cache_root`)."""
+    return cache_root()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import overload
 
 from reskill_gym import safe_files
 from reskill_gym.atomic import atomic_write_text
+from reskill_gym.llm.cache import cache_root
 
 __all__ = [
     "Passage",
@@ -184,6 +185,5 @@ def format_information(passages: Sequence[Passage]) -> str:
 
 
 def default_cache_dir() -> Path:
-    """``$RESKILL_CACHE`` or ``~/.cache/reskill-gym`` (created on demand by callers)."""
-    env = os.environ.get("RESKILL_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "reskill-gym"
+    """The project's one cache root (:func:`reskill_gym.llm.cache.cache_root`)."""
+    return cache_root()

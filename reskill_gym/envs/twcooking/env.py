@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from reskill_gym.envs.base import SPLITS, EngineStep, TextEnv
 from reskill_gym.envs.twcooking.games import LEVELS, ensure_game, game_ref, task_ids
+from reskill_gym.llm.cache import cache_root
 
 __all__ = ["TextWorldCookingEnv"]
 
@@ -28,11 +29,6 @@ _PROMPT = re.compile(r"\s*>\s*\Z")
 
 def _clean(text: str) -> str:
     return _PROMPT.sub("", text).strip()
-
-
-def _default_cache_dir() -> Path:
-    root = os.environ.get("RESKILL_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "reskill-gym"
 
 
 class TextWorldCookingEnv(TextEnv):
@@ -90,7 +86,7 @@ class TextWorldCookingEnv(TextEnv):
             raise ValueError(f"games: {bad} (splits {SPLITS}, counts >= 0)")
         self.difficulty = difficulty
         self.games = counts
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else _default_cache_dir()
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else cache_root()
         self._tw: Any = None
         self._game_file: Path | None = None
         self._state: Any = None
