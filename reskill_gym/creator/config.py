@@ -252,6 +252,14 @@ class CreatorConfig(BaseModel):
         "without the n-gram) at most this p-value, and at least rules_min_support successes "
         "must show it. 1.0 keeps only the support count.",
     )
+    rules_command_templates: bool = Field(
+        True,
+        description="rules: per task type, propose the exact next command successful "
+        "episodes took at one state (right after `go to TARGET N`: `move OBJECT N to TARGET "
+        "N`), shown at that state by an action_pattern trigger, instead of the task type's "
+        "verb n-gram. Same support and significance rules as the n-grams. false: n-grams "
+        "only, the creator of earlier runs.",
+    )
     rules_loop_length: int = Field(
         3, ge=2, description="rules: the same action this many times in a row is a loop."
     )

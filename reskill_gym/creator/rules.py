@@ -22,6 +22,16 @@ looks for:
   successful than in failed episodes of one task type, shown by at least
   ``rules_min_support`` successes and with a one-sided Fisher exact p-value of at most
   ``rules_max_p_value``. Trigger: ``retrieval`` on the task type's words;
+* **command templates** - per task type, the exact next command of successful episodes
+  at one state: right after a command (``go to TARGET N``), what they did next
+  (``move OBJECT N to TARGET N``), with objects named by their role (the object and the
+  target the task names, the same object as the previous command, or a fixed tool such as
+  ``microwave N``). Counted over the episodes that reached that state, shown by at least
+  ``rules_min_support`` successes, with a one-sided Fisher exact p-value of at most
+  ``rules_max_p_value``. Trigger: ``action_pattern`` on the previous command's verb, so the
+  advice shows at the moment it applies. Why: in the efficacy runs the skills that helped
+  a frozen policy named the exact command for the moment; order statistics ("`go to` then
+  `move`") did not. Where a task type has a template, its n-gram finding is dropped;
 * **search queries** - search queries that named the question's entities vs those that did
   not, when that separates successes from failures. Trigger: ``action_pattern`` on search.
 
@@ -37,6 +47,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 from reskill_gym.creator.assertions import Assertion, AssertionChange
 from reskill_gym.creator.pipeline import PassContext, finish_proposal
@@ -44,6 +55,9 @@ from reskill_gym.creator.results import Proposal, SkillVerification
 from reskill_gym.episode import Episode
 from reskill_gym.skills import Operation, Provenance, Skill, SkillError, Trigger
 from reskill_gym.skills.model import split_examples
+
+if TYPE_CHECKING:
+    from reskill_gym.creator.config import CreatorConfig
 
 __all__ = [
     "RulesCreator",
@@ -53,6 +67,8 @@ __all__ = [
     "find_rejections",
     "find_loops",
     "find_enriched_ngrams",
+    "find_command_templates",
+    "command_template",
     "find_query_entities",
 ]
 
@@ -529,6 +545,152 @@ def find_enriched_ngrams(
     return out
 
 
+_ROLES = ("OBJECT", "TARGET")
+
+
+def _task_roles(task: str, actions: Sequence[str]) -> dict[str, str]:
+    """Object types the task names, in the order it names them: OBJECT, TARGET, ..."""
+    words = _words(task)
+    seen = {m.split()[0] for a in actions for m in _OBJ.findall(a.lower())}
+    named = sorted((words.index(w), w) for w in seen if w in words)
+    return {w: _ROLES[i] if i < len(_ROLES) else f"THING{i + 1}" for i, (_, w) in enumerate(named)}
+
+
+def command_template(action: str, roles: dict[str, str], other: str | None = None) -> str:
+    """An action with its object ids abstracted: a type the task names becomes its role,
+    any other keeps its type (or becomes ``other``), and every number becomes ``N``.
+
+    States are written with ``other="PLACE"`` (where the agent took the mug from should not
+    split the evidence); advice keeps the type (``go to microwave N`` is the point).
+
+    >>> roles = {"mug": "OBJECT", "desk": "TARGET"}
+    >>> command_template("move mug 2 to desk 1", roles), command_template("go to microwave 1", roles)
+    ('move OBJECT N to TARGET N', 'go to microwave N')
+    >>> command_template("take mug 2 from shelf 3", roles, other="PLACE")
+    'take OBJECT N from PLACE N'
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        kind = m.group(0).split()[0]
+        return f"{roles.get(kind, other or kind)} N"
+
+    return _OBJ.sub(sub, " ".join(action.lower().split()))
+
+
+def find_command_templates(
+    episodes: Sequence[Episode],
+    min_support: int,
+    min_enrichment: float,
+    max_chars: int = 500,
+    max_p_value: float = 1.0,
+) -> list[Finding]:
+    """Per task type: the next command successes took at one state, as a template.
+
+    The state is the previous accepted command's template (``go to TARGET N``); the
+    statistic compares, among the episodes of the task type that reached that state, the
+    successes and the failures that followed it with the same next template. A template
+    counts if at least ``min_support`` successes took it, its share among those successes
+    beats the failures' by ``min_enrichment``, at least ``min_support`` failures that got
+    there did something else, and the one-sided Fisher exact p-value is at most
+    ``max_p_value``. The best template per task type becomes one finding."""
+    if _is_tagged_env(episodes):
+        return []
+    by_type: dict[str, list[Episode]] = defaultdict(list)
+    for ep in episodes:
+        by_type[ep.task_type or "task"].append(ep)
+    out: list[Finding] = []
+    for ttype, eps in sorted(by_type.items()):
+        wins = [e for e in eps if e.success]
+        fails = [e for e in eps if not e.success]
+        if len(fails) < min_support or len(wins) < min_support:
+            continue
+        reached: dict[str, set[str]] = defaultdict(set)  # state -> episode ids
+        took: dict[tuple[str, str], set[str]] = defaultdict(set)
+        example: dict[tuple[str, str], tuple[str, str]] = {}
+        for e in eps:
+            acts = [t.action for t in e.turns if not t.invalid_action]
+            roles = _task_roles(e.task, acts)
+            for prev, nxt in zip(acts, acts[1:]):
+                state = command_template(prev, roles, other="PLACE")
+                move = command_template(nxt, roles)
+                if not _OBJ.search(prev.lower()) or state == command_template(nxt, roles, "PLACE"):
+                    continue  # an object-less command or a repeat is no state to advise at
+                reached[state].add(e.episode_id)
+                took[(state, move)].add(e.episode_id)
+                if e.success:
+                    example.setdefault((state, move), (prev, nxt))
+        win_ids = {e.episode_id for e in wins}
+        best = None
+        for (state, move), ids in took.items():
+            there = reached[state]
+            w_there, f_there = there & win_ids, there - win_ids
+            n_ws, n_fs = len(ids & win_ids), len(ids - win_ids)
+            if n_ws < min_support or not f_there:
+                continue
+            ps, pf = n_ws / len(w_there), n_fs / len(f_there)
+            lacking = sorted(f_there - ids)
+            if ps - pf < min_enrichment or len(lacking) < min_support:
+                continue
+            p = fisher_greater(n_ws, len(w_there), n_fs, len(f_there))
+            if p > max_p_value:
+                continue
+            key = (ps - pf, n_ws, -p, state, move)
+            if best is None or key > best[0]:
+                best = (key, state, move, n_ws, len(w_there), n_fs, len(f_there), lacking)
+        if best is None:
+            continue
+        _, state, move, n_ws, n_w, n_fs, n_f, lacking = best
+        ex_prev, ex_next = example[(state, move)]
+        type_words = [
+            w for w in _words(ttype.replace("_", " ")) if w not in _STOP and not w.isdigit()
+        ]
+        label = " ".join(type_words) or ttype
+        verb = action_verb(state)
+        used = [(r, n) for r, n in zip(_ROLES, ("first", "second")) if r in state or r in move]
+        named = (
+            " (" + ", ".join(f"{r} = the {n} thing the task names" for r, n in used) + ")"
+            if used
+            else ""
+        )
+        content = (
+            f"In {label} tasks{named}: right after `{state}`, do `{move}`. Successful "
+            f"episodes did it there ({n_ws} of {n_w}; failures {n_fs} of {n_f}), e.g. "
+            f"`{ex_prev[:80]}` -> `{ex_next[:80]}`."
+        )
+        why = (
+            f"after `{state}` in {ttype}: `{move}` in {n_ws}/{n_w} successes vs "
+            f"{n_fs}/{n_f} failures that got there"
+        )
+        name = _slug(
+            *type_words[:3], "after", *verb.split(), "then", *action_verb(move).split(), limit=56
+        )
+        out.append(
+            Finding(
+                key=f"rules:template:{ttype}:{state}>{move}",
+                text=f"In {ttype} tasks, right after `{state}` the agent does `{move}`.",
+                passed_ids=sorted(took[(state, move)]),
+                failed_ids=lacking,
+                target_ids=lacking,
+                score=(n_ws / n_w - n_fs / n_f) * len(lacking) + 0.5,
+                make_skill=partial(
+                    _skill,
+                    name,
+                    f"{label.capitalize()} tasks: after {state}, do {move}.".replace("`", "")[
+                        :1000
+                    ],
+                    f"The previous command was `{state}` in a {label} task.",
+                    content,
+                    Trigger(type="action_pattern", pattern=verb_pattern(verb, False)),
+                    why,
+                    max_chars,
+                ),
+                why=why,
+                task_types=[ttype],
+            )
+        )
+    return out
+
+
 def _entities(question: str) -> set[str]:
     toks = re.findall(r"[A-Za-z][\w'-]*", question)
     return {
@@ -593,6 +755,21 @@ def find_query_entities(
     ]
 
 
+def _ngrams_or_templates(
+    episodes: Sequence[Episode], min_support: int, cfg: CreatorConfig, max_chars: int
+) -> list[Finding]:
+    """Command templates where a task type has one, else its enriched n-gram."""
+    kw = {"max_p_value": cfg.rules_max_p_value}
+    ngrams = find_enriched_ngrams(episodes, min_support, cfg.rules_min_enrichment, max_chars, **kw)
+    if not cfg.rules_command_templates:
+        return ngrams
+    templates = find_command_templates(
+        episodes, min_support, cfg.rules_min_enrichment, max_chars, **kw
+    )
+    covered = {t for f in templates for t in f.task_types}
+    return templates + [f for f in ngrams if not covered & set(f.task_types)]
+
+
 class RulesCreator:
     """Offline creator (see the module docstring)."""
 
@@ -615,13 +792,7 @@ class RulesCreator:
         findings = [
             *find_rejections(episodes, cfg.rules_min_support, mc),
             *find_loops(episodes, cfg.rules_loop_length, cfg.rules_min_support, mc),
-            *find_enriched_ngrams(
-                episodes,
-                cfg.rules_min_support,
-                cfg.rules_min_enrichment,
-                mc,
-                max_p_value=cfg.rules_max_p_value,
-            ),
+            *_ngrams_or_templates(episodes, cfg.rules_min_support, cfg, mc),
             *find_query_entities(episodes, cfg.rules_min_support, cfg.rules_min_enrichment, mc),
         ]
         ctx.checkpoint()

@@ -167,3 +167,81 @@ def test_enriched_ngram_needs_supporting_successes_and_significance() -> None:
     strong = eps(6, 15, 12)
     (f,) = find_enriched_ngrams(strong, min_support=3, min_enrichment=0.3, max_p_value=0.05)
     assert f.task_types == ["look_at_obj_in_light"] and "`take`" in f.why
+
+
+def _place_episode(i: int, after_go: str, won: bool, obj: str = "mug", target: str = "desk"):
+    from reskill_gym.episode import Episode, Turn
+
+    actions = [
+        f"go to shelf {i % 3 + 1}",
+        f"take {obj} 1 from shelf {i % 3 + 1}",
+        f"go to {target} 1",
+        after_go.format(obj=obj, target=target),
+    ]
+    return Episode(
+        episode_id=f"p{i}",
+        env_id="ReSkill-ALFWorld-v0",
+        task_id=f"t{i}",
+        task=f"put a {obj} in {target}",
+        task_type="pick_and_place_simple",
+        turns=[Turn(observation="You are in a room.", action=a) for a in actions],
+        won=won,
+    )
+
+
+def _place_episodes(n_wins: int, n_fails: int) -> list:
+    objs = [("mug", "desk"), ("apple", "fridge"), ("book", "sofa")]
+    wins = [
+        _place_episode(i, "move {obj} 1 to {target} 1", True, *objs[i % 3]) for i in range(n_wins)
+    ]
+    fails = [
+        _place_episode(100 + i, "examine {target} 1", False, *objs[i % 3]) for i in range(n_fails)
+    ]
+    return wins + fails
+
+
+def test_command_template_names_the_exact_command_at_its_state() -> None:
+    """Successes moved the object right after arriving at the target, failures examined it:
+    one finding, the move as a template over objects the task names, shown by an action
+    trigger right after a `go to`."""
+    from reskill_gym.creator.rules import find_command_templates
+
+    (f,) = find_command_templates(
+        _place_episodes(6, 9), min_support=3, min_enrichment=0.3, max_p_value=0.05
+    )
+    assert f.task_types == ["pick_and_place_simple"] and len(f.failed_ids) == 9
+    skill = f.make_skill()
+    assert skill.trigger.type == "action_pattern"
+    assert re.search(skill.trigger.pattern, "go to cabinet 4")
+    assert not re.search(skill.trigger.pattern, "take mug 1 from desk 1")
+    assert "right after `go to TARGET N`, do `move OBJECT N to TARGET N`" in skill.content
+    assert "6 of 6; failures 0 of 9" in skill.content
+    assert "OBJECT = the first thing the task names" in skill.content
+    # 2 successes against 2 failures is chance level: nothing.
+    assert not find_command_templates(
+        _place_episodes(2, 2), min_support=2, min_enrichment=0.3, max_p_value=0.05
+    )
+
+
+def test_templates_replace_the_task_types_ngram_unless_switched_off() -> None:
+    from reskill_gym.creator.rules import _ngrams_or_templates
+
+    eps = _place_episodes(6, 9)
+    on = _ngrams_or_templates(eps, 3, cfg(), 500)
+    assert [f.key.split(":")[1] for f in on] == ["template"]
+    off = _ngrams_or_templates(eps, 3, cfg(rules_command_templates=False), 500)
+    assert [f.key.split(":")[1] for f in off] == ["ngram"]
+
+
+def test_rules_creator_proposes_the_template_skill() -> None:
+    r = Reservoir(200)
+    r.add(_place_episodes(6, 9))
+    view = LibraryView.from_folder(REPO / "skills" / "alfworld")
+    creator = SkillCreator(cfg(min_reservoir_size=10))
+    p = creator.propose(r, view, step=1)
+    assert p is not None, creator.last_result.reason
+    (op,) = [o for o in p.operations if o.name == "pick-place-simple-after-go-to-then-move"]
+    assert p.verification[op.name].passed
+    assert op.skill.provenance.proposed_by == "rules" and "6/6 successes" in (
+        op.skill.provenance.rationale
+    )
