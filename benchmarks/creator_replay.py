@@ -9,7 +9,8 @@ the order they were recorded (capacity and dedup as the run's ``coevolution`` co
 the library view is the run library's version ``V`` (default: the first version, the seed),
 and one pass of ``SkillCreator`` runs with the run's ``coevolution.creator`` config plus the
 ``key=value`` overrides (``rules_max_p_value=1.0``, ``rules_min_support=2``, ...). It prints
-the proposal (operations, the statistic behind each, verification) or why there is none.
+the proposal (operations, the statistic behind each, verification) or why there is none,
+and the pass's cost (wall time; tokens and calls for an LLM backend).
 
 Why: a change to the creator is judged first on the evidence that produced the skills it is
 meant to stop (or keep), without rerunning the hours of rollouts behind it. Only the
@@ -53,6 +54,7 @@ def replay(run: Path, step: int, version: str | None, overrides: list[str]) -> d
         "episodes": len(reservoir),
         "base_version": base,
         "overrides": overrides,
+        "cost": result_creator.last_result.cost.model_dump(),
     }
     if proposal is None:
         out["proposal"] = None
@@ -82,6 +84,7 @@ def main() -> None:
     args = ap.parse_intermixed_args()
     r = replay(args.run, args.step, args.version, args.overrides)
     print(f"{r['episodes']} episodes, base {r['base_version']}, overrides {r['overrides'] or '-'}")
+    print("cost: " + ", ".join(f"{k} {v}" for k, v in r["cost"].items()))
     if r["proposal"] is None:
         print(f"no proposal: {r['reason']}")
         return

@@ -77,7 +77,10 @@ def test_demo_killed_mid_test_resumes_and_decides(tmp_path: Path) -> None:
     assert f"report: {run / 'report.md'}" in done.stdout
     events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
     kinds = [e["kind"] for e in events]
-    assert kinds.count("test_started") == 1 and kinds.count("test_decided") == 1, kinds
+    # the live test is decided once; the creator may open a second test at the last step
+    # (its command templates can find a new state), which the 4-step demo leaves undecided
+    assert kinds.count("test_decided") == 1 and 1 <= kinds.count("test_started") <= 2, kinds
+    assert kinds.index("test_started") < kinds.index("test_decided"), kinds
     decided = next(e for e in events if e["kind"] == "test_decided")
     assert decided["data"]["candidates"] == [active["versions"][1]]
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
