@@ -10,7 +10,8 @@ the library view is the run library's version ``V`` (default: the first version,
 and one pass of ``SkillCreator`` runs with the run's ``coevolution.creator`` config plus the
 ``key=value`` overrides (``rules_max_p_value=1.0``, ``rules_min_support=2``, ...). It prints
 the proposal (operations, the statistic behind each, verification) or why there is none,
-and the pass's cost (wall time; tokens and calls for an LLM backend).
+and the pass's cost (wall time; tokens and calls for an LLM backend); ``--events`` also
+prints what happened at each stage.
 
 Why: a change to the creator is judged first on the evidence that produced the skills it is
 meant to stop (or keep), without rerunning the hours of rollouts behind it. Only the
@@ -55,6 +56,10 @@ def replay(run: Path, step: int, version: str | None, overrides: list[str]) -> d
         "base_version": base,
         "overrides": overrides,
         "cost": result_creator.last_result.cost.model_dump(),
+        "events": [
+            {"kind": e.kind, "stage": e.stage, "message": e.message}
+            for e in result_creator.last_result.events
+        ],
     }
     if proposal is None:
         out["proposal"] = None
@@ -80,11 +85,15 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--step", type=int, required=True, help="episodes of steps 0..STEP")
     ap.add_argument("--version", help="library version the pass sees (default: the first)")
+    ap.add_argument("--events", action="store_true", help="also print the pass's events")
     ap.add_argument("overrides", nargs="*", help="coevolution.creator key=value overrides")
     args = ap.parse_intermixed_args()
     r = replay(args.run, args.step, args.version, args.overrides)
     print(f"{r['episodes']} episodes, base {r['base_version']}, overrides {r['overrides'] or '-'}")
     print("cost: " + ", ".join(f"{k} {v}" for k, v in r["cost"].items()))
+    if args.events:
+        for e in r["events"]:
+            print(f"  [{e['stage']}] {e['kind']}: {e['message']}")
     if r["proposal"] is None:
         print(f"no proposal: {r['reason']}")
         return

@@ -59,6 +59,7 @@ def test_replay_reproduces_the_runs_proposal(tmp_path: Path, monkeypatch, replay
     assert all(name in committed["message"] for name in names), (names, committed)
     assert all(op["verified"] for op in same["proposal"])
     assert same["cost"]["calls"] == 0 and same["cost"]["wall_s"] > 0  # rules: time only
+    assert any(e["kind"] == "skill_verified" for e in same["events"]), same["events"]
 
     strict = replay_module.replay(run, 0, None, ["rules_min_support=50"])
     assert strict["proposal"] is None and strict["reason"]

@@ -286,3 +286,15 @@ def test_openai_agent_through_a_real_server(tmp_path: Path) -> None:
     assert n_requests == 4 and row["episode/turns_mean"] == 2
     # the loopback server counts whitespace-separated words as tokens
     assert row["agent/input_tokens"] > 0 and row["agent/output_tokens"] == 4 * len(reply.split())
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((REPO / "benchmarks" / "configs").glob("evolve_*.yaml")),
+    ids=lambda p: p.stem,
+)
+def test_benchmark_evolve_configs_load(path: Path) -> None:
+    """The efficacy loop's configs (benchmarks/efficacy_evolve.md runs them for hours): a
+    typo must fail here, not after the first rollout step."""
+    cfg = load_evolve_config(path)
+    assert cfg.run.name == path.stem.replace("_", "-") and cfg.env.name == "alfworld"
