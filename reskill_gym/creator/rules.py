@@ -445,6 +445,19 @@ def fisher_greater(with_wins: int, wins: int, with_fails: int, fails: int) -> fl
     return tail / denom
 
 
+def _by_task_type(episodes: Sequence[Episode]) -> list[tuple[str, list[Episode]]]:
+    """Episodes grouped by task type (``task`` when untyped), in a stable order."""
+    by_type: dict[str, list[Episode]] = defaultdict(list)
+    for ep in episodes:
+        by_type[ep.task_type or "task"].append(ep)
+    return sorted(by_type.items())
+
+
+def _type_words(ttype: str) -> list[str]:
+    """A task type's words for skill text: ``pick_and_place_simple`` -> pick place simple."""
+    return [w for w in _words(ttype.replace("_", " ")) if w not in _STOP and not w.isdigit()]
+
+
 def find_enriched_ngrams(
     episodes: Sequence[Episode],
     min_support: int,
@@ -458,11 +471,8 @@ def find_enriched_ngrams(
     ``min_support`` failures lack it, and its one-sided Fisher exact p-value is at most
     ``max_p_value`` (:func:`fisher_greater`)."""
     tagged = _is_tagged_env(episodes)
-    by_type: dict[str, list[Episode]] = defaultdict(list)
-    for ep in episodes:
-        by_type[ep.task_type or "task"].append(ep)
     out: list[Finding] = []
-    for ttype, eps in sorted(by_type.items()):
+    for ttype, eps in _by_task_type(episodes):
         wins = [e for e in eps if e.success]
         fails = [e for e in eps if not e.success]
         if len(fails) < min_support or len(wins) < 2:
@@ -493,9 +503,7 @@ def find_enriched_ngrams(
         ex = info[ex_ep.episode_id][1][g]
         seq = " then ".join(f"`{v}`" for v in g)
         ex_txt = " then ".join(f"`{a[:80]}`" for a in ex)
-        type_words = [
-            w for w in _words(ttype.replace("_", " ")) if w not in _STOP and not w.isdigit()
-        ]
+        type_words = _type_words(ttype)
         task_words = Counter(
             w
             for e in lacking
@@ -595,11 +603,8 @@ def find_command_templates(
     ``max_p_value``. The best template per task type becomes one finding."""
     if _is_tagged_env(episodes):
         return []
-    by_type: dict[str, list[Episode]] = defaultdict(list)
-    for ep in episodes:
-        by_type[ep.task_type or "task"].append(ep)
     out: list[Finding] = []
-    for ttype, eps in sorted(by_type.items()):
+    for ttype, eps in _by_task_type(episodes):
         wins = [e for e in eps if e.success]
         fails = [e for e in eps if not e.success]
         if len(fails) < min_support or len(wins) < min_support:
@@ -641,9 +646,7 @@ def find_command_templates(
             continue
         _, state, move, n_ws, n_w, n_fs, n_f, lacking = best
         ex_prev, ex_next = example[(state, move)]
-        type_words = [
-            w for w in _words(ttype.replace("_", " ")) if w not in _STOP and not w.isdigit()
-        ]
+        type_words = _type_words(ttype)
         label = " ".join(type_words) or ttype
         verb = action_verb(state)
         used = [(r, n) for r, n in zip(_ROLES, ("first", "second")) if r in state or r in move]
