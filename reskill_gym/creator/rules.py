@@ -758,17 +758,13 @@ def find_query_entities(
     ]
 
 
-def _ngrams_or_templates(
-    episodes: Sequence[Episode], min_support: int, cfg: CreatorConfig, max_chars: int
-) -> list[Finding]:
+def _ngrams_or_templates(episodes: Sequence[Episode], cfg: CreatorConfig) -> list[Finding]:
     """Command templates where a task type has one, else its enriched n-gram."""
-    kw = {"max_p_value": cfg.rules_max_p_value}
-    ngrams = find_enriched_ngrams(episodes, min_support, cfg.rules_min_enrichment, max_chars, **kw)
+    args = (episodes, cfg.rules_min_support, cfg.rules_min_enrichment, cfg.max_skill_content_chars)
+    ngrams = find_enriched_ngrams(*args, max_p_value=cfg.rules_max_p_value)
     if not cfg.rules_command_templates:
         return ngrams
-    templates = find_command_templates(
-        episodes, min_support, cfg.rules_min_enrichment, max_chars, **kw
-    )
+    templates = find_command_templates(*args, max_p_value=cfg.rules_max_p_value)
     covered = {t for f in templates for t in f.task_types}
     return templates + [f for f in ngrams if not covered & set(f.task_types)]
 
@@ -795,7 +791,7 @@ class RulesCreator:
         findings = [
             *find_rejections(episodes, cfg.rules_min_support, mc),
             *find_loops(episodes, cfg.rules_loop_length, cfg.rules_min_support, mc),
-            *_ngrams_or_templates(episodes, cfg.rules_min_support, cfg, mc),
+            *_ngrams_or_templates(episodes, cfg),
             *find_query_entities(episodes, cfg.rules_min_support, cfg.rules_min_enrichment, mc),
         ]
         ctx.checkpoint()

@@ -123,15 +123,21 @@ def test_alfworld_rules_proposal_makes_sense(alfworld_episodes) -> None:
     assert all(name not in view for name in skills)
 
 
-def _episode(i: int, actions: list[str], won: bool):
+def _episode(
+    i: int,
+    actions: list[str],
+    won: bool,
+    task: str = "look at the mug under the desklamp",
+    task_type: str = "look_at_obj_in_light",
+):
     from reskill_gym.episode import Episode, Turn
 
     return Episode(
         episode_id=f"e{i}",
         env_id="ReSkill-ALFWorld-v0",
         task_id=f"t{i}",
-        task="look at the mug under the desklamp",
-        task_type="look_at_obj_in_light",
+        task=task,
+        task_type=task_type,
         turns=[Turn(observation="You are in a room.", action=a) for a in actions],
         won=won,
     )
@@ -170,23 +176,13 @@ def test_enriched_ngram_needs_supporting_successes_and_significance() -> None:
 
 
 def _place_episode(i: int, after_go: str, won: bool, obj: str = "mug", target: str = "desk"):
-    from reskill_gym.episode import Episode, Turn
-
     actions = [
         f"go to shelf {i % 3 + 1}",
         f"take {obj} 1 from shelf {i % 3 + 1}",
         f"go to {target} 1",
         after_go.format(obj=obj, target=target),
     ]
-    return Episode(
-        episode_id=f"p{i}",
-        env_id="ReSkill-ALFWorld-v0",
-        task_id=f"t{i}",
-        task=f"put a {obj} in {target}",
-        task_type="pick_and_place_simple",
-        turns=[Turn(observation="You are in a room.", action=a) for a in actions],
-        won=won,
-    )
+    return _episode(i, actions, won, f"put a {obj} in {target}", "pick_and_place_simple")
 
 
 def _place_episodes(n_wins: int, n_fails: int) -> list:
@@ -227,9 +223,11 @@ def test_templates_replace_the_task_types_ngram_unless_switched_off() -> None:
     from reskill_gym.creator.rules import _ngrams_or_templates
 
     eps = _place_episodes(6, 9)
-    on = _ngrams_or_templates(eps, 3, cfg(), 500)
+    on = _ngrams_or_templates(eps, cfg(rules_min_support=3, max_skill_content_chars=500))
     assert [f.key.split(":")[1] for f in on] == ["template"]
-    off = _ngrams_or_templates(eps, 3, cfg(rules_command_templates=False), 500)
+    off = _ngrams_or_templates(
+        eps, cfg(rules_min_support=3, max_skill_content_chars=500, rules_command_templates=False)
+    )
     assert [f.key.split(":")[1] for f in off] == ["ngram"]
 
 
