@@ -20,7 +20,9 @@ that goes first alternates state by state, so load drift hits both alike. Per si
 per minute (four conditions a state) and model seconds; the speed-up is the ratio of the
 totals, with the median of the per-state ratios beside it. Exactness: the largest absolute
 difference between the two sides' per-token log-probabilities over every candidate of every
-prompt (goal: <= 1e-4), and how often the best-scored command differs.
+prompt (goal: <= 1e-4), and how often the best-scored command differs. Beside the speed-up,
+the prompt tokens each side ran and their ratio: the speed-up the cache could reach if the
+candidates cost nothing, which bounds what any exact prefix reuse can give these prompts.
 
 ``--int8`` adds a third side, the cached path on a copy of the model whose ``nn.Linear``
 layers are dynamically quantised to int8 (``torch.ao.quantization.quantize_dynamic``), and
@@ -162,8 +164,17 @@ def run_model(model: str, states: list[Any], *, reduced: tuple[str, ...] = ()) -
                 top_differs += ref_means.index(max(ref_means)) != got_means.index(max(got_means))
         return worst, top_differs
 
+    # Exact work, model-free: the prompt tokens each side ran (its usage minus the candidate
+    # tokens, which both sides score in full). Their ratio is the speed-up shared-prefix
+    # scoring could reach if candidates cost nothing: the ceiling these prompts allow.
+    cand_tokens = len(CONDITIONS) * sum(
+        len(tok(c, add_special_tokens=False)["input_ids"]) + 1 for s in states for c in s.admissible
+    )
+    prompt_tokens = {s: sides[s].usage.input_tokens - cand_tokens for s in ("cached", "uncached")}
     out: dict[str, Any] = {
         "model": sides["cached"].model_name,
+        "prompt_tokens": prompt_tokens,
+        "prompt_token_ratio": round(prompt_tokens["uncached"] / max(1, prompt_tokens["cached"]), 2),
         "states": len(states),
         "prompts": len(states) * len(CONDITIONS),
         "candidates_per_state": statistics.mean(len(s.admissible) for s in states),
@@ -213,15 +224,17 @@ def main() -> None:
     )
     print(
         "| model | candidates/state | uncached states/min | cached states/min | speed-up "
-        "(total / median state) | max abs log-prob diff | top-1 differs |"
+        "(total / median state) | prompt tokens run (uncached / cached) | max abs log-prob diff "
+        "| top-1 differs |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['model']} | {r['candidates_per_state']:.1f} | "
             f"{r['uncached']['states_per_min']} | {r['cached']['states_per_min']} | "
             f"{r['speedup']}x / {r['speedup_median_state']}x | "
-            f"{r['max_abs_logprob_diff']:.1e} | {r['top1_differs']} of {r['prompts']} |"
+            f"{r['prompt_tokens']['uncached']:,} / {r['prompt_tokens']['cached']:,} = "
+            f"{r['prompt_token_ratio']}x | {r['max_abs_logprob_diff']:.1e} | {r['top1_differs']} of {r['prompts']} |"
         )
     for side in reduced:
         print(f"\n| model | {side} vs cached float32 | max abs log-prob diff | top-1 differs |")
