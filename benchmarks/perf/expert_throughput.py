@@ -165,11 +165,10 @@ def run_model(model: str, states: list[Any], *, reduced: tuple[str, ...] = ()) -
         return worst, top_differs
 
     # Exact work, model-free: the prompt tokens each side ran (its usage minus the candidate
-    # tokens, which both sides score in full). Their ratio is the speed-up shared-prefix
-    # scoring could reach if candidates cost nothing: the ceiling these prompts allow.
-    cand_tokens = len(CONDITIONS) * sum(
-        len(tok(c, add_special_tokens=False)["input_ids"]) + 1 for s in states for c in s.admissible
-    )
+    # tokens, one log-prob each, the same on both sides). Their ratio is the speed-up
+    # shared-prefix scoring could reach if candidates cost nothing: the ceiling these prompts
+    # allow.
+    cand_tokens = sum(len(c) for state in lps["cached"] for c in state)
     prompt_tokens = {s: sides[s].usage.input_tokens - cand_tokens for s in ("cached", "uncached")}
     out: dict[str, Any] = {
         "model": sides["cached"].model_name,
